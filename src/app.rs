@@ -1,0 +1,112 @@
+//! The program's modes, wired together: validate everything first, then set
+//! up logging and signals, start the pairs, and run the menu, wait for a
+//! signal (`--no-menu`) or wait for one pass of each (`--once`).
+
+use std::process::ExitCode;
+
+use log::{LevelFilter, info};
+
+use crate::cli::Cli;
+use crate::config::{self, PairSpec, RawPair, SyncOptions};
+use crate::logging;
+use crate::menu::{self, MenuEnd};
+use crate::shutdown::Shutdown;
+use crate::supervisor::Supervisor;
+
+/// Exit status for bad input: nothing was created or changed.
+const USAGE_ERROR: u8 = 2;
+
+/// Runs foldersync and returns its exit status.
+pub fn run(cli: Cli) -> ExitCode {
+    match try_run(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("foldersync: {message}");
+            ExitCode::from(USAGE_ERROR)
+        }
+    }
+}
+
+/// Every pair the command line names, validated, checked for overlaps.
+fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
+    let mut specs = Vec::new();
+    if let (Some(source), Some(replica), Some(interval), Some(log_file)) =
+        (&cli.source, &cli.replica, &cli.interval, &cli.log_file)
+    {
+        specs.push(config::validate_pair(&RawPair {
+            source: source.clone(),
+            replica: replica.clone(),
+            interval: interval.clone(),
+            log_file: log_file.clone(),
+        })?);
+    }
+    if let Some(file) = &cli.pairs {
+        specs.extend(config::load_pairs_file(file)?);
+    }
+    config::check_overlaps(&[], &specs)?;
+    if specs.is_empty() && (cli.once || cli.no_menu) {
+        let mode = if cli.once { "--once" } else { "--no-menu" };
+        return Err(format!(
+            "{mode} needs at least one pair: SOURCE REPLICA INTERVAL LOGFILE, or --pairs FILE"
+        ));
+    }
+    Ok(specs)
+}
+
+fn try_run(cli: Cli) -> Result<ExitCode, String> {
+    let specs = pairs_from_cli(&cli)?;
+    let console = if cli.quiet {
+        LevelFilter::Warn
+    } else if cli.verbose {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    raise_open_file_limit();
+    // Before any thread exists: simplelog needs that to learn local time.
+    let logs = logging::init(console)?;
+    let shutdown = Shutdown::install()?;
+    let options = SyncOptions {
+        checksum: cli.checksum,
+        dry_run: cli.dry_run,
+        fsync: cli.fsync,
+    };
+    let mut supervisor = Supervisor::new(options, logs, shutdown.quit_flag(), cli.once);
+    for spec in specs {
+        if let Err(e) = supervisor.add(spec) {
+            supervisor.shutdown();
+            return Err(e);
+        }
+    }
+
+    if cli.once {
+        let clean = supervisor.wait_all();
+        return Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let end = if cli.no_menu {
+        MenuEnd::EndOfInput
+    } else {
+        menu::run(&mut supervisor, &shutdown)
+    };
+    if end == MenuEnd::EndOfInput {
+        if !cli.no_menu {
+            info!("end of input: the menu is closed; pairs keep running until SIGINT or SIGTERM");
+        }
+        shutdown.wait();
+    }
+    info!("quitting: waiting for every pair to stop");
+    supervisor.shutdown();
+    info!("all pairs stopped; goodbye");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deep trees keep one folder handle open per level; allow as many as the
+/// system lets us.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}

@@ -1,0 +1,76 @@
+//! What the user typed: the command-line definition. Checking that it makes
+//! sense is `config`'s job.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Keeps replica folders an exact copy of their source folders, re-syncing
+/// each pair every INTERVAL seconds, with a console menu to list, add and
+/// stop pairs.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    after_help = "With no pair at all, foldersync starts with the menu alone.\n\
+                  Examples:\n  \
+                  foldersync ./dev ./devcopy 10 log.txt\n  \
+                  foldersync --pairs pairs.txt --no-menu\n  \
+                  foldersync --once --dry-run ~/docs /mnt/usb/docs 60 sync.log"
+)]
+pub struct Cli {
+    /// Source folder to mirror.
+    #[arg(value_name = "SOURCE", requires_all = ["replica", "interval", "log_file"])]
+    pub source: Option<PathBuf>,
+
+    /// Replica folder; becomes an exact copy of SOURCE (created if missing;
+    /// its parent folder must exist).
+    #[arg(value_name = "REPLICA")]
+    pub replica: Option<PathBuf>,
+
+    /// Seconds between passes: a positive number, fractions allowed (0.5),
+    /// or with a unit: 30s, 5m, 1h.
+    #[arg(value_name = "INTERVAL")]
+    pub interval: Option<String>,
+
+    /// Log file, appended to (created if missing; its folder must exist).
+    #[arg(value_name = "LOGFILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// Also start every pair listed in FILE: one pair a line, the same four
+    /// fields separated by white space, "double quotes" around a field with
+    /// spaces; blank lines and lines starting with # are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub pairs: Option<PathBuf>,
+
+    /// Run exactly one pass of every pair (concurrently), then exit: status
+    /// 0 when every pass finished without an error, 1 otherwise.
+    #[arg(long, conflicts_with = "no_menu")]
+    pub once: bool,
+
+    /// Run the pairs without the menu until SIGINT or SIGTERM (for running
+    /// as a service).
+    #[arg(long)]
+    pub no_menu: bool,
+
+    /// Hash every file on every pass instead of trusting unchanged size and
+    /// mtime.
+    #[arg(long)]
+    pub checksum: bool,
+
+    /// Log every action a pass would take; change nothing in the replica.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// Flush every copied file to disk (fsync) before renaming it into
+    /// place.
+    #[arg(long)]
+    pub fsync: bool,
+
+    /// More on the console (the log file always gets every action).
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Only warnings and errors on the console.
+    #[arg(short, long)]
+    pub quiet: bool,
+}

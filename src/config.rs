@@ -1,0 +1,371 @@
+//! What the program will do: validated sync pairs and options.
+//!
+//! Every pair, whether it comes from the command line, a pairs file or the
+//! menu, goes through [`validate_pair`] and [`check_overlaps`], so the rules
+//! are the same everywhere and are checked before anything is created.
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// The longest interval accepted: a year. Anything longer is a typo.
+const MAX_INTERVAL_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// One source/replica pair, its paths resolved (no `.`, `..` or symlinks in
+/// the parts that exist) so that overlaps can be compared reliably.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairSpec {
+    pub source: PathBuf,
+    pub replica: PathBuf,
+    pub interval: Duration,
+    pub log_file: PathBuf,
+}
+
+/// Options shared by every pair.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncOptions {
+    pub checksum: bool,
+    pub dry_run: bool,
+    pub fsync: bool,
+}
+
+/// The four fields of a pair as typed, before validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawPair {
+    pub source: PathBuf,
+    pub replica: PathBuf,
+    pub interval: String,
+    pub log_file: PathBuf,
+}
+
+/// Parses an interval: seconds as a positive number (fractions allowed), or
+/// with a unit suffix `s`, `m` or `h`.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, 's')) => (&text[..i], 1.0),
+        Some((i, 'm')) => (&text[..i], 60.0),
+        Some((i, 'h')) => (&text[..i], 3600.0),
+        _ => (text, 1.0),
+    };
+    let secs = number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())
+        .map(|n| n * unit)
+        .ok_or_else(|| format!("interval {text:?} is not a number of seconds"))?;
+    if secs <= 0.0 {
+        return Err(format!("interval {text:?} must be more than zero seconds"));
+    }
+    if secs > MAX_INTERVAL_SECS {
+        return Err(format!("interval {text:?} is longer than a year"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Resolves a path for comparison: the longest existing prefix is made
+/// canonical (symlinks, `.`, `..`), the rest is normalised lexically.
+pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        match fs::canonicalize(existing) {
+            Ok(mut base) => {
+                for part in rest.iter().rev() {
+                    match part {
+                        Component::ParentDir => {
+                            base.pop();
+                        }
+                        Component::Normal(name) => base.push(name),
+                        _ => {}
+                    }
+                }
+                return Ok(base);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let Some(parent) = existing.parent() else {
+                    return Err(e);
+                };
+                rest.push(
+                    existing
+                        .components()
+                        .next_back()
+                        .expect("a path with a parent has a last component"),
+                );
+                existing = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Checks one pair the same way wherever it comes from and resolves its
+/// paths. Nothing is created or changed.
+pub fn validate_pair(raw: &RawPair) -> Result<PairSpec, String> {
+    let interval = parse_interval(&raw.interval)?;
+    if raw.source.as_os_str().is_empty() {
+        return Err("source folder is empty".into());
+    }
+    if raw.replica.as_os_str().is_empty() {
+        return Err("replica folder is empty".into());
+    }
+    if raw.log_file.as_os_str().is_empty() {
+        return Err("log file is empty".into());
+    }
+    let source_arg = raw.source.as_path();
+    match fs::metadata(source_arg) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("source {}: not a folder", source_arg.display())),
+        Err(e) => return Err(format!("source {}: {e}", source_arg.display())),
+    }
+    let source = resolve(source_arg).map_err(|e| format!("source {}: {e}", source_arg.display()))?;
+
+    let replica_arg = raw.replica.as_path();
+    let replica =
+        resolve(replica_arg).map_err(|e| format!("replica {}: {e}", replica_arg.display()))?;
+    match fs::metadata(&replica) {
+        Ok(m) if !m.is_dir() => {
+            return Err(format!("replica {}: not a folder", replica_arg.display()));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = replica.parent().unwrap_or(Path::new("/"));
+            if !parent.is_dir() {
+                return Err(format!(
+                    "replica {}: its parent folder {} does not exist",
+                    replica_arg.display(),
+                    parent.display()
+                ));
+            }
+        }
+        Err(e) => return Err(format!("replica {}: {e}", replica_arg.display())),
+    }
+    if replica == source {
+        return Err(format!(
+            "replica {} is the source folder itself",
+            replica_arg.display()
+        ));
+    }
+    if replica.starts_with(&source) {
+        return Err(format!(
+            "replica {} is inside the source folder {}",
+            replica_arg.display(),
+            source.display()
+        ));
+    }
+    if source.starts_with(&replica) {
+        return Err(format!(
+            "replica {} contains the source folder {}",
+            replica_arg.display(),
+            source.display()
+        ));
+    }
+
+    let log_arg = raw.log_file.as_path();
+    let log_file = resolve(log_arg).map_err(|e| format!("log file {}: {e}", log_arg.display()))?;
+    check_log_file(&log_file).map_err(|e| format!("log file {}: {e}", log_arg.display()))?;
+    if log_file.starts_with(&replica) {
+        return Err(format!(
+            "log file {} is inside the replica folder, where a pass would delete it",
+            log_arg.display()
+        ));
+    }
+    Ok(PairSpec {
+        source,
+        replica,
+        interval,
+        log_file,
+    })
+}
+
+/// Checks that a log file can be appended to, without creating it.
+fn check_log_file(path: &Path) -> Result<(), String> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err("is a folder".into()),
+        Ok(_) => fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = path.parent().unwrap_or(Path::new("/"));
+            if !parent.is_dir() {
+                return Err(format!("its folder {} does not exist", parent.display()));
+            }
+            rustix::fs::access(parent, rustix::fs::Access::WRITE_OK)
+                .map_err(|e| format!("cannot create it in {}: {e}", parent.display()))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Refuses a set of pairs in which two would write into the same tree:
+/// replicas that are the same folder or nested. `running` are pairs already
+/// going; `new` are being added (and are checked against each other too).
+pub fn check_overlaps(running: &[&PairSpec], new: &[PairSpec]) -> Result<(), String> {
+    for (i, a) in new.iter().enumerate() {
+        let others = running.iter().copied().chain(new[..i].iter());
+        for b in others {
+            if a.replica == b.replica {
+                return Err(format!(
+                    "two pairs write into the same replica {}",
+                    a.replica.display()
+                ));
+            }
+            if a.replica.starts_with(&b.replica) || b.replica.starts_with(&a.replica) {
+                let (outer, inner) = if a.replica.starts_with(&b.replica) {
+                    (&b.replica, &a.replica)
+                } else {
+                    (&a.replica, &b.replica)
+                };
+                return Err(format!(
+                    "replica {} is inside replica {} of another pair; two pairs must never write into the same tree",
+                    inner.display(),
+                    outer.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits a pairs-file line into fields: white space separates them, a
+/// field in double quotes may hold spaces, and inside quotes `\"` and `\\`
+/// stand for `"` and `\`.
+pub fn split_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let Some(&first) = chars.peek() else {
+            return Ok(fields);
+        };
+        let mut field = String::new();
+        if first == '"' {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err("a quoted field has no closing quote".into()),
+                    Some('"') => break,
+                    Some('\\') => match chars.next() {
+                        Some(c @ ('"' | '\\')) => field.push(c),
+                        Some(c) => {
+                            field.push('\\');
+                            field.push(c);
+                        }
+                        None => return Err("a quoted field has no closing quote".into()),
+                    },
+                    Some(c) => field.push(c),
+                }
+            }
+            if chars.peek().is_some_and(|c| !c.is_whitespace()) {
+                return Err("a closing quote must be followed by a space".into());
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '"' {
+                    return Err("a quote may only start a field".into());
+                }
+                field.push(c);
+            }
+        }
+        fields.push(field);
+    }
+}
+
+/// Parses the text of a pairs file into pairs with their line numbers;
+/// errors name `FILE:LINE`.
+pub fn parse_pairs(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, String> {
+    let mut pairs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let at = format!("{}:{}", file.display(), i + 1);
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let fields = split_fields(trimmed).map_err(|e| format!("{at}: {e}"))?;
+        let [source, replica, interval, log_file] = <[String; 4]>::try_from(fields)
+            .map_err(|f| {
+                format!(
+                    "{at}: expected 4 fields (source, replica, interval, log file), found {}",
+                    f.len()
+                )
+            })?;
+        pairs.push((
+            i + 1,
+            RawPair {
+                source: source.into(),
+                replica: replica.into(),
+                interval,
+                log_file: log_file.into(),
+            },
+        ));
+    }
+    Ok(pairs)
+}
+
+/// Reads and validates a pairs file; errors name `FILE:LINE`.
+pub fn load_pairs_file(file: &Path) -> Result<Vec<PairSpec>, String> {
+    let bytes = fs::read(file).map_err(|e| format!("pairs file {}: {e}", file.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("pairs file {}: not valid UTF-8 text", file.display()))?;
+    parse_pairs(file, &text)?
+        .iter()
+        .map(|(line, pair)| {
+            validate_pair(pair).map_err(|e| format!("{}:{line}: {e}", file.display()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_interval("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval(" 1h "), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
+        for bad in ["0", "-1", "abc", "", "NaN", "inf", "1e300", "s", "10x", "400d"] {
+            assert!(parse_interval(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn fields_with_quotes() {
+        assert_eq!(split_fields(r#"a  b "c d" e"#).unwrap(), ["a", "b", "c d", "e"]);
+        assert_eq!(split_fields(r#""a \"q\" \\ \n""#).unwrap(), [r#"a "q" \ \n"#]);
+        assert_eq!(split_fields(r#""""#).unwrap(), [""]);
+        assert!(split_fields(r#""open"#).is_err());
+        assert!(split_fields(r#""a"b"#).is_err());
+        assert!(split_fields(r#"a"b"#).is_err());
+    }
+
+    #[test]
+    fn pairs_file_errors_name_the_line() {
+        let text = "# comment\n\n/a /b 10 log\n/a /b 10\n";
+        let err = parse_pairs(Path::new("p.txt"), text).unwrap_err();
+        assert!(err.starts_with("p.txt:4: expected 4 fields"), "{err}");
+    }
+
+    #[test]
+    fn overlapping_replicas_are_refused() {
+        let spec = |r: &str| PairSpec {
+            source: PathBuf::from("/src"),
+            replica: PathBuf::from(r),
+            interval: Duration::from_secs(1),
+            log_file: PathBuf::from("/log"),
+        };
+        assert!(check_overlaps(&[], &[spec("/r1"), spec("/r2")]).is_ok());
+        assert!(check_overlaps(&[], &[spec("/r1"), spec("/r1")]).is_err());
+        assert!(check_overlaps(&[&spec("/r1")], &[spec("/r1/x")]).is_err());
+        assert!(check_overlaps(&[&spec("/r1/x")], &[spec("/r1")]).is_err());
+        // A prefix that is not a parent folder is not nesting.
+        assert!(check_overlaps(&[&spec("/r1")], &[spec("/r10")]).is_ok());
+    }
+}

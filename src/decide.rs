@@ -1,0 +1,185 @@
+//! The decision, for a source file whose replica is also a regular file, of
+//! what work is needed: a pure function of the two files' metadata and the
+//! cache entry, so every rule is unit-tested without touching a disk.
+
+use crate::cache::{Entry, Stamp};
+use crate::fsops::{Digest, Meta};
+
+/// What a pass must do to bring one replica file in line with its source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Same bytes, same mode and mtime: nothing to do.
+    Skip,
+    /// Same bytes, but mode or mtime differ: set them, write no data.
+    FixAttrs,
+    /// The bytes differ (or sizes do): copy.
+    Copy,
+    /// The replica's bytes are known (its cache entry still matches), the
+    /// source's are not: hash the source and compare with this digest.
+    HashSource(Digest),
+    /// The source's bytes are known, the replica was changed behind our
+    /// back: hash the replica and compare with this digest.
+    HashReplica(Digest),
+    /// Neither side is known: read both and compare.
+    CompareBoth,
+}
+
+/// Decides what a replica file needs, reading no file data.
+///
+/// The cache is trusted only where both stamps still match and the source
+/// was not racy when recorded; without a cache entry, equal size and mtime
+/// count as equal bytes (rsync's quick check) unless `checksum` is set.
+pub fn plan_file(src: &Meta, dst: &Meta, cached: Option<&Entry>, checksum: bool) -> Plan {
+    if src.size != dst.size {
+        return Plan::Copy;
+    }
+    if checksum {
+        return Plan::CompareBoth;
+    }
+    let attrs_equal = src.mtime == dst.mtime && src.mode == dst.mode;
+    let settled = if attrs_equal { Plan::Skip } else { Plan::FixAttrs };
+    let Some(entry) = cached else {
+        return if src.mtime == dst.mtime {
+            settled
+        } else {
+            Plan::CompareBoth
+        };
+    };
+    let src_known = entry.src == Stamp::from(src) && !entry.racy;
+    let dst_known = entry.dst == Stamp::from(dst);
+    match (src_known, dst_known, entry.digest) {
+        (true, true, _) => settled,
+        (false, true, Some(digest)) => Plan::HashSource(digest),
+        (true, false, Some(digest)) => Plan::HashReplica(digest),
+        _ => Plan::CompareBoth,
+    }
+}
+
+/// The plan once the bytes have been compared.
+pub fn after_compare(equal: bool, src: &Meta, dst: &Meta) -> Plan {
+    if !equal {
+        Plan::Copy
+    } else if src.mtime == dst.mtime && src.mode == dst.mode {
+        Plan::Skip
+    } else {
+        Plan::FixAttrs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsops::{Kind, Time};
+    use std::time::{Duration, SystemTime};
+
+    const DIGEST: Digest = [7; 16];
+
+    fn file(size: u64, mtime: i64, ctime: i64, ino: u64) -> Meta {
+        Meta {
+            kind: Kind::File,
+            size,
+            mtime: Time { sec: mtime, nsec: 0 },
+            ctime: Time { sec: ctime, nsec: 0 },
+            ino,
+            mode: 0o644,
+        }
+    }
+
+    /// A cache entry recorded long after both files last changed.
+    fn settled(src: &Meta, dst: &Meta, digest: Option<Digest>) -> Entry {
+        Entry::new(src, dst, digest, SystemTime::UNIX_EPOCH + Duration::from_secs(10_000))
+    }
+
+    #[test]
+    fn different_sizes_always_copy() {
+        let src = file(10, 100, 100, 1);
+        let dst = file(11, 100, 100, 2);
+        assert_eq!(plan_file(&src, &dst, None, false), Plan::Copy);
+        assert_eq!(plan_file(&src, &dst, None, true), Plan::Copy);
+    }
+
+    #[test]
+    fn quick_check_without_cache_trusts_size_and_mtime() {
+        let src = file(10, 100, 100, 1);
+        let dst = file(10, 100, 200, 2);
+        assert_eq!(plan_file(&src, &dst, None, false), Plan::Skip);
+        let mut chmodded = src;
+        chmodded.mode = 0o600;
+        assert_eq!(plan_file(&chmodded, &dst, None, false), Plan::FixAttrs);
+    }
+
+    #[test]
+    fn checksum_reads_both_even_when_everything_matches() {
+        let src = file(10, 100, 100, 1);
+        let dst = file(10, 100, 200, 2);
+        let entry = settled(&src, &dst, Some(DIGEST));
+        assert_eq!(plan_file(&src, &dst, Some(&entry), true), Plan::CompareBoth);
+    }
+
+    #[test]
+    fn touched_source_without_cache_is_compared_not_copied() {
+        let src = file(10, 500, 500, 1);
+        let dst = file(10, 100, 200, 2);
+        assert_eq!(plan_file(&src, &dst, None, false), Plan::CompareBoth);
+    }
+
+    #[test]
+    fn unchanged_pair_in_cache_is_skipped() {
+        let src = file(10, 100, 100, 1);
+        let dst = file(10, 100, 200, 2);
+        let entry = settled(&src, &dst, Some(DIGEST));
+        assert_eq!(plan_file(&src, &dst, Some(&entry), false), Plan::Skip);
+    }
+
+    #[test]
+    fn changed_source_is_hashed_against_the_known_replica() {
+        let old = file(10, 100, 100, 1);
+        let dst = file(10, 100, 200, 2);
+        let entry = settled(&old, &dst, Some(DIGEST));
+        let touched = file(10, 300, 300, 1);
+        assert_eq!(plan_file(&touched, &dst, Some(&entry), false), Plan::HashSource(DIGEST));
+        // Same size and mtime, but ctime moved: content may have changed.
+        let rewritten = file(10, 100, 300, 1);
+        assert_eq!(plan_file(&rewritten, &dst, Some(&entry), false), Plan::HashSource(DIGEST));
+        // Replaced by another file with the same size and mtime.
+        let replaced = file(10, 100, 100, 9);
+        assert_eq!(plan_file(&replaced, &dst, Some(&entry), false), Plan::HashSource(DIGEST));
+    }
+
+    #[test]
+    fn replica_changed_behind_our_back_is_detected() {
+        let src = file(10, 100, 100, 1);
+        let dst = file(10, 100, 200, 2);
+        let entry = settled(&src, &dst, Some(DIGEST));
+        // Rewritten in place with the same size, mtime reset: ctime moved.
+        let tampered = file(10, 100, 400, 2);
+        assert_eq!(plan_file(&src, &tampered, Some(&entry), false), Plan::HashReplica(DIGEST));
+    }
+
+    #[test]
+    fn racy_entry_rereads_the_source() {
+        let src = file(10, 100, 100, 1);
+        let dst = file(10, 100, 200, 2);
+        let racy = Entry::new(&src, &dst, Some(DIGEST), SystemTime::UNIX_EPOCH + Duration::from_secs(101));
+        assert!(racy.racy);
+        assert_eq!(plan_file(&src, &dst, Some(&racy), false), Plan::HashSource(DIGEST));
+    }
+
+    #[test]
+    fn entries_without_digest_compare_both_sides() {
+        let src = file(10, 100, 100, 1);
+        let dst = file(10, 100, 200, 2);
+        let entry = settled(&src, &dst, None);
+        let touched = file(10, 300, 300, 1);
+        assert_eq!(plan_file(&touched, &dst, Some(&entry), false), Plan::CompareBoth);
+    }
+
+    #[test]
+    fn after_compare_copies_only_different_bytes() {
+        let src = file(10, 300, 300, 1);
+        let dst = file(10, 100, 200, 2);
+        assert_eq!(after_compare(false, &src, &dst), Plan::Copy);
+        assert_eq!(after_compare(true, &src, &dst), Plan::FixAttrs);
+        assert_eq!(after_compare(true, &src, &src), Plan::Skip);
+    }
+}

@@ -1,0 +1,570 @@
+//! Every file-system operation a pass performs, done relative to open
+//! directory handles.
+//!
+//! Working from handles (`openat`, `statat`, `renameat`, all with
+//! `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`) instead of full paths means a symlink
+//! planted inside the replica is never followed for writing or deleting, and
+//! trees deeper than `PATH_MAX` still work. The atomic-write, symlink and
+//! permission rules live here, in one place.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use md5::{Digest as _, Md5};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps};
+
+/// An MD5 digest of a file's bytes.
+pub type Digest = [u8; 16];
+
+/// Size of the buffer used to read, hash and write file data.
+const CHUNK: usize = 256 * 1024;
+
+/// A point in time as the file system stores it (seconds and nanoseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Time {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+/// What kind of entry a directory holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    /// FIFOs, sockets and device files: never opened, never synced.
+    Special(&'static str),
+}
+
+/// The metadata a pass needs about one entry, taken without following links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime: Time,
+    pub ctime: Time,
+    pub ino: u64,
+    /// Permission bits only (`mode & 0o7777`).
+    pub mode: u32,
+}
+
+impl Meta {
+    // The stat field types differ between architectures; the casts are
+    // no-ops on some and needed on others.
+    #[allow(clippy::unnecessary_cast)]
+    fn from_stat(st: &rfs::Stat) -> Meta {
+        let kind = match FileType::from_raw_mode(st.st_mode as _) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            FileType::Fifo => Kind::Special("fifo"),
+            FileType::Socket => Kind::Special("socket"),
+            FileType::CharacterDevice => Kind::Special("character device"),
+            FileType::BlockDevice => Kind::Special("block device"),
+            FileType::Unknown => Kind::Special("unknown file type"),
+        };
+        Meta {
+            kind,
+            size: st.st_size as u64,
+            mtime: Time {
+                sec: st.st_mtime as i64,
+                nsec: st.st_mtime_nsec as u32,
+            },
+            ctime: Time {
+                sec: st.st_ctime as i64,
+                nsec: st.st_ctime_nsec as u32,
+            },
+            ino: st.st_ino as u64,
+            mode: (st.st_mode as u32) & 0o7777,
+        }
+    }
+}
+
+/// A failed operation: which step failed and the OS's reason. The caller
+/// adds the path.
+#[derive(Debug)]
+pub struct OpError {
+    pub op: &'static str,
+    pub err: io::Error,
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.op, self.err)
+    }
+}
+
+/// Attaches the name of the step to an I/O error.
+pub trait Op<T> {
+    fn op(self, op: &'static str) -> Result<T, OpError>;
+}
+
+impl<T, E: Into<io::Error>> Op<T> for Result<T, E> {
+    fn op(self, op: &'static str) -> Result<T, OpError> {
+        self.map_err(|e| OpError { op, err: e.into() })
+    }
+}
+
+/// One directory entry with its metadata (or the reason it could not be
+/// read).
+pub struct Entry {
+    pub name: CString,
+    pub meta: io::Result<Meta>,
+}
+
+/// Opens a pair's root folder. The user named it, so a symlink here is
+/// followed.
+pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rfs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Opens a sub-folder without following a symlink in its place.
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    Ok(rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Metadata of the open file or folder itself.
+pub fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Meta> {
+    Ok(Meta::from_stat(&rfs::fstat(fd)?))
+}
+
+/// Metadata of an entry, not following a symlink.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Meta> {
+    Ok(Meta::from_stat(&rfs::statat(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?))
+}
+
+/// Lists a folder, sorted by name bytes so two listings can be merged in
+/// one linear sweep.
+pub fn list(dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for item in rfs::Dir::read_from(dir)? {
+        let item = item?;
+        let name = item.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let meta = stat_at(dir, name);
+        entries.push(Entry {
+            name: name.to_owned(),
+            meta,
+        });
+    }
+    entries.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok(entries)
+}
+
+/// Reads a symlink's target text without following it.
+pub fn read_link(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<CString> {
+    Ok(rfs::readlinkat(dir, name, Vec::new())?)
+}
+
+/// The prefix every temporary file of ours starts with.
+const TEMP_PREFIX: &str = ".foldersync-";
+/// The suffix every temporary file of ours ends with.
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether a replica entry looks like a temporary file left by a copy that
+/// was interrupted (`.foldersync-<pid>-<n>.tmp`).
+pub fn is_temp_name(name: &[u8]) -> bool {
+    let Some(rest) = name
+        .strip_prefix(TEMP_PREFIX.as_bytes())
+        .and_then(|r| r.strip_suffix(TEMP_SUFFIX.as_bytes()))
+    else {
+        return false;
+    };
+    let mut parts = rest.split(|&b| b == b'-');
+    let numeric = |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
+}
+
+/// A fresh temporary name, unique within this process. Short and unrelated
+/// to the target's name, so a 255-byte target name still fits.
+fn temp_name() -> CString {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    CString::new(format!("{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}", std::process::id()))
+        .expect("temp name has no NUL byte")
+}
+
+/// Creates a new, empty temporary file in `dir`, retrying when a file of
+/// that name already exists (a user's file that happens to look like ours).
+fn create_temp(dir: BorrowedFd<'_>) -> Result<(OwnedFd, CString), OpError> {
+    loop {
+        let name = temp_name();
+        match rfs::openat(
+            dir,
+            &name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => return Ok((fd, name)),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e).op("create temporary file"),
+        }
+    }
+}
+
+/// Opens a regular file for reading, refusing to follow a symlink and never
+/// blocking on a FIFO that appeared in its place.
+fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    if rfs::fstat(&fd)?.st_mode & 0o170000 != 0o100000 {
+        return Err(io::Error::other("no longer a regular file"));
+    }
+    Ok(fd)
+}
+
+/// Reads into `buf` until it is full or the file ends; returns the length.
+fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::io::read(fd, &mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(filled)
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The MD5 digest of a file's bytes.
+pub fn hash_file(dir: BorrowedFd<'_>, name: &CStr) -> Result<Digest, OpError> {
+    let fd = open_file_at(dir, name).op("open")?;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = read_full(fd.as_fd(), &mut buf).op("read")?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// Compares a source file with its replica byte for byte, hashing the
+/// source on the way. Returns the source's digest when the two are equal,
+/// `None` as soon as they differ.
+pub fn compare_files(
+    src_dir: BorrowedFd<'_>,
+    dst_dir: BorrowedFd<'_>,
+    name: &CStr,
+) -> Result<Option<Digest>, OpError> {
+    let src = open_file_at(src_dir, name).op("open")?;
+    let dst = open_file_at(dst_dir, name).op("open replica")?;
+    let mut hasher = Md5::new();
+    let mut a = vec![0u8; CHUNK];
+    let mut b = vec![0u8; CHUNK];
+    loop {
+        let n = read_full(src.as_fd(), &mut a).op("read")?;
+        let m = read_full(dst.as_fd(), &mut b).op("read replica")?;
+        if n != m || a[..n] != b[..m] {
+            return Ok(None);
+        }
+        if n == 0 {
+            return Ok(Some(hasher.finalize().into()));
+        }
+        hasher.update(&a[..n]);
+    }
+}
+
+/// How a copy ended, when it did not fail.
+pub enum Copied {
+    /// The replica now holds the source's bytes under the real name.
+    Done {
+        digest: Digest,
+        /// The source as it was while copied.
+        src: Meta,
+        /// The replica file as written.
+        dst: Meta,
+    },
+    /// The source changed while it was read; the temporary file was
+    /// discarded and the old replica file left as it was.
+    SourceChanged,
+    /// Stop was requested mid-copy; the temporary file was discarded.
+    Cancelled,
+}
+
+/// Copies a regular file into the replica atomically: the bytes go to a
+/// temporary file in the target's folder, which gets the source's mode and
+/// mtime and is then renamed over the target. A crash at any point leaves
+/// the target either as it was or complete.
+pub fn copy_file(
+    src_dir: BorrowedFd<'_>,
+    dst_dir: BorrowedFd<'_>,
+    name: &CStr,
+    fsync: bool,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Copied, OpError> {
+    let src = open_file_at(src_dir, name).op("open")?;
+    let before = stat_fd(src.as_fd()).op("stat")?;
+    let (tmp, tmp_name) = create_temp(dst_dir)?;
+    let discard = |e: OpError| {
+        let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
+        e
+    };
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        if cancelled() {
+            let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
+            return Ok(Copied::Cancelled);
+        }
+        let n = read_full(src.as_fd(), &mut buf).op("read").map_err(discard)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        write_all(tmp.as_fd(), &buf[..n]).op("write").map_err(discard)?;
+    }
+    let after = stat_fd(src.as_fd()).op("stat").map_err(discard)?;
+    if (after.size, after.mtime, after.ctime) != (before.size, before.mtime, before.ctime) {
+        let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
+        return Ok(Copied::SourceChanged);
+    }
+    rfs::fchmod(&tmp, Mode::from_raw_mode(after.mode))
+        .op("set mode")
+        .map_err(discard)?;
+    rfs::futimens(&tmp, &times(after.mtime))
+        .op("set mtime")
+        .map_err(discard)?;
+    if fsync {
+        rfs::fsync(&tmp).op("fsync").map_err(discard)?;
+    }
+    rfs::renameat(dst_dir, &tmp_name, dst_dir, name)
+        .op("rename into place")
+        .map_err(discard)?;
+    let dst = stat_fd(tmp.as_fd()).op("stat replica")?;
+    Ok(Copied::Done {
+        digest: hasher.finalize().into(),
+        src: after,
+        dst,
+    })
+}
+
+/// Timestamps that set the mtime and leave the atime alone.
+fn times(mtime: Time) -> Timestamps {
+    Timestamps {
+        last_access: rfs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rfs::UTIME_OMIT,
+        },
+        last_modification: rfs::Timespec {
+            tv_sec: mtime.sec,
+            tv_nsec: mtime.nsec as _,
+        },
+    }
+}
+
+/// Sets a replica file's mode and mtime without touching its bytes, and
+/// returns its metadata afterwards. The file is opened with `O_NOFOLLOW`,
+/// so a symlink swapped in meanwhile is refused, not followed.
+pub fn set_file_attrs(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    mode: u32,
+    mtime: Time,
+) -> Result<Meta, OpError> {
+    let fd = match rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        // An unreadable file (mode 000 and we are not root): `O_PATH`
+        // opens it without read permission and still refuses symlinks.
+        Err(rustix::io::Errno::ACCESS) => rfs::openat(
+            dir,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .op("open")?,
+        Err(e) => return Err(e).op("open"),
+    };
+    set_fd_attrs(fd.as_fd(), mode, mtime)?;
+    stat_fd(fd.as_fd()).op("stat")
+}
+
+/// Sets mode and mtime on an open file or folder, each only when it
+/// differs.
+pub fn set_fd_attrs(fd: BorrowedFd<'_>, mode: u32, mtime: Time) -> Result<(), OpError> {
+    let now = stat_fd(fd).op("stat")?;
+    if now.mode != mode {
+        rfs::fchmod(fd, Mode::from_raw_mode(mode))
+            .or_else(|_| chmod_via_proc(fd, mode))
+            .op("set mode")?;
+    }
+    if now.mtime != mtime {
+        rfs::futimens(fd, &times(mtime))
+            .or_else(|_| {
+                rfs::utimensat(
+                    rfs::CWD,
+                    proc_path(fd),
+                    &times(mtime),
+                    AtFlags::empty(),
+                )
+            })
+            .op("set mtime")?;
+    }
+    Ok(())
+}
+
+/// `fchmod` fails on an `O_PATH` descriptor; its `/proc/self/fd` link
+/// names the very same file, so no symlink can be swapped in.
+fn chmod_via_proc(fd: BorrowedFd<'_>, mode: u32) -> rustix::io::Result<()> {
+    rfs::chmodat(rfs::CWD, proc_path(fd), Mode::from_raw_mode(mode), AtFlags::empty())
+}
+
+fn proc_path(fd: BorrowedFd<'_>) -> String {
+    use std::os::fd::AsRawFd;
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Creates a folder (private until its final mode is set once its contents
+/// are in place).
+pub fn make_dir(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
+    rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700)).op("create folder")
+}
+
+/// Creates or replaces a symlink atomically: the new link is made under a
+/// temporary name and renamed over the old entry.
+pub fn make_symlink(dir: BorrowedFd<'_>, name: &CStr, target: &CStr) -> Result<(), OpError> {
+    loop {
+        let tmp = temp_name();
+        match rfs::symlinkat(target, dir, &tmp) {
+            Ok(()) => {
+                return rfs::renameat(dir, &tmp, dir, name)
+                    .op("rename link into place")
+                    .inspect_err(|_| {
+                        let _ = rfs::unlinkat(dir, &tmp, AtFlags::empty());
+                    });
+            }
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e).op("create link"),
+        }
+    }
+}
+
+/// Removes a file, symlink or other non-folder entry.
+pub fn remove_file(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
+    rfs::unlinkat(dir, name, AtFlags::empty()).op("remove")
+}
+
+/// Removes a folder and everything below it, depth first, without ever
+/// following a symlink (links are unlinked, not entered). Works with an
+/// explicit stack, so depth is bounded by open file handles, not by the
+/// call stack. `removed` hears of every entry removed, by its path relative
+/// to `dir`, and whether it was a folder.
+pub fn remove_tree(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    removed: &mut dyn FnMut(&[u8], bool),
+) -> Result<(), OpError> {
+    /// A folder being emptied: its handle and the sub-folders still to go.
+    struct Level {
+        fd: OwnedFd,
+        name: CString,
+        rel: Vec<u8>,
+        subdirs: Vec<CString>,
+    }
+    let open = |parent: BorrowedFd<'_>,
+                name: &CStr,
+                rel: Vec<u8>,
+                removed: &mut dyn FnMut(&[u8], bool)|
+     -> Result<Level, OpError> {
+        let fd = open_dir_at(parent, name).op("open folder")?;
+        let mut subdirs = Vec::new();
+        for entry in list(fd.as_fd()).op("list folder")? {
+            if matches!(entry.meta, Ok(Meta { kind: Kind::Dir, .. })) {
+                subdirs.push(entry.name);
+                continue;
+            }
+            rfs::unlinkat(&fd, &entry.name, AtFlags::empty()).op("remove")?;
+            removed(&join_rel(&rel, entry.name.to_bytes()), false);
+        }
+        subdirs.reverse();
+        Ok(Level { fd, name: name.to_owned(), rel, subdirs })
+    };
+    let mut stack = vec![open(dir, name, name.to_bytes().to_vec(), removed)?];
+    while let Some(top) = stack.last_mut() {
+        match top.subdirs.pop() {
+            Some(sub) => {
+                let rel = join_rel(&top.rel, sub.to_bytes());
+                let level = open(top.fd.as_fd(), &sub, rel, removed)?;
+                stack.push(level);
+            }
+            None => {
+                let done = stack.pop().expect("stack is not empty");
+                drop(done.fd);
+                let parent = stack.last().map_or(dir, |l| l.fd.as_fd());
+                rfs::unlinkat(parent, &done.name, AtFlags::REMOVEDIR).op("remove folder")?;
+                removed(&done.rel, true);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `parent/name` as relative path bytes; an empty parent is the root.
+pub fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut rel = Vec::with_capacity(parent.len() + 1 + name.len());
+    if !parent.is_empty() {
+        rel.extend_from_slice(parent);
+        rel.push(b'/');
+    }
+    rel.extend_from_slice(name);
+    rel
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised() {
+        let name = temp_name();
+        assert!(is_temp_name(name.as_bytes()));
+        assert!(is_temp_name(b".foldersync-12-0.tmp"));
+        assert!(!is_temp_name(b".foldersync-12.tmp"));
+        assert!(!is_temp_name(b".foldersync-a-1.tmp"));
+        assert!(!is_temp_name(b"foldersync-1-2.tmp"));
+        assert!(!is_temp_name(b".foldersync-1-2.tmp.bak"));
+    }
+}

@@ -1,0 +1,104 @@
+//! What a pair is doing and has done, shared between its worker (which
+//! writes it) and the menu (which shows it).
+
+use std::time::{Duration, Instant};
+
+/// Counts of what one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Source entries looked at.
+    pub checked: u64,
+    pub created_dirs: u64,
+    /// New files copied.
+    pub copied: u64,
+    /// Existing replica files whose bytes were replaced.
+    pub updated: u64,
+    /// Replica files whose mode or mtime was set, bytes unchanged.
+    pub touched: u64,
+    pub linked: u64,
+    pub removed_files: u64,
+    pub removed_dirs: u64,
+    pub skipped: u64,
+    pub errors: u64,
+    /// File bytes written to the replica.
+    pub bytes: u64,
+}
+
+impl Counts {
+    /// Adds another pass's counts to these.
+    pub fn add(&mut self, o: &Counts) {
+        self.checked += o.checked;
+        self.created_dirs += o.created_dirs;
+        self.copied += o.copied;
+        self.updated += o.updated;
+        self.touched += o.touched;
+        self.linked += o.linked;
+        self.removed_files += o.removed_files;
+        self.removed_dirs += o.removed_dirs;
+        self.skipped += o.skipped;
+        self.errors += o.errors;
+        self.bytes += o.bytes;
+    }
+}
+
+/// How a pass ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every entry was handled (some may have had errors, see the counts).
+    Finished,
+    /// Stop or quit was requested; the pass ended at a file boundary.
+    Stopped,
+    /// The source or replica root could not be used; nothing was changed.
+    Failed,
+}
+
+/// The result of one pass.
+#[derive(Clone, Copy, Debug)]
+pub struct PassReport {
+    pub outcome: Outcome,
+    pub counts: Counts,
+    pub duration: Duration,
+}
+
+impl PassReport {
+    /// A pass that finished with no error at all.
+    pub fn is_clean(&self) -> bool {
+        self.outcome == Outcome::Finished && self.counts.errors == 0
+    }
+}
+
+/// What the pair's worker is doing right now.
+#[derive(Clone, Copy, Debug)]
+pub enum State {
+    Starting,
+    /// In a pass, with its progress so far.
+    Syncing { since: Instant, files: u64, bytes: u64 },
+    /// Waiting for the next pass.
+    Idle { next: Instant },
+    Stopped,
+}
+
+/// One pair's status as the menu shows it.
+#[derive(Clone, Debug)]
+pub struct PairStatus {
+    pub state: State,
+    pub last: Option<PassReport>,
+    /// Sums over every pass since the pair started.
+    pub totals: Counts,
+    pub passes: u64,
+    pub cache_entries: usize,
+    pub cache_bytes: usize,
+}
+
+impl Default for PairStatus {
+    fn default() -> Self {
+        PairStatus {
+            state: State::Starting,
+            last: None,
+            totals: Counts::default(),
+            passes: 0,
+            cache_entries: 0,
+            cache_bytes: 0,
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Starts, stops and watches the pairs' worker threads. It owns every
+//! worker's `JoinHandle` and joins each one when it stops.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::Sender;
+use log::info;
+
+use crate::config::{PairSpec, SyncOptions, check_overlaps};
+use crate::logging::{Logs, pair_target};
+use crate::pass::Cancel;
+use crate::status::{PairStatus, State};
+use crate::worker::{Command, Worker, format_interval};
+
+/// A pair as the supervisor keeps it.
+struct Pair {
+    id: usize,
+    spec: PairSpec,
+    status: Arc<Mutex<PairStatus>>,
+    commands: Sender<Command>,
+    stop: Arc<AtomicBool>,
+    /// `None` once joined.
+    thread: Option<JoinHandle<bool>>,
+}
+
+/// A snapshot of one pair for the menu.
+pub struct PairView {
+    pub id: usize,
+    pub spec: PairSpec,
+    pub status: PairStatus,
+}
+
+/// All pairs of this run.
+pub struct Supervisor {
+    options: SyncOptions,
+    logs: Logs,
+    /// Set on quit; every worker checks it at each file boundary.
+    quit: Arc<AtomicBool>,
+    once: bool,
+    pairs: Vec<Pair>,
+    /// Whether every joined worker's last pass was clean.
+    all_clean: bool,
+}
+
+impl Supervisor {
+    /// A supervisor with no pairs yet. `once`: each pair runs one pass.
+    pub fn new(options: SyncOptions, logs: Logs, quit: Arc<AtomicBool>, once: bool) -> Self {
+        Supervisor {
+            options,
+            logs,
+            quit,
+            once,
+            pairs: Vec::new(),
+            all_clean: true,
+        }
+    }
+
+    /// Starts a validated pair, after checking that it does not write into
+    /// a tree a running pair writes into. Returns its number.
+    pub fn add(&mut self, spec: PairSpec) -> Result<usize, String> {
+        let running: Vec<&PairSpec> = self
+            .pairs
+            .iter()
+            .filter(|p| p.thread.is_some())
+            .map(|p| &p.spec)
+            .collect();
+        check_overlaps(&running, std::slice::from_ref(&spec))?;
+        let id = self.pairs.len() + 1;
+        self.logs
+            .attach(id, &spec.log_file)
+            .map_err(|e| format!("log file {}: {e}", spec.log_file.display()))?;
+        let (commands, receiver) = crossbeam_channel::unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(Mutex::new(PairStatus::default()));
+        let worker = Worker {
+            id,
+            spec: spec.clone(),
+            options: self.options,
+            cancel: Cancel {
+                all: Arc::clone(&self.quit),
+                pair: Arc::clone(&stop),
+            },
+            commands: receiver,
+            status: Arc::clone(&status),
+            once: self.once,
+        };
+        info!(
+            target: &pair_target(id),
+            "pair {id}: started: {} -> {} every {}{}{}",
+            spec.source.display(),
+            spec.replica.display(),
+            format_interval(spec.interval),
+            if self.options.checksum { ", checksum" } else { "" },
+            if self.options.dry_run { ", dry run" } else { "" },
+        );
+        let thread = thread::Builder::new()
+            .name(format!("pair-{id}"))
+            .spawn(move || worker.run())
+            .map_err(|e| format!("cannot start a thread for pair {id}: {e}"))?;
+        self.pairs.push(Pair {
+            id,
+            spec,
+            status,
+            commands,
+            stop,
+            thread: Some(thread),
+        });
+        Ok(id)
+    }
+
+    fn running(&mut self, id: usize) -> Result<&mut Pair, String> {
+        self.pairs
+            .iter_mut()
+            .find(|p| p.id == id && p.thread.is_some())
+            .ok_or_else(|| format!("there is no running pair {id}"))
+    }
+
+    /// Stops one pair (it finishes or abandons the file in hand) and waits
+    /// for its thread to end.
+    pub fn stop(&mut self, id: usize) -> Result<(), String> {
+        let pair = self.running(id)?;
+        pair.stop.store(true, Ordering::Relaxed);
+        let _ = pair.commands.send(Command::Stop);
+        let thread = pair.thread.take().expect("a running pair has a thread");
+        let clean = join(thread);
+        self.all_clean &= clean;
+        Ok(())
+    }
+
+    /// Starts a pair's next pass now. Says so if it is syncing already.
+    pub fn sync_now(&mut self, id: usize) -> Result<(), String> {
+        let pair = self.running(id)?;
+        let state = pair.status.lock().expect("status poisoned").state;
+        if matches!(state, State::Syncing { .. } | State::Starting) {
+            return Err(format!("pair {id} is syncing already"));
+        }
+        pair.commands
+            .send(Command::SyncNow)
+            .map_err(|_| format!("pair {id} has stopped"))
+    }
+
+    /// A snapshot of every pair, running or stopped.
+    pub fn views(&self) -> Vec<PairView> {
+        self.pairs
+            .iter()
+            .map(|p| PairView {
+                id: p.id,
+                spec: p.spec.clone(),
+                status: p.status.lock().expect("status poisoned").clone(),
+            })
+            .collect()
+    }
+
+    /// Waits for every worker to end on its own (`--once`). Returns whether
+    /// every pass was clean.
+    pub fn wait_all(&mut self) -> bool {
+        for pair in &mut self.pairs {
+            if let Some(thread) = pair.thread.take() {
+                self.all_clean &= join(thread);
+            }
+        }
+        self.all_clean
+    }
+
+    /// Quits: every worker stops at its next file boundary; waits for all.
+    pub fn shutdown(&mut self) -> bool {
+        self.quit.store(true, Ordering::Relaxed);
+        for pair in &self.pairs {
+            let _ = pair.commands.send(Command::Stop);
+        }
+        self.wait_all()
+    }
+}
+
+/// Joins a worker; a panicked worker counts as unclean.
+fn join(thread: JoinHandle<bool>) -> bool {
+    thread.join().unwrap_or(false)
+}

@@ -1,0 +1,116 @@
+//! A pair's worker thread: runs a pass every interval, never two at once,
+//! and obeys commands from the menu between passes.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use log::{info, warn};
+
+use crate::cache::Cache;
+use crate::config::{PairSpec, SyncOptions};
+use crate::logging::pair_target;
+use crate::pass::{self, Cancel, PassContext};
+use crate::status::{Outcome, PairStatus, State};
+
+/// What the menu can ask of a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Start the next pass now instead of waiting for the interval.
+    SyncNow,
+    /// Stop after the current file; ends the thread.
+    Stop,
+}
+
+/// One pair's worker, owning its cache and its end of the command channel.
+pub struct Worker {
+    pub id: usize,
+    pub spec: PairSpec,
+    pub options: SyncOptions,
+    pub cancel: Cancel,
+    pub commands: Receiver<Command>,
+    pub status: Arc<Mutex<PairStatus>>,
+    /// Run a single pass, then end (`--once`).
+    pub once: bool,
+}
+
+impl Worker {
+    /// Runs passes until stopped. Returns whether the last pass finished
+    /// without an error.
+    pub fn run(self) -> bool {
+        let target = pair_target(self.id);
+        let mut cache = Cache::default();
+        let ctx = PassContext {
+            id: self.id,
+            target: &target,
+            spec: &self.spec,
+            options: self.options,
+            cancel: &self.cancel,
+        };
+        let mut clean;
+        loop {
+            let started = Instant::now();
+            self.set_state(State::Syncing {
+                since: started,
+                files: 0,
+                bytes: 0,
+            });
+            let report = pass::run(&ctx, &mut cache, &mut |counts| {
+                self.set_state(State::Syncing {
+                    since: started,
+                    files: counts.checked,
+                    bytes: counts.bytes,
+                });
+            });
+            clean = report.is_clean();
+            {
+                let mut status = self.status.lock().expect("status poisoned");
+                status.last = Some(report);
+                status.totals.add(&report.counts);
+                status.passes += 1;
+                status.cache_entries = cache.len();
+                status.cache_bytes = cache.bytes();
+            }
+            if self.once || report.outcome == Outcome::Stopped || self.cancel.is_set() {
+                break;
+            }
+            let now = Instant::now();
+            let mut next = started + self.spec.interval;
+            if next <= now {
+                warn!(
+                    target: &target,
+                    "pair {}: the pass took {:.1} s, longer than the {} interval; the next pass starts now",
+                    self.id,
+                    report.duration.as_secs_f64(),
+                    format_interval(self.spec.interval)
+                );
+                next = now;
+            }
+            self.set_state(State::Idle { next });
+            match self.commands.recv_timeout(next.saturating_duration_since(now)) {
+                Ok(Command::SyncNow) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self.cancel.is_set() {
+                break;
+            }
+        }
+        info!(target: &target, "pair {}: stopped", self.id);
+        self.set_state(State::Stopped);
+        clean
+    }
+
+    fn set_state(&self, state: State) {
+        self.status.lock().expect("status poisoned").state = state;
+    }
+}
+
+/// An interval as people write it: `10 s`, `0.5 s`, `5 min`.
+pub fn format_interval(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 60.0 && secs % 60.0 == 0.0 {
+        format!("{} min", secs / 60.0)
+    } else {
+        format!("{secs} s")
+    }
+}
