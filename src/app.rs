@@ -81,7 +81,11 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
 
     if cli.once {
         let clean = supervisor.wait_all();
-        return Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let end = if cli.no_menu {
         MenuEnd::EndOfInput

@@ -121,7 +121,8 @@ pub fn validate_pair(raw: &RawPair) -> Result<PairSpec, String> {
         Ok(_) => return Err(format!("source {}: not a folder", source_arg.display())),
         Err(e) => return Err(format!("source {}: {e}", source_arg.display())),
     }
-    let source = resolve(source_arg).map_err(|e| format!("source {}: {e}", source_arg.display()))?;
+    let source =
+        resolve(source_arg).map_err(|e| format!("source {}: {e}", source_arg.display()))?;
 
     let replica_arg = raw.replica.as_path();
     let replica =
@@ -287,8 +288,8 @@ pub fn parse_pairs(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, Str
             continue;
         }
         let fields = split_fields(trimmed).map_err(|e| format!("{at}: {e}"))?;
-        let [source, replica, interval, log_file] = <[String; 4]>::try_from(fields)
-            .map_err(|f| {
+        let [source, replica, interval, log_file] =
+            <[String; 4]>::try_from(fields).map_err(|f| {
                 format!(
                     "{at}: expected 4 fields (source, replica, interval, log file), found {}",
                     f.len()
@@ -331,15 +332,23 @@ mod tests {
         assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_interval(" 1h "), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
-        for bad in ["0", "-1", "abc", "", "NaN", "inf", "1e300", "s", "10x", "400d"] {
+        for bad in [
+            "0", "-1", "abc", "", "NaN", "inf", "1e300", "s", "10x", "400d",
+        ] {
             assert!(parse_interval(bad).is_err(), "{bad} should be refused");
         }
     }
 
     #[test]
     fn fields_with_quotes() {
-        assert_eq!(split_fields(r#"a  b "c d" e"#).unwrap(), ["a", "b", "c d", "e"]);
-        assert_eq!(split_fields(r#""a \"q\" \\ \n""#).unwrap(), [r#"a "q" \ \n"#]);
+        assert_eq!(
+            split_fields(r#"a  b "c d" e"#).unwrap(),
+            ["a", "b", "c d", "e"]
+        );
+        assert_eq!(
+            split_fields(r#""a \"q\" \\ \n""#).unwrap(),
+            [r#"a "q" \ \n"#]
+        );
         assert_eq!(split_fields(r#""""#).unwrap(), [""]);
         assert!(split_fields(r#""open"#).is_err());
         assert!(split_fields(r#""a"b"#).is_err());

@@ -37,7 +37,11 @@ pub fn plan_file(src: &Meta, dst: &Meta, cached: Option<&Entry>, checksum: bool)
         return Plan::CompareBoth;
     }
     let attrs_equal = src.mtime == dst.mtime && src.mode == dst.mode;
-    let settled = if attrs_equal { Plan::Skip } else { Plan::FixAttrs };
+    let settled = if attrs_equal {
+        Plan::Skip
+    } else {
+        Plan::FixAttrs
+    };
     let Some(entry) = cached else {
         return if src.mtime == dst.mtime {
             settled
@@ -78,8 +82,14 @@ mod tests {
         Meta {
             kind: Kind::File,
             size,
-            mtime: Time { sec: mtime, nsec: 0 },
-            ctime: Time { sec: ctime, nsec: 0 },
+            mtime: Time {
+                sec: mtime,
+                nsec: 0,
+            },
+            ctime: Time {
+                sec: ctime,
+                nsec: 0,
+            },
             ino,
             mode: 0o644,
         }
@@ -87,7 +97,12 @@ mod tests {
 
     /// A cache entry recorded long after both files last changed.
     fn settled(src: &Meta, dst: &Meta, digest: Option<Digest>) -> Entry {
-        Entry::new(src, dst, digest, SystemTime::UNIX_EPOCH + Duration::from_secs(10_000))
+        Entry::new(
+            src,
+            dst,
+            digest,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(10_000),
+        )
     }
 
     #[test]
@@ -137,13 +152,22 @@ mod tests {
         let dst = file(10, 100, 200, 2);
         let entry = settled(&old, &dst, Some(DIGEST));
         let touched = file(10, 300, 300, 1);
-        assert_eq!(plan_file(&touched, &dst, Some(&entry), false), Plan::HashSource(DIGEST));
+        assert_eq!(
+            plan_file(&touched, &dst, Some(&entry), false),
+            Plan::HashSource(DIGEST)
+        );
         // Same size and mtime, but ctime moved: content may have changed.
         let rewritten = file(10, 100, 300, 1);
-        assert_eq!(plan_file(&rewritten, &dst, Some(&entry), false), Plan::HashSource(DIGEST));
+        assert_eq!(
+            plan_file(&rewritten, &dst, Some(&entry), false),
+            Plan::HashSource(DIGEST)
+        );
         // Replaced by another file with the same size and mtime.
         let replaced = file(10, 100, 100, 9);
-        assert_eq!(plan_file(&replaced, &dst, Some(&entry), false), Plan::HashSource(DIGEST));
+        assert_eq!(
+            plan_file(&replaced, &dst, Some(&entry), false),
+            Plan::HashSource(DIGEST)
+        );
     }
 
     #[test]
@@ -153,16 +177,27 @@ mod tests {
         let entry = settled(&src, &dst, Some(DIGEST));
         // Rewritten in place with the same size, mtime reset: ctime moved.
         let tampered = file(10, 100, 400, 2);
-        assert_eq!(plan_file(&src, &tampered, Some(&entry), false), Plan::HashReplica(DIGEST));
+        assert_eq!(
+            plan_file(&src, &tampered, Some(&entry), false),
+            Plan::HashReplica(DIGEST)
+        );
     }
 
     #[test]
     fn racy_entry_rereads_the_source() {
         let src = file(10, 100, 100, 1);
         let dst = file(10, 100, 200, 2);
-        let racy = Entry::new(&src, &dst, Some(DIGEST), SystemTime::UNIX_EPOCH + Duration::from_secs(101));
+        let racy = Entry::new(
+            &src,
+            &dst,
+            Some(DIGEST),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(101),
+        );
         assert!(racy.racy);
-        assert_eq!(plan_file(&src, &dst, Some(&racy), false), Plan::HashSource(DIGEST));
+        assert_eq!(
+            plan_file(&src, &dst, Some(&racy), false),
+            Plan::HashSource(DIGEST)
+        );
     }
 
     #[test]
@@ -171,7 +206,10 @@ mod tests {
         let dst = file(10, 100, 200, 2);
         let entry = settled(&src, &dst, None);
         let touched = file(10, 300, 300, 1);
-        assert_eq!(plan_file(&touched, &dst, Some(&entry), false), Plan::CompareBoth);
+        assert_eq!(
+            plan_file(&touched, &dst, Some(&entry), false),
+            Plan::CompareBoth
+        );
     }
 
     #[test]

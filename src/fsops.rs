@@ -190,7 +190,8 @@ pub fn is_temp_name(name: &[u8]) -> bool {
         return false;
     };
     let mut parts = rest.split(|&b| b == b'-');
-    let numeric = |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    let numeric =
+        |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
     numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
 }
 
@@ -199,8 +200,11 @@ pub fn is_temp_name(name: &[u8]) -> bool {
 fn temp_name() -> CString {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    CString::new(format!("{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}", std::process::id()))
-        .expect("temp name has no NUL byte")
+    CString::new(format!(
+        "{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}",
+        std::process::id()
+    ))
+    .expect("temp name has no NUL byte")
 }
 
 /// Creates a new, empty temporary file in `dir`, retrying when a file of
@@ -345,12 +349,16 @@ pub fn copy_file(
             let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
             return Ok(Copied::Cancelled);
         }
-        let n = read_full(src.as_fd(), &mut buf).op("read").map_err(discard)?;
+        let n = read_full(src.as_fd(), &mut buf)
+            .op("read")
+            .map_err(discard)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        write_all(tmp.as_fd(), &buf[..n]).op("write").map_err(discard)?;
+        write_all(tmp.as_fd(), &buf[..n])
+            .op("write")
+            .map_err(discard)?;
     }
     let after = stat_fd(src.as_fd()).op("stat").map_err(discard)?;
     if (after.size, after.mtime, after.ctime) != (before.size, before.mtime, before.ctime) {
@@ -433,14 +441,7 @@ pub fn set_fd_attrs(fd: BorrowedFd<'_>, mode: u32, mtime: Time) -> Result<(), Op
     }
     if now.mtime != mtime {
         rfs::futimens(fd, &times(mtime))
-            .or_else(|_| {
-                rfs::utimensat(
-                    rfs::CWD,
-                    proc_path(fd),
-                    &times(mtime),
-                    AtFlags::empty(),
-                )
-            })
+            .or_else(|_| rfs::utimensat(rfs::CWD, proc_path(fd), &times(mtime), AtFlags::empty()))
             .op("set mtime")?;
     }
     Ok(())
@@ -449,7 +450,12 @@ pub fn set_fd_attrs(fd: BorrowedFd<'_>, mode: u32, mtime: Time) -> Result<(), Op
 /// `fchmod` fails on an `O_PATH` descriptor; its `/proc/self/fd` link
 /// names the very same file, so no symlink can be swapped in.
 fn chmod_via_proc(fd: BorrowedFd<'_>, mode: u32) -> rustix::io::Result<()> {
-    rfs::chmodat(rfs::CWD, proc_path(fd), Mode::from_raw_mode(mode), AtFlags::empty())
+    rfs::chmodat(
+        rfs::CWD,
+        proc_path(fd),
+        Mode::from_raw_mode(mode),
+        AtFlags::empty(),
+    )
 }
 
 fn proc_path(fd: BorrowedFd<'_>) -> String {
@@ -512,7 +518,13 @@ pub fn remove_tree(
         let fd = open_dir_at(parent, name).op("open folder")?;
         let mut subdirs = Vec::new();
         for entry in list(fd.as_fd()).op("list folder")? {
-            if matches!(entry.meta, Ok(Meta { kind: Kind::Dir, .. })) {
+            if matches!(
+                entry.meta,
+                Ok(Meta {
+                    kind: Kind::Dir,
+                    ..
+                })
+            ) {
                 subdirs.push(entry.name);
                 continue;
             }
@@ -520,7 +532,12 @@ pub fn remove_tree(
             removed(&join_rel(&rel, entry.name.to_bytes()), false);
         }
         subdirs.reverse();
-        Ok(Level { fd, name: name.to_owned(), rel, subdirs })
+        Ok(Level {
+            fd,
+            name: name.to_owned(),
+            rel,
+            subdirs,
+        })
     };
     let mut stack = vec![open(dir, name, name.to_bytes().to_vec(), removed)?];
     while let Some(top) = stack.last_mut() {

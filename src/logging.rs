@@ -84,7 +84,10 @@ impl Logs {
                     path: path.to_owned(),
                     open: Mutex::new(None),
                 };
-                file.open.lock().expect("log file poisoned").replace(OpenLog::open(path)?);
+                file.open
+                    .lock()
+                    .expect("log file poisoned")
+                    .replace(OpenLog::open(path)?);
                 Arc::new(file)
             }
         };
@@ -164,7 +167,11 @@ impl Log for FileLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let Some(id) = record.target().strip_prefix("pair").and_then(|n| n.parse().ok()) else {
+        let Some(id) = record
+            .target()
+            .strip_prefix("pair")
+            .and_then(|n| n.parse().ok())
+        else {
             return;
         };
         let file = self
@@ -229,7 +236,10 @@ mod tests {
     fn paths_are_escaped_for_log_lines() {
         assert_eq!(display_path(b""), ".");
         assert_eq!(display_path(b"a/b c.txt"), "a/b c.txt");
-        assert_eq!(display_path(b"evil\n2026-01-01 [INFO] forged"), "evil\\n2026-01-01 [INFO] forged");
+        assert_eq!(
+            display_path(b"evil\n2026-01-01 [INFO] forged"),
+            "evil\\n2026-01-01 [INFO] forged"
+        );
         assert_eq!(display_path(b"x\x1b[31m"), "x\\u{1b}[31m");
         assert_eq!(display_path(b"bad\xff\xfe.txt"), "bad\\xff\\xfe.txt");
         assert_eq!(display_path("caf\u{e9}\\".as_bytes()), "caf\u{e9}\\\\");

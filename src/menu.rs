@@ -60,7 +60,11 @@ pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown) -> MenuEnd {
             },
             "3" => return MenuEnd::Quit,
             "4" | "5" => {
-                let verb = if choice.trim() == "4" { "stop" } else { "sync now" };
+                let verb = if choice.trim() == "4" {
+                    "stop"
+                } else {
+                    "sync now"
+                };
                 let text = match ask(&mut input, &mut out, &format!("Pair number to {verb}: ")) {
                     Ok(text) => text,
                     Err(end) => return end,
@@ -100,7 +104,11 @@ fn ask(input: &mut LineInput<'_>, out: &mut impl Write, prompt: &str) -> Result<
 }
 
 /// Asks for the four fields of a pair, one prompt each, and starts it.
-fn add(supervisor: &mut Supervisor, input: &mut LineInput<'_>, out: &mut impl Write) -> Result<String, MenuEnd> {
+fn add(
+    supervisor: &mut Supervisor,
+    input: &mut LineInput<'_>,
+    out: &mut impl Write,
+) -> Result<String, MenuEnd> {
     let mut fields = Vec::new();
     for prompt in [
         "Source folder: ",
@@ -204,7 +212,11 @@ fn state_line(s: &PairStatus, now: Instant) -> String {
     let failed = s.last.as_ref().is_some_and(|l| !l.is_clean());
     match s.state {
         State::Starting => "starting".into(),
-        State::Syncing { since, files, bytes } => format!(
+        State::Syncing {
+            since,
+            files,
+            bytes,
+        } => format!(
             "syncing for {:.1} s: {files} entries checked, {} written so far",
             now.saturating_duration_since(since).as_secs_f64(),
             human_bytes(bytes)

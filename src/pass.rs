@@ -50,7 +50,11 @@ pub struct PassContext<'a> {
 
 impl PassContext<'_> {
     fn prefix(&self) -> &'static str {
-        if self.options.dry_run { "[dry run] " } else { "" }
+        if self.options.dry_run {
+            "[dry run] "
+        } else {
+            ""
+        }
     }
 
     /// One action, one log line: verb, path relative to the pair's root,
@@ -90,7 +94,11 @@ enum Work {
 
 /// Runs one pass and reports what it did. `progress` hears the counts so far
 /// now and then.
-pub fn run(ctx: &PassContext<'_>, cache: &mut Cache, progress: &mut dyn FnMut(&Counts)) -> PassReport {
+pub fn run(
+    ctx: &PassContext<'_>,
+    cache: &mut Cache,
+    progress: &mut dyn FnMut(&Counts),
+) -> PassReport {
     let started = Instant::now();
     let mut pass = Pass {
         ctx,
@@ -276,7 +284,8 @@ impl Pass<'_, '_> {
             let src_meta = match s.meta {
                 Ok(meta) => meta,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.ctx.log_debug(format_args!("{} vanished", display_path(&child)));
+                    self.ctx
+                        .log_debug(format_args!("{} vanished", display_path(&child)));
                     continue;
                 }
                 Err(e) => {
@@ -298,8 +307,8 @@ impl Pass<'_, '_> {
                 Kind::Dir => {
                     // In a dry run a folder that would be created has no
                     // replica to compare its contents with.
-                    let replica_exists = !self.ctx.options.dry_run
-                        || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
+                    let replica_exists =
+                        !self.ctx.options.dry_run || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
                     if self.ensure_dir(dst_fd, &child, &s.name, dst_meta.as_ref()) {
                         subdirs.push(Work::Dir {
                             src_parent: Arc::clone(&src),
@@ -324,10 +333,13 @@ impl Pass<'_, '_> {
                         new.insert(s.name.to_bytes(), entry);
                     }
                 }
-                Kind::Symlink => self.sync_symlink(src.as_fd(), dst_fd, &child, &s.name, dst_meta.as_ref()),
+                Kind::Symlink => {
+                    self.sync_symlink(src.as_fd(), dst_fd, &child, &s.name, dst_meta.as_ref())
+                }
                 Kind::Special(what) => {
                     self.counts.skipped += 1;
-                    self.ctx.warn_line(format_args!("skipped {} ({what})", display_path(&child)));
+                    self.ctx
+                        .warn_line(format_args!("skipped {} ({what})", display_path(&child)));
                 }
             }
         }
@@ -389,21 +401,24 @@ impl Pass<'_, '_> {
         let dry_run = self.ctx.options.dry_run;
         let replica_file = d.filter(|d| d.kind == Kind::File);
         let (plan, digest) = match (dst, replica_file) {
-            (Some(dst), Some(d)) => {
-                match self.resolve_plan(src, dst, name, s, d, old) {
-                    Ok(decided) => decided,
-                    Err(e) => {
-                        self.op_error(rel, &e);
-                        return None;
-                    }
+            (Some(dst), Some(d)) => match self.resolve_plan(src, dst, name, s, d, old) {
+                Ok(decided) => decided,
+                Err(e) => {
+                    self.op_error(rel, &e);
+                    return None;
                 }
-            }
+            },
             _ => (Plan::Copy, None),
         };
         match plan {
             Plan::Skip => {
                 let d = replica_file.expect("a skipped file has a replica");
-                Some(Entry::new(s, d, digest.or(old.and_then(|e| e.digest)), self.now))
+                Some(Entry::new(
+                    s,
+                    d,
+                    digest.or(old.and_then(|e| e.digest)),
+                    self.now,
+                ))
             }
             Plan::FixAttrs => {
                 let d = replica_file.expect("a file with attrs to fix has a replica");
@@ -481,7 +496,8 @@ impl Pass<'_, '_> {
             }
         };
         let Some(dst) = dst.filter(|_| !self.ctx.options.dry_run) else {
-            self.ctx.action(verb, rel, format_args!(" ({} bytes)", s.size));
+            self.ctx
+                .action(verb, rel, format_args!(" ({} bytes)", s.size));
             count(&mut self.counts);
             return None;
         };
@@ -494,7 +510,8 @@ impl Pass<'_, '_> {
         let cancel = self.ctx.cancel;
         match fsops::copy_file(src, dst, name, self.ctx.options.fsync, &|| cancel.is_set()) {
             Ok(Copied::Done { digest, src, dst }) => {
-                self.ctx.action(verb, rel, format_args!(" ({} bytes)", dst.size));
+                self.ctx
+                    .action(verb, rel, format_args!(" ({} bytes)", dst.size));
                 count(&mut self.counts);
                 self.counts.bytes += dst.size;
                 Some(Entry::new(&src, &dst, Some(digest), self.now))
@@ -530,7 +547,14 @@ impl Pass<'_, '_> {
                 return;
             }
         };
-        if let (Some(dst), Some(Meta { kind: Kind::Symlink, .. })) = (dst, d) {
+        if let (
+            Some(dst),
+            Some(Meta {
+                kind: Kind::Symlink,
+                ..
+            }),
+        ) = (dst, d)
+        {
             if fsops::read_link(dst, name).is_ok_and(|t| t == target) {
                 return;
             }
@@ -569,7 +593,8 @@ impl Pass<'_, '_> {
                     return;
                 }
             }
-            self.ctx.action("removed stale temporary file", &rel, format_args!(""));
+            self.ctx
+                .action("removed stale temporary file", &rel, format_args!(""));
             return;
         }
         self.remove_entry(dst, &rel, &d.name, &meta);
@@ -596,7 +621,11 @@ impl Pass<'_, '_> {
             return true;
         }
         if dry_run {
-            self.ctx.action("removed folder", rel, format_args!(" (and everything in it)"));
+            self.ctx.action(
+                "removed folder",
+                rel,
+                format_args!(" (and everything in it)"),
+            );
             self.counts.removed_dirs += 1;
             return true;
         }
@@ -634,7 +663,8 @@ impl Pass<'_, '_> {
             return;
         }
         if before.is_some_and(|b| b.mode != s.mode) {
-            self.ctx.action("touched", rel, format_args!(" (mode {:o})", s.mode));
+            self.ctx
+                .action("touched", rel, format_args!(" (mode {:o})", s.mode));
             self.counts.touched += 1;
         }
     }
@@ -692,7 +722,10 @@ fn attr_change(s: &Meta, d: &Meta) -> String {
 }
 
 /// Pairs up two name-sorted listings by name.
-fn merge(src: Vec<fsops::Entry>, dst: Vec<fsops::Entry>) -> Vec<(Option<fsops::Entry>, Option<fsops::Entry>)> {
+fn merge(
+    src: Vec<fsops::Entry>,
+    dst: Vec<fsops::Entry>,
+) -> Vec<(Option<fsops::Entry>, Option<fsops::Entry>)> {
     let mut out = Vec::with_capacity(src.len().max(dst.len()));
     let mut src = src.into_iter().peekable();
     let mut dst = dst.into_iter().peekable();

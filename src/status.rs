@@ -72,9 +72,15 @@ impl PassReport {
 pub enum State {
     Starting,
     /// In a pass, with its progress so far.
-    Syncing { since: Instant, files: u64, bytes: u64 },
+    Syncing {
+        since: Instant,
+        files: u64,
+        bytes: u64,
+    },
     /// Waiting for the next pass.
-    Idle { next: Instant },
+    Idle {
+        next: Instant,
+    },
     Stopped,
 }
 

@@ -87,7 +87,10 @@ impl Worker {
                 next = now;
             }
             self.set_state(State::Idle { next });
-            match self.commands.recv_timeout(next.saturating_duration_since(now)) {
+            match self
+                .commands
+                .recv_timeout(next.saturating_duration_since(now))
+            {
                 Ok(Command::SyncNow) | Err(RecvTimeoutError::Timeout) => {}
                 Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             }
