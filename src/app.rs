@@ -70,6 +70,8 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
         checksum: cli.checksum,
         dry_run: cli.dry_run,
         fsync: cli.fsync,
+        allow_empty_source: cli.allow_empty_source,
+        max_delete: cli.max_delete,
     };
     let mut supervisor = Supervisor::new(options, logs, shutdown.quit_flag(), cli.once);
     for spec in specs {

@@ -66,6 +66,18 @@ pub struct Cli {
     #[arg(long)]
     pub fsync: bool,
 
+    /// Let a pass empty the replica when the source folder is empty.
+    /// Without it, an empty source with a non-empty replica (an unmounted
+    /// disk, a share that did not come up) is an error and nothing is
+    /// deleted.
+    #[arg(long)]
+    pub allow_empty_source: bool,
+
+    /// Remove at most N entries (files, links, folders) per pass; further
+    /// removals are skipped and the pass reports an error.
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<u64>,
+
     /// More on the console (the log file always gets every action).
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,

@@ -28,6 +28,10 @@ pub struct SyncOptions {
     pub checksum: bool,
     pub dry_run: bool,
     pub fsync: bool,
+    /// Mirror an empty source even onto a non-empty replica.
+    pub allow_empty_source: bool,
+    /// Most removals one pass may make.
+    pub max_delete: Option<u64>,
 }
 
 /// The four fields of a pair as typed, before validation.

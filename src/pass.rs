@@ -83,12 +83,16 @@ enum Work {
         name: CString,
         rel: Vec<u8>,
         src_meta: Meta,
+        /// The replica folder was created in this pass.
+        fresh: bool,
     },
     /// A replica folder whose contents are done: set its mode and mtime.
     Finish {
         dst: Arc<OwnedFd>,
         rel: Vec<u8>,
         src_meta: Meta,
+        /// Its mode when the pass found it; `None` when the pass created it.
+        found_mode: Option<u32>,
     },
 }
 
@@ -107,6 +111,9 @@ pub fn run(
         progress,
         stack: Vec::new(),
         now: SystemTime::now(),
+        deletions_left: ctx.options.max_delete,
+        max_delete_hit: false,
+        refused: false,
     };
     pass.ctx.log_debug(format_args!("pass started"));
     let outcome = pass.walk();
@@ -127,6 +134,12 @@ struct Pass<'a, 'c> {
     stack: Vec<Work>,
     /// When the pass started, for the cache's racy check.
     now: SystemTime,
+    /// What `--max-delete` still allows in this pass.
+    deletions_left: Option<u64>,
+    /// `--max-delete` ran out (reported once).
+    max_delete_hit: bool,
+    /// The pass refused to run (the empty-source guard); nothing changed.
+    refused: bool,
 }
 
 impl Pass<'_, '_> {
@@ -145,6 +158,7 @@ impl Pass<'_, '_> {
                 return Outcome::Failed;
             }
         };
+        let mut fresh = false;
         let dst_root = match fsops::open_root(&spec.replica) {
             Ok(fd) => Some(fd),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -157,6 +171,7 @@ impl Pass<'_, '_> {
                 }
                 self.ctx.action("created folder", b"", format_args!(""));
                 self.counts.created_dirs += 1;
+                fresh = true;
                 match fsops::open_root(&spec.replica) {
                     Ok(fd) => Some(fd),
                     Err(_) if self.ctx.options.dry_run => None,
@@ -180,7 +195,10 @@ impl Pass<'_, '_> {
 
         self.cache.begin_pass();
         let (src_fd, src_meta) = src_root;
-        self.sync_dir(b"", src_fd, dst_root, src_meta);
+        self.sync_dir(b"", src_fd, dst_root, src_meta, fresh);
+        if self.refused {
+            return Outcome::Failed;
+        }
         while let Some(work) = self.stack.pop() {
             if self.ctx.cancel.is_set() {
                 return Outcome::Stopped;
@@ -192,6 +210,7 @@ impl Pass<'_, '_> {
                     name,
                     rel,
                     src_meta,
+                    fresh,
                 } => {
                     let src = match fsops::open_dir_at(src_parent.as_fd(), &name) {
                         Ok(fd) => fd,
@@ -202,7 +221,7 @@ impl Pass<'_, '_> {
                     };
                     let dst = match dst_parent {
                         None => None,
-                        Some(parent) => match fsops::open_dir_at(parent.as_fd(), &name) {
+                        Some(parent) => match self.open_replica_dir(parent.as_fd(), &name) {
                             Ok(fd) => Some(fd),
                             Err(e) => {
                                 self.error(&rel, "open replica folder", &e, "skipped");
@@ -210,9 +229,14 @@ impl Pass<'_, '_> {
                             }
                         },
                     };
-                    self.sync_dir(&rel, src, dst, src_meta);
+                    self.sync_dir(&rel, src, dst, src_meta, fresh);
                 }
-                Work::Finish { dst, rel, src_meta } => self.finish_dir(&dst, &rel, &src_meta),
+                Work::Finish {
+                    dst,
+                    rel,
+                    src_meta,
+                    found_mode,
+                } => self.finish_dir(&dst, &rel, &src_meta, found_mode),
             }
         }
         if self.ctx.cancel.is_set() {
@@ -230,7 +254,14 @@ impl Pass<'_, '_> {
     }
 
     /// Syncs the entries of one folder and queues its sub-folders.
-    fn sync_dir(&mut self, rel: &[u8], src: OwnedFd, dst: Option<OwnedFd>, src_meta: Meta) {
+    fn sync_dir(
+        &mut self,
+        rel: &[u8],
+        src: OwnedFd,
+        dst: Option<OwnedFd>,
+        src_meta: Meta,
+        fresh: bool,
+    ) {
         let src_entries = match fsops::list(src.as_fd()) {
             Ok(entries) => entries,
             Err(e) => {
@@ -248,13 +279,31 @@ impl Pass<'_, '_> {
             },
             None => Vec::new(),
         };
+        if rel.is_empty() && self.source_vanished(&src_entries, &dst_entries) {
+            self.refused = true;
+            return;
+        }
         let src = Arc::new(src);
         let dst = dst.map(Arc::new);
         if let Some(dst) = &dst {
+            let found_mode = if fresh || self.ctx.options.dry_run {
+                None
+            } else {
+                // A read-only replica folder gets owner rwx while the pass
+                // works in it; finish_dir sets the mirrored mode again.
+                match fsops::make_dir_writable(dst.as_fd()) {
+                    Ok(mode) => Some(mode),
+                    Err(e) => {
+                        self.op_error(rel, &e);
+                        None
+                    }
+                }
+            };
             self.stack.push(Work::Finish {
                 dst: Arc::clone(dst),
                 rel: rel.to_vec(),
                 src_meta,
+                found_mode,
             });
         }
 
@@ -309,13 +358,15 @@ impl Pass<'_, '_> {
                     // replica to compare its contents with.
                     let replica_exists =
                         !self.ctx.options.dry_run || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
-                    if self.ensure_dir(dst_fd, &child, &s.name, dst_meta.as_ref()) {
+                    if let Some(fresh) = self.ensure_dir(dst_fd, &child, &s.name, dst_meta.as_ref())
+                    {
                         subdirs.push(Work::Dir {
                             src_parent: Arc::clone(&src),
                             dst_parent: dst.clone().filter(|_| replica_exists),
                             name: s.name,
                             rel: child,
                             src_meta,
+                            fresh,
                         });
                     }
                 }
@@ -353,37 +404,94 @@ impl Pass<'_, '_> {
     }
 
     /// Makes sure the replica has a real folder (not a file or a symlink)
-    /// where the source has one. Returns false when that failed.
+    /// where the source has one. Returns whether it was created now, or
+    /// `None` when that failed.
     fn ensure_dir(
         &mut self,
         dst: Option<BorrowedFd<'_>>,
         rel: &[u8],
         name: &CStr,
         dst_meta: Option<&Meta>,
-    ) -> bool {
+    ) -> Option<bool> {
         if dst_meta.is_some_and(|m| m.kind == Kind::Dir) {
-            return true;
+            return Some(false);
         }
         let Some(dst) = dst else {
             // Dry run below a folder that does not exist yet.
             self.ctx.action("created folder", rel, format_args!(""));
             self.counts.created_dirs += 1;
-            return true;
+            return Some(true);
         };
         if let Some(m) = dst_meta {
             if !self.remove_entry(dst, rel, name, m) {
-                return false;
+                return None;
             }
         }
         if !self.ctx.options.dry_run {
             if let Err(e) = fsops::make_dir(dst, name) {
                 self.op_error(rel, &e);
-                return false;
+                return None;
             }
         }
         self.ctx.action("created folder", rel, format_args!(""));
         self.counts.created_dirs += 1;
+        Some(true)
+    }
+
+    /// The missing-mount guard: a source root that is empty while its
+    /// replica is not is far more often an unmounted disk or share than a
+    /// user who deleted everything, so the pass refuses to wipe the replica
+    /// unless `--allow-empty-source` says it is meant.
+    fn source_vanished(&mut self, src: &[fsops::Entry], dst: &[fsops::Entry]) -> bool {
+        if self.ctx.options.allow_empty_source || !src.is_empty() {
+            return false;
+        }
+        let kept = dst
+            .iter()
+            .filter(|d| !fsops::is_temp_name(d.name.to_bytes()))
+            .count();
+        if kept == 0 {
+            return false;
+        }
+        self.error_line(format_args!(
+            "source folder {} is empty but its replica holds {kept} entries: nothing deleted in this pass \
+             (is a disk or share unmounted?). Once the source is back, the next pass syncs as usual; \
+             if the source really is meant to be empty, run with --allow-empty-source",
+            self.ctx.spec.source.display()
+        ));
         true
+    }
+
+    /// Whether `--max-delete` allows one more removal; says so once when it
+    /// runs out.
+    fn may_delete(&mut self) -> bool {
+        match self.deletions_left.as_mut() {
+            None => true,
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            Some(_) => {
+                if !self.max_delete_hit {
+                    self.max_delete_hit = true;
+                    let limit = self.ctx.options.max_delete.unwrap_or(0);
+                    self.error_line(format_args!(
+                        "--max-delete {limit} reached: further deletions skipped in this pass \
+                         (the replica keeps entries the source no longer has)"
+                    ));
+                }
+                false
+            }
+        }
+    }
+
+    /// Opens a replica sub-folder, entering it even when it is mode 000.
+    fn open_replica_dir(&self, parent: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+        if self.ctx.options.dry_run {
+            fsops::open_dir_at(parent, name)
+        } else {
+            fsops::open_dir_writable(parent, name)
+        }
     }
 
     /// Brings one regular file over; returns the cache entry to keep for it.
@@ -605,6 +713,9 @@ impl Pass<'_, '_> {
     fn remove_entry(&mut self, dst: BorrowedFd<'_>, rel: &[u8], name: &CStr, meta: &Meta) -> bool {
         let dry_run = self.ctx.options.dry_run;
         if meta.kind != Kind::Dir {
+            if !self.may_delete() {
+                return false;
+            }
             if !dry_run {
                 if let Err(e) = fsops::remove_file(dst, name) {
                     self.op_error(rel, &e);
@@ -621,6 +732,9 @@ impl Pass<'_, '_> {
             return true;
         }
         if dry_run {
+            if !self.may_delete() {
+                return false;
+            }
             self.ctx.action(
                 "removed folder",
                 rel,
@@ -631,20 +745,9 @@ impl Pass<'_, '_> {
         }
         let parent = &rel[..rel.len() - name.to_bytes().len()];
         let parent = parent.strip_suffix(b"/").unwrap_or(parent);
-        let ctx = self.ctx;
-        let counts = &mut self.counts;
-        let result = fsops::remove_tree(dst, name, &mut |path, is_dir| {
-            let path = join_rel(parent, path);
-            if is_dir {
-                counts.removed_dirs += 1;
-                ctx.action("removed folder", &path, format_args!(""));
-            } else {
-                counts.removed_files += 1;
-                ctx.action("removed file", &path, format_args!(""));
-            }
-        });
+        let result = fsops::remove_tree(dst, name, &mut TreeRemoval { pass: self, parent });
         match result {
-            Ok(()) => true,
+            Ok(finished) => finished,
             Err(e) => {
                 self.op_error(rel, &e);
                 false
@@ -653,16 +756,16 @@ impl Pass<'_, '_> {
     }
 
     /// Sets a replica folder's mode and mtime once its contents are done.
-    fn finish_dir(&mut self, dst: &OwnedFd, rel: &[u8], s: &Meta) {
+    /// A mode change is logged only for a folder that existed before.
+    fn finish_dir(&mut self, dst: &OwnedFd, rel: &[u8], s: &Meta, found_mode: Option<u32>) {
         if self.ctx.options.dry_run {
             return;
         }
-        let before = fsops::stat_fd(dst.as_fd()).ok();
         if let Err(e) = fsops::set_fd_attrs(dst.as_fd(), s.mode, s.mtime) {
             self.op_error(rel, &e);
             return;
         }
-        if before.is_some_and(|b| b.mode != s.mode) {
+        if found_mode.is_some_and(|m| m != s.mode) {
             self.ctx
                 .action("touched", rel, format_args!(" (mode {:o})", s.mode));
             self.counts.touched += 1;
@@ -709,6 +812,35 @@ impl Pass<'_, '_> {
             c.errors,
             c.bytes
         );
+    }
+}
+
+/// Logs and counts each entry of a replica folder being removed, within
+/// `--max-delete`.
+struct TreeRemoval<'p, 'a, 'c> {
+    pass: &'p mut Pass<'a, 'c>,
+    /// Relative path of the folder the removed tree is in.
+    parent: &'p [u8],
+}
+
+impl fsops::RemovalObserver for TreeRemoval<'_, '_, '_> {
+    fn may_remove(&mut self) -> bool {
+        self.pass.may_delete()
+    }
+
+    fn removed(&mut self, rel: &[u8], is_dir: bool) {
+        let path = join_rel(self.parent, rel);
+        if is_dir {
+            self.pass.counts.removed_dirs += 1;
+            self.pass
+                .ctx
+                .action("removed folder", &path, format_args!(""));
+        } else {
+            self.pass.counts.removed_files += 1;
+            self.pass
+                .ctx
+                .action("removed file", &path, format_args!(""));
+        }
     }
 }
 

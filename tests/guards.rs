@@ -1,0 +1,192 @@
+//! The guards that keep a pass from destroying data by accident: the
+//! missing-mount guard, `--max-delete`, and read-only replica entries.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_empty_source_does_not_wipe_a_full_replica() {
+    let env = TestEnv::new();
+    env.write("src/keep.txt", "precious");
+    env.write("src/sub/more.txt", "more");
+    env.once_ok(&[]);
+    let before = snapshot(&env.dst());
+
+    // The disk holding the source is unmounted: its mount point is empty.
+    fs::remove_dir_all(env.src()).unwrap();
+    fs::create_dir(env.src()).unwrap();
+    let out = env.once(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        snapshot(&env.dst()),
+        before,
+        "the replica must be untouched"
+    );
+    let log = env.log_text();
+    assert!(
+        log.contains("is empty but its replica holds 2 entries"),
+        "{log}"
+    );
+    assert!(log.contains("--allow-empty-source"), "{log}");
+    assert!(!log.contains("pair 1: removed"), "{log}");
+
+    // Said on purpose: the replica follows.
+    env.once_ok(&["--allow-empty-source"]);
+    assert!(snapshot(&env.dst()).is_empty());
+    assert_mirror(&env.src(), &env.dst());
+}
+
+#[test]
+fn an_empty_source_onto_an_empty_replica_is_fine() {
+    let env = TestEnv::new();
+    env.once_ok(&[]);
+    env.once_ok(&[]);
+    assert!(snapshot(&env.dst()).is_empty());
+}
+
+#[test]
+fn max_delete_stops_removals_past_the_limit() {
+    let env = TestEnv::new();
+    for i in 0..10 {
+        env.write(format!("src/f{i}"), format!("{i}"));
+    }
+    env.write("src/stay", "stay");
+    env.once_ok(&[]);
+    for i in 0..10 {
+        fs::remove_file(env.path(format!("src/f{i}"))).unwrap();
+    }
+    let out = env.once(&["--max-delete", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let left = snapshot(&env.dst());
+    assert_eq!(left.len(), 11 - 3, "{:?}", left.keys());
+    let log = env.log_text();
+    assert_eq!(log.matches("removed file").count(), 3, "{log}");
+    assert_eq!(log.matches("--max-delete 3 reached").count(), 1, "{log}");
+
+    // A later pass with room finishes the job.
+    env.once_ok(&["--max-delete", "100"]);
+    assert_mirror(&env.src(), &env.dst());
+}
+
+#[test]
+fn max_delete_counts_every_entry_of_a_removed_folder() {
+    let env = TestEnv::new();
+    env.write("src/gone/a", "a");
+    env.write("src/gone/b", "b");
+    env.write("src/gone/deeper/c", "c");
+    env.once_ok(&[]);
+    fs::remove_dir_all(env.path("src/gone")).unwrap();
+    env.write("src/new", "n");
+    let out = env.once(&["--max-delete", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let log = env.log_text();
+    assert_eq!(log.matches("removed ").count(), 2, "{log}");
+    // The new file is still copied: the limit stops deletions only.
+    assert_eq!(fs::read(env.path("dst/new")).unwrap(), b"n");
+    env.once_ok(&[]);
+    assert_mirror(&env.src(), &env.dst());
+}
+
+#[test]
+fn a_created_folder_is_not_reported_as_touched() {
+    let env = TestEnv::new();
+    env.write("src/a/b/c.txt", "c");
+    env.once_ok(&[]);
+    let log = env.log_text();
+    assert!(!log.contains("pair 1: touched"), "{log}");
+    assert!(log.contains("created folder a/b"), "{log}");
+}
+
+#[test]
+fn a_changed_folder_mode_is_reported_once() {
+    let env = TestEnv::new();
+    env.write("src/a/c.txt", "c");
+    env.once_ok(&[]);
+    fs::set_permissions(env.path("src/a"), fs::Permissions::from_mode(0o750)).unwrap();
+    env.once_ok(&[]);
+    assert_mirror(&env.src(), &env.dst());
+    assert_eq!(env.log_text().matches("touched a (mode 750)").count(), 1);
+}
+
+/// The user tests run as when the suite runs as root: permission checks
+/// only bite a user who is not root.
+const NOBODY: u32 = 65534;
+
+/// Runs `foldersync --once src dst 1 log.txt` as `nobody`, or returns
+/// `None` (saying why) when this process cannot switch users.
+fn once_as_nobody(env: &TestEnv) -> Option<std::process::Output> {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("SKIPPED: read-only handling needs root to run the binary as another user");
+        return None;
+    }
+    chown_tree(env.root());
+    let out = run_with_timeout(
+        Command::new(bin())
+            .args(["--once", "src", "dst", "1", "log.txt"])
+            .current_dir(env.root())
+            .stdin(Stdio::null())
+            .uid(NOBODY)
+            .gid(NOBODY),
+        Duration::from_secs(60),
+    );
+    Some(out)
+}
+
+fn chown_tree(path: &Path) {
+    let _ = chown(path, Some(NOBODY), Some(NOBODY));
+    if path.is_symlink() || !path.is_dir() {
+        return;
+    }
+    for entry in fs::read_dir(path).unwrap() {
+        chown_tree(&entry.unwrap().path());
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn read_only_folders_are_mirrored_and_still_updated_by_a_plain_user() {
+    let env = TestEnv::new();
+    env.write("src/ro/a.txt", "old");
+    env.write("src/ro/sub/b.txt", "b");
+    env.write("src/gone/inside.txt", "x");
+    chmod(&env.path("src/ro/a.txt"), 0o444);
+    chmod(&env.path("src/ro/sub"), 0o555);
+    chmod(&env.path("src/ro"), 0o555);
+    let Some(out) = once_as_nobody(&env) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_mirror(&env.src(), &env.dst());
+
+    // Change what is inside the read-only folders, and remove a folder
+    // whose replica was made read-only and unreadable.
+    chmod(&env.path("src/ro"), 0o755);
+    chmod(&env.path("src/ro/a.txt"), 0o644);
+    fs::write(env.path("src/ro/a.txt"), "new and longer").unwrap();
+    chmod(&env.path("src/ro/a.txt"), 0o444);
+    env.write("src/ro/added.txt", "added");
+    chmod(&env.path("src/ro"), 0o555);
+    fs::remove_dir_all(env.path("src/gone")).unwrap();
+    chmod(&env.path("dst/gone"), 0o000);
+    let out = once_as_nobody(&env).unwrap();
+    assert!(out.status.success(), "{}\n{}", stderr(&out), env.log_text());
+    assert_mirror(&env.src(), &env.dst());
+    let log = env.log_text();
+    assert!(log.contains("updated ro/a.txt"), "{log}");
+    assert!(log.contains("removed file gone/inside.txt"), "{log}");
+}
