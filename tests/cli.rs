@@ -430,3 +430,17 @@ fn quiet_and_verbose_change_the_console_only() {
     // The log file always gets every action, whatever the console shows.
     assert_eq!(count(&env.log_text(), "copied a.txt (1 bytes)"), 3);
 }
+#[test]
+fn negative_interval_is_reported_as_a_bad_interval() {
+    let env = TestEnv::new();
+    assert_refused_in_every_mode(
+        &env,
+        &["src", "dst", "-1", "log.txt"],
+        "interval \"-1\" must be more than zero",
+    );
+    assert_refused(
+        &env,
+        &["--once", "src", "dst", "-0.5", "log.txt"],
+        "interval \"-0.5\" must be more than zero",
+    );
+}
