@@ -430,6 +430,7 @@ fn quiet_and_verbose_change_the_console_only() {
     // The log file always gets every action, whatever the console shows.
     assert_eq!(count(&env.log_text(), "copied a.txt (1 bytes)"), 3);
 }
+
 #[test]
 fn negative_interval_is_reported_as_a_bad_interval() {
     let env = TestEnv::new();
@@ -443,4 +444,25 @@ fn negative_interval_is_reported_as_a_bad_interval() {
         &["--once", "src", "dst", "-0.5", "log.txt"],
         "interval \"-0.5\" must be more than zero",
     );
+}
+
+#[test]
+fn replica_given_as_a_dangling_symlink_to_another_pairs_replica_is_refused() {
+    // `alias -> dst`, and dst does not exist yet: the first pass of pair 1
+    // creates dst, and pair 2 would then write into it through the link.
+    let env = TestEnv::new();
+    env.write("src/a.txt", "one");
+    env.write("src2/b.txt", "two");
+    symlink("dst", env.path("alias")).unwrap();
+    pairs_file(&env, "src2 alias 1 log2.txt\n");
+    assert_refused_in_every_mode(
+        &env,
+        &["--pairs", "pairs.txt", "src", "dst", "1", "log.txt"],
+        "two pairs write into the same replica",
+    );
+    // Alone, such a pair syncs into the folder the link leads to.
+    symlink("alias", env.path("alias2")).unwrap();
+    let out = env.run(["--once", "src", "alias2", "1", "log.txt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_mirror(&env.src(), &env.dst());
 }
