@@ -29,7 +29,7 @@ pub struct Cli {
 
     /// Seconds between passes: a positive number, fractions allowed (0.5),
     /// or with a unit: 30s, 5m, 1h.
-    #[arg(value_name = "INTERVAL")]
+    #[arg(value_name = "INTERVAL", allow_negative_numbers = true)]
     pub interval: Option<String>,
 
     /// Log file, appended to (created if missing; its folder must exist).

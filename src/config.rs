@@ -70,8 +70,14 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 /// Resolves a path for comparison: the longest existing prefix is made
-/// canonical (symlinks, `.`, `..`), the rest is normalised lexically.
+/// canonical (symlinks, `.`, `..`), the rest is normalised lexically. A
+/// dangling symlink on the way is followed to where its target will be.
 pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+    resolve_links(path, 0)
+}
+
+/// [`resolve`], having followed `hops` dangling symlinks already.
+fn resolve_links(path: &Path, hops: u32) -> io::Result<PathBuf> {
     let absolute = std::path::absolute(path)?;
     let mut existing = absolute.as_path();
     let mut rest = Vec::new();
@@ -93,6 +99,16 @@ pub fn resolve(path: &Path) -> io::Result<PathBuf> {
                 let Some(parent) = existing.parent() else {
                     return Err(e);
                 };
+                // A dangling symlink: a folder created at its target later
+                // is reached through it, so compare where it leads.
+                if let Ok(target) = fs::read_link(existing) {
+                    if hops >= 40 {
+                        return Err(io::Error::other("too many levels of symbolic links"));
+                    }
+                    let mut next = parent.join(target);
+                    next.extend(rest.iter().rev());
+                    return resolve_links(&next, hops + 1);
+                }
                 rest.push(
                     existing
                         .components()
