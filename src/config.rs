@@ -248,6 +248,15 @@ pub fn check_overlaps(running: &[&PairSpec], new: &[PairSpec]) -> Result<(), Str
                     outer.display()
                 ));
             }
+            for (log_owner, replica) in [(a, &b.replica), (b, &a.replica)] {
+                if log_owner.log_file.starts_with(replica) {
+                    return Err(format!(
+                        "log file {} is inside replica {} of another pair, where a pass would delete it",
+                        log_owner.log_file.display(),
+                        replica.display()
+                    ));
+                }
+            }
         }
     }
     Ok(())
@@ -396,5 +405,10 @@ mod tests {
         assert!(check_overlaps(&[&spec("/r1/x")], &[spec("/r1")]).is_err());
         // A prefix that is not a parent folder is not nesting.
         assert!(check_overlaps(&[&spec("/r1")], &[spec("/r10")]).is_ok());
+        // A log file inside another pair's replica would be deleted by it.
+        let mut logged = spec("/r2");
+        logged.log_file = PathBuf::from("/r1/log");
+        assert!(check_overlaps(&[&spec("/r1")], std::slice::from_ref(&logged)).is_err());
+        assert!(check_overlaps(&[&logged], &[spec("/r1")]).is_err());
     }
 }

@@ -63,20 +63,28 @@ impl Worker {
                 });
             });
             clean = report.is_clean();
+            let now = Instant::now();
+            let late = started + self.spec.interval <= now;
+            let next = if late {
+                now
+            } else {
+                started + self.spec.interval
+            };
             {
+                // One update, so the menu never sees a finished pass still
+                // marked as syncing.
                 let mut status = self.status.lock().expect("status poisoned");
                 status.last = Some(report);
                 status.totals.add(&report.counts);
                 status.passes += 1;
                 status.cache_entries = cache.len();
                 status.cache_bytes = cache.bytes();
+                status.state = State::Idle { next };
             }
             if self.once || report.outcome == Outcome::Stopped || self.cancel.is_set() {
                 break;
             }
-            let now = Instant::now();
-            let mut next = started + self.spec.interval;
-            if next <= now {
+            if late {
                 warn!(
                     target: &target,
                     "pair {}: the pass took {:.1} s, longer than the {} interval; the next pass starts now",
@@ -84,9 +92,7 @@ impl Worker {
                     report.duration.as_secs_f64(),
                     format_interval(self.spec.interval)
                 );
-                next = now;
             }
-            self.set_state(State::Idle { next });
             match self
                 .commands
                 .recv_timeout(next.saturating_duration_since(now))

@@ -100,16 +100,6 @@ fn max_delete_counts_every_entry_of_a_removed_folder() {
 }
 
 #[test]
-fn a_created_folder_is_not_reported_as_touched() {
-    let env = TestEnv::new();
-    env.write("src/a/b/c.txt", "c");
-    env.once_ok(&[]);
-    let log = env.log_text();
-    assert!(!log.contains("pair 1: touched"), "{log}");
-    assert!(log.contains("created folder a/b"), "{log}");
-}
-
-#[test]
 fn a_changed_folder_mode_is_reported_once() {
     let env = TestEnv::new();
     env.write("src/a/c.txt", "c");
@@ -189,4 +179,19 @@ fn read_only_folders_are_mirrored_and_still_updated_by_a_plain_user() {
     let log = env.log_text();
     assert!(log.contains("updated ro/a.txt"), "{log}");
     assert!(log.contains("removed file gone/inside.txt"), "{log}");
+}
+
+#[test]
+fn a_log_file_inside_another_pairs_replica_is_refused() {
+    let env = TestEnv::new();
+    env.mkdir("src2");
+    env.write("pairs.txt", "src dst 1 log.txt\nsrc2 dst2 1 dst/log2.txt\n");
+    let out = env.run(["--once", "--pairs", "pairs.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("inside replica") && err.contains("log2.txt"),
+        "{err}"
+    );
+    assert!(!env.dst().exists() && !env.path("dst2").exists());
 }

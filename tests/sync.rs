@@ -617,7 +617,6 @@ fn control_characters_in_names_are_escaped_in_the_log() {
 }
 
 #[test]
-#[ignore = "bug: a folder created by a pass is also logged and counted as `touched <folder> (mode ...)` (pass.rs finish_dir)"]
 fn creating_a_folder_logs_no_touched_line() {
     let env = TestEnv::new();
     env.write("src/d/e/f.txt", "f");
