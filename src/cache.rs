@@ -7,28 +7,37 @@
 //! paths, and a pass takes a folder's entries out, rebuilds them from what it
 //! finds, and puts them back, so deleted files drop out on their own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;
 
 use crate::fsops::{Digest, Meta, Time};
 
 /// The parts of a file's metadata that change when its bytes may have:
 /// size, mtime, ctime (which no user can set back) and inode (a file
-/// replaced by another).
+/// replaced by another). Times are kept as nanoseconds in one `i64` to keep
+/// entries small; two times that differ map to different values unless
+/// they are some 584 years apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
     pub size: u64,
-    pub mtime: Time,
-    pub ctime: Time,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
     pub ino: u64,
+}
+
+/// A file-system time as wrapping nanoseconds.
+fn nanos(t: Time) -> i64 {
+    t.sec
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(i64::from(t.nsec))
 }
 
 impl From<&Meta> for Stamp {
     fn from(m: &Meta) -> Stamp {
         Stamp {
             size: m.size,
-            mtime: m.mtime,
-            ctime: m.ctime,
+            mtime_ns: nanos(m.mtime),
+            ctime_ns: nanos(m.ctime),
             ino: m.ino,
         }
     }
@@ -76,52 +85,166 @@ fn is_racy(ctime: Time, now: SystemTime) -> bool {
     now_ns - ctime_ns < RACY_WINDOW_NS
 }
 
-/// The entries of one folder, by file name.
+/// One file's entry and where its name sits in the folder's name bytes.
+#[derive(Clone, Copy)]
+struct Slot {
+    name_start: u32,
+    /// File names are at most 255 bytes on Linux.
+    name_len: u16,
+    entry: Entry,
+}
+
+/// The entries of one folder, by file name. Names are kept back to back in
+/// one byte buffer and the slots sorted by name, so a file costs its entry,
+/// its name and six bytes, with no allocation of its own.
 #[derive(Default)]
 pub struct DirEntries {
-    files: HashMap<Box<[u8]>, Entry>,
+    names: Vec<u8>,
+    slots: Vec<Slot>,
+    /// Whether `slots` may be out of name order (inserts in listing order
+    /// keep it sorted; anything else is sorted once when the folder goes
+    /// back into the cache).
+    unsorted: bool,
 }
 
 impl DirEntries {
-    /// The entry for a file name, if any.
-    pub fn get(&self, name: &[u8]) -> Option<&Entry> {
-        self.files.get(name)
+    fn name_of(&self, slot: &Slot) -> &[u8] {
+        let start = slot.name_start as usize;
+        &self.names[start..start + slot.name_len as usize]
     }
 
-    /// Records (or replaces) a file's entry.
+    /// The entry for a file name, if any.
+    pub fn get(&self, name: &[u8]) -> Option<&Entry> {
+        debug_assert!(!self.unsorted, "looked up before being sorted");
+        self.slots
+            .binary_search_by(|slot| self.name_of(slot).cmp(name))
+            .ok()
+            .map(|i| &self.slots[i].entry)
+    }
+
+    /// Records a file's entry. A pass meets each name of a folder once.
     pub fn insert(&mut self, name: &[u8], entry: Entry) {
-        self.files.insert(name.into(), entry);
+        if let Some(last) = self.slots.last() {
+            self.unsorted |= self.name_of(last) >= name;
+        }
+        let slot = Slot {
+            name_start: u32::try_from(self.names.len()).expect("a folder's names exceed 4 GiB"),
+            name_len: u16::try_from(name.len()).expect("a file name is at most 255 bytes"),
+            entry,
+        };
+        self.names.extend_from_slice(name);
+        self.slots.push(slot);
     }
 
     /// Adds `other`'s entries for names not present here (used when a pass
     /// stops before it reached them).
     pub fn absorb(&mut self, other: DirEntries) {
-        for (name, entry) in other.files {
-            self.files.entry(name).or_insert(entry);
+        self.sort();
+        let missing: Vec<&Slot> = other
+            .slots
+            .iter()
+            .filter(|slot| self.get(other.name_of(slot)).is_none())
+            .collect();
+        for slot in missing {
+            self.insert(other.name_of(slot), slot.entry);
         }
+        self.sort();
     }
 
+    /// Puts the slots in name order (the last entry of a name wins).
+    fn sort(&mut self) {
+        if !self.unsorted {
+            return;
+        }
+        let names = std::mem::take(&mut self.names);
+        let name = |slot: &Slot| {
+            let start = slot.name_start as usize;
+            &names[start..start + slot.name_len as usize]
+        };
+        // Stable sort, then keep the last of equal names.
+        self.slots.sort_by(|a, b| name(a).cmp(name(b)));
+        let mut slots: Vec<Slot> = Vec::with_capacity(self.slots.len());
+        for slot in self.slots.drain(..) {
+            match slots.last_mut() {
+                Some(prev) if name(prev) == name(&slot) => *prev = slot,
+                _ => slots.push(slot),
+            }
+        }
+        let mut packed = Vec::with_capacity(names.len());
+        for slot in &mut slots {
+            let start = slot.name_start as usize;
+            slot.name_start = packed.len() as u32;
+            packed.extend_from_slice(&names[start..start + slot.name_len as usize]);
+        }
+        self.names = packed;
+        self.slots = slots;
+        self.unsorted = false;
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Memory held, in bytes.
     fn bytes(&self) -> usize {
-        self.files.keys().map(|k| entry_bytes(k.len())).sum()
+        self.names.capacity() + self.slots.capacity() * std::mem::size_of::<Slot>()
     }
 }
 
-/// Approximate memory one entry costs: its name, the entry, the map's
-/// bookkeeping.
-fn entry_bytes(name_len: usize) -> usize {
-    name_len + std::mem::size_of::<Entry>() + std::mem::size_of::<Box<[u8]>>() + 8
+/// A folder's entries as the cache holds them.
+struct Dir {
+    entries: DirEntries,
+    /// The pass that last saw this folder.
+    pass: u64,
+    /// When it was last put back, for least-recently-used eviction.
+    used: u64,
 }
+
+/// Memory a cached folder costs beyond its entries: its path, the map's
+/// slot and bookkeeping.
+const DIR_OVERHEAD: usize = 96;
 
 /// One pair's cache: folders by relative path (the root is the empty path).
-#[derive(Default)]
+///
+/// With a limit (`--cache-limit`), the folders least recently used are
+/// evicted whole when the cache grows past it; a file without an entry is
+/// judged by rsync's quick check (size and mtime) as on a first pass, so
+/// eviction costs reads only for files whose mtime moved.
 pub struct Cache {
-    dirs: HashMap<Box<[u8]>, (DirEntries, u64)>,
+    dirs: HashMap<Box<[u8]>, Dir>,
+    /// Folders in the order they were put back, oldest first, with the
+    /// `used` stamp they had then; an element whose folder has been put back
+    /// since is stale and skipped. Only kept when there is a limit.
+    order: VecDeque<(Box<[u8]>, u64)>,
+    limit: Option<usize>,
     pass: u64,
+    clock: u64,
     entries: usize,
     bytes: usize,
+    evicted: u64,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::new(None)
+    }
 }
 
 impl Cache {
+    /// An empty cache that keeps its memory under `limit` bytes, if given.
+    pub fn new(limit: Option<usize>) -> Cache {
+        Cache {
+            dirs: HashMap::new(),
+            order: VecDeque::new(),
+            limit,
+            pass: 0,
+            clock: 0,
+            entries: 0,
+            bytes: 0,
+            evicted: 0,
+        }
+    }
+
     /// Marks the start of a pass; folders not visited by the time a complete
     /// pass ends are gone from the source and are dropped then.
     pub fn begin_pass(&mut self) {
@@ -131,23 +254,53 @@ impl Cache {
     /// Takes a folder's entries out for the pass to consult and rebuild.
     pub fn take_dir(&mut self, rel: &[u8]) -> DirEntries {
         match self.dirs.remove(rel) {
-            Some((dir, _)) => {
-                self.entries -= dir.files.len();
-                self.bytes -= dir.bytes() + rel.len();
-                dir
+            Some(dir) => {
+                self.entries -= dir.entries.len();
+                self.bytes -= dir.entries.bytes() + rel.len() + DIR_OVERHEAD;
+                dir.entries
             }
             None => DirEntries::default(),
         }
     }
 
-    /// Puts a folder's entries back, marked as seen in this pass.
-    pub fn put_dir(&mut self, rel: &[u8], dir: DirEntries) {
-        if dir.files.is_empty() {
+    /// Puts a folder's entries back, marked as seen in this pass, and evicts
+    /// the least recently used folders while over the limit.
+    pub fn put_dir(&mut self, rel: &[u8], mut entries: DirEntries) {
+        if entries.len() == 0 {
             return;
         }
-        self.entries += dir.files.len();
-        self.bytes += dir.bytes() + rel.len();
-        self.dirs.insert(rel.into(), (dir, self.pass));
+        entries.sort();
+        entries.names.shrink_to_fit();
+        entries.slots.shrink_to_fit();
+        self.clock += 1;
+        self.entries += entries.len();
+        self.bytes += entries.bytes() + rel.len() + DIR_OVERHEAD;
+        let dir = Dir {
+            entries,
+            pass: self.pass,
+            used: self.clock,
+        };
+        if let Some(old) = self.dirs.insert(rel.into(), dir) {
+            self.entries -= old.entries.len();
+            self.bytes -= old.entries.bytes() + rel.len() + DIR_OVERHEAD;
+        }
+        let Some(limit) = self.limit else { return };
+        self.order.push_back((rel.into(), self.clock));
+        while self.bytes > limit {
+            let Some((oldest, used)) = self.order.pop_front() else {
+                break;
+            };
+            if self.dirs.get(&oldest).is_some_and(|d| d.used == used) {
+                self.evicted += self.take_dir(&oldest).len() as u64;
+            }
+        }
+        // Drop stale order elements now and then so the queue stays in
+        // proportion to the cache.
+        if self.order.len() > 2 * self.dirs.len() + 64 {
+            let dirs = &self.dirs;
+            self.order
+                .retain(|(rel, used)| dirs.get(rel).is_some_and(|d| d.used == *used));
+        }
     }
 
     /// After a pass that visited every folder: drops folders it did not see.
@@ -156,7 +309,7 @@ impl Cache {
         let stale: Vec<Box<[u8]>> = self
             .dirs
             .iter()
-            .filter(|(_, (_, seen))| *seen != pass)
+            .filter(|(_, dir)| dir.pass != pass)
             .map(|(k, _)| k.clone())
             .collect();
         for rel in stale {
@@ -172,6 +325,11 @@ impl Cache {
     /// Approximate memory used, in bytes.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Entries evicted to keep under the limit since the cache was made.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 }
 
@@ -223,5 +381,75 @@ mod tests {
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.bytes(), both / 2);
         assert!(cache.take_dir(b"b").get(b"f").is_none());
+    }
+
+    fn entry(size: u64) -> Entry {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut m = meta(1);
+        m.size = size;
+        Entry::new(&m, &m, Some([size as u8; 16]), now)
+    }
+
+    #[test]
+    fn entries_are_found_whatever_the_insert_order() {
+        let mut dir = DirEntries::default();
+        for (i, name) in ["m", "b", "zz", "a", "b"].iter().enumerate() {
+            dir.insert(name.as_bytes(), entry(i as u64));
+        }
+        let mut cache = Cache::default();
+        cache.put_dir(b"d", dir);
+        let dir = cache.take_dir(b"d");
+        assert_eq!(dir.len(), 4, "a repeated name keeps one entry");
+        assert_eq!(dir.get(b"b").unwrap().src.size, 4, "the last insert wins");
+        assert_eq!(dir.get(b"zz").unwrap().src.size, 2);
+        assert_eq!(dir.get(b"a").unwrap().src.size, 3);
+        assert!(dir.get(b"c").is_none());
+        assert_eq!(cache.bytes(), 0);
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn absorb_keeps_what_the_pass_did_not_reach() {
+        let mut new = DirEntries::default();
+        new.insert(b"b", entry(10));
+        let mut old = DirEntries::default();
+        old.insert(b"a", entry(1));
+        old.insert(b"b", entry(2));
+        old.insert(b"c", entry(3));
+        new.absorb(old);
+        assert_eq!(new.get(b"a").unwrap().src.size, 1);
+        assert_eq!(new.get(b"b").unwrap().src.size, 10);
+        assert_eq!(new.get(b"c").unwrap().src.size, 3);
+    }
+
+    #[test]
+    fn a_limit_evicts_the_least_recently_used_folders() {
+        let one_dir = {
+            let mut probe = Cache::default();
+            let mut dir = DirEntries::default();
+            for n in 0..10u8 {
+                dir.insert(&[b'f', n], entry(n.into()));
+            }
+            probe.put_dir(b"d0", dir);
+            probe.bytes()
+        };
+        let mut cache = Cache::new(Some(3 * one_dir + one_dir / 2));
+        for round in 0..3 {
+            for d in 0..5u8 {
+                let rel = [b'd', b'0' + d];
+                let mut dir = cache.take_dir(&rel);
+                for n in 0..10u8 {
+                    dir.insert(&[b'f', n], entry(n.into()));
+                }
+                cache.put_dir(&rel, dir);
+                assert!(cache.bytes() <= 3 * one_dir + one_dir / 2, "round {round}");
+            }
+        }
+        // The three folders used last are kept, the two before are gone.
+        assert_eq!(cache.len(), 30);
+        assert!(cache.take_dir(b"d1").get(b"f\x01").is_none());
+        assert!(cache.take_dir(b"d4").get(&[b'f', 1]).is_some());
+        assert!(cache.evicted() > 0);
+        assert!(cache.order.len() <= 2 * cache.dirs.len() + 64 + 1);
     }
 }

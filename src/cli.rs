@@ -78,6 +78,12 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_delete: Option<u64>,
 
+    /// Bound each pair's cache of file digests to SIZE (e.g. 64MiB, 500K,
+    /// 1G); the folders used least recently are evicted first. Without it
+    /// the cache keeps every file (about 110 bytes each).
+    #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
+    pub cache_limit: Option<usize>,
+
     /// More on the console (the log file always gets every action).
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,

@@ -32,6 +32,40 @@ pub struct SyncOptions {
     pub allow_empty_source: bool,
     /// Most removals one pass may make.
     pub max_delete: Option<u64>,
+    /// Most memory, in bytes, each pair's cache may use.
+    pub cache_limit: Option<usize>,
+}
+
+/// Parses a size in bytes: a number with an optional binary unit, `K`,
+/// `M`, `G` or `T`, written `64M`, `64MiB` or `64MB` alike (all mean 2^20).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let digits = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "size {text:?}: unknown unit {unit:?} (use K, M, G or T)"
+            ));
+        }
+    };
+    let value = number
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0)
+        .ok_or_else(|| format!("size {text:?} is not a positive number of bytes"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    if bytes >= usize::MAX as f64 {
+        return Err(format!("size {text:?} is too large"));
+    }
+    Ok(bytes as usize)
 }
 
 /// The four fields of a pair as typed, before validation.
@@ -365,6 +399,18 @@ mod tests {
             "0", "-1", "abc", "", "NaN", "inf", "1e300", "s", "10x", "400d",
         ] {
             assert!(parse_interval(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("0.5k"), Ok(512));
+        assert_eq!(parse_size("2 GB"), Ok(2 << 30));
+        for bad in ["", "0", "-1", "MiB", "12X", "1.2.3", "1e400"] {
+            assert!(parse_size(bad).is_err(), "{bad} should be refused");
         }
     }
 

@@ -198,11 +198,16 @@ fn list(views: &[PairView]) -> String {
             );
         }
         text += &format!(
-            "  since start: {} passes; {}\n  cache: {} files, {}\n",
+            "  since start: {} passes; {}\n  cache: {} files, {}{}\n",
             s.passes,
             changes(&s.totals),
             s.cache_entries,
-            human_bytes(s.cache_bytes as u64)
+            human_bytes(s.cache_bytes as u64),
+            if s.cache_evicted > 0 {
+                format!(", {} evicted to stay under --cache-limit", s.cache_evicted)
+            } else {
+                String::new()
+            }
         );
     }
     text

@@ -94,6 +94,8 @@ pub struct PairStatus {
     pub passes: u64,
     pub cache_entries: usize,
     pub cache_bytes: usize,
+    /// Entries evicted to keep under `--cache-limit`, since start.
+    pub cache_evicted: u64,
 }
 
 impl Default for PairStatus {
@@ -105,6 +107,7 @@ impl Default for PairStatus {
             passes: 0,
             cache_entries: 0,
             cache_bytes: 0,
+            cache_evicted: 0,
         }
     }
 }

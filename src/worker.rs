@@ -39,7 +39,7 @@ impl Worker {
     /// without an error.
     pub fn run(self) -> bool {
         let target = pair_target(self.id);
-        let mut cache = Cache::default();
+        let mut cache = Cache::new(self.options.cache_limit);
         let ctx = PassContext {
             id: self.id,
             target: &target,
@@ -79,6 +79,7 @@ impl Worker {
                 status.passes += 1;
                 status.cache_entries = cache.len();
                 status.cache_bytes = cache.bytes();
+                status.cache_evicted = cache.evicted();
                 status.state = State::Idle { next };
             }
             if self.once || report.outcome == Outcome::Stopped || self.cancel.is_set() {
@@ -104,6 +105,14 @@ impl Worker {
                 break;
             }
         }
+        info!(
+            target: &target,
+            "pair {}: cache holds {} files in {} bytes; {} evicted",
+            self.id,
+            cache.len(),
+            cache.bytes(),
+            cache.evicted()
+        );
         info!(target: &target, "pair {}: stopped", self.id);
         self.set_state(State::Stopped);
         clean
