@@ -191,16 +191,21 @@ fn list(views: &[PairView]) -> String {
                 Outcome::Failed => "failed".to_string(),
             };
             text += &format!(
-                "  last pass: {result} in {:.2} s ({} entries checked; {})\n",
+                "  last pass: {result} in {:.2} s, {} checked, {}\n",
                 last.duration.as_secs_f64(),
                 last.counts.checked,
                 changes(&last.counts)
             );
         }
+        let t = &s.totals;
         text += &format!(
-            "  since start: {} passes; {}\n  cache: {} files, {}{}\n",
+            "  since start: {} {}, {} copied, {} updated, {} removed, {} written\n  cache: {} files, {}{}\n",
             s.passes,
-            changes(&s.totals),
+            if s.passes == 1 { "pass" } else { "passes" },
+            t.copied,
+            t.updated,
+            t.removed_files + t.removed_dirs,
+            human_bytes(t.bytes),
             s.cache_entries,
             human_bytes(s.cache_bytes as u64),
             if s.cache_evicted > 0 {
@@ -238,16 +243,30 @@ fn state_line(s: &PairStatus, now: Instant) -> String {
     }
 }
 
+/// What a pass changed, naming only what happened.
 fn changes(c: &Counts) -> String {
-    format!(
-        "{} copied, {} updated, {} touched, {} removed, {} errors, {} written",
-        c.copied,
-        c.updated,
-        c.touched,
-        c.removed_files + c.removed_dirs,
-        c.errors,
-        human_bytes(c.bytes)
-    )
+    let items = [
+        (c.copied, "copied"),
+        (c.updated, "updated"),
+        (c.touched, "touched"),
+        (c.linked, "linked"),
+        (c.created_dirs, "folders created"),
+        (c.removed_files + c.removed_dirs, "removed"),
+        (c.errors, "errors"),
+    ];
+    let mut parts: Vec<String> = items
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if c.bytes > 0 {
+        parts.push(format!("{} written", human_bytes(c.bytes)));
+    }
+    if parts.is_empty() {
+        "nothing to change".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// Bytes in binary units: `512 B`, `4.1 MiB`.
