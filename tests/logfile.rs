@@ -1,0 +1,87 @@
+//! The log file while running: rotated or deleted logs are recreated at
+//! their path; a log that cannot be written is reported on the console and
+//! syncing goes on.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::*;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn start_service(env: &TestEnv) -> MenuSession {
+    let (s, d, l) = (env.src(), env.dst(), env.log());
+    MenuSession::start(
+        env.root(),
+        [
+            "--no-menu".as_ref(),
+            s.as_os_str(),
+            d.as_os_str(),
+            "0.2".as_ref(),
+            l.as_os_str(),
+        ],
+    )
+}
+
+fn wait_file_contains(path: &std::path::Path, text: &str) {
+    wait_for(
+        PATIENCE,
+        || fs::read_to_string(path).is_ok_and(|t| t.contains(text)),
+        || format!("{} never had {text:?}", path.display()),
+    );
+}
+
+#[test]
+fn a_rotated_log_file_is_recreated_at_its_path() {
+    let env = TestEnv::new();
+    env.write("src/first.txt", "1");
+    let mut session = start_service(&env);
+    wait_file_contains(&env.log(), "copied first.txt");
+
+    // logrotate's default: rename the file away, expect a new one.
+    fs::rename(env.log(), env.path("log.txt.1")).unwrap();
+    env.write("src/second.txt", "2");
+    wait_file_contains(&env.log(), "copied second.txt");
+    let old = fs::read_to_string(env.path("log.txt.1")).unwrap();
+    assert!(old.contains("copied first.txt"), "{old}");
+
+    // Deleted outright: recreated too.
+    fs::remove_file(env.log()).unwrap();
+    env.write("src/third.txt", "3");
+    wait_file_contains(&env.log(), "copied third.txt");
+
+    signal(session.child.id(), "TERM");
+    assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
+    assert!(
+        fs::read_to_string(env.log())
+            .unwrap()
+            .contains("pair 1: stopped")
+    );
+    assert_mirror(&env.src(), &env.dst());
+}
+
+#[test]
+fn an_unwritable_log_file_is_reported_and_syncing_goes_on() {
+    let env = TestEnv::new();
+    env.write("src/first.txt", "1");
+    let mut session = start_service(&env);
+    wait_file_contains(&env.log(), "copied first.txt");
+
+    // The log's path becomes a folder: it can no longer be opened.
+    fs::remove_file(env.log()).unwrap();
+    fs::create_dir(env.log()).unwrap();
+    env.write("src/second.txt", "2");
+    session.wait_stderr("cannot write log file", 1, PATIENCE);
+    wait_for(
+        PATIENCE,
+        || env.path("dst/second.txt").exists(),
+        || "second.txt was never synced".into(),
+    );
+    assert!(session.stderr().contains("syncing goes on"));
+
+    signal(session.child.id(), "TERM");
+    assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
+    assert_mirror(&env.src(), &env.dst());
+}
