@@ -263,7 +263,7 @@ fn sigkill_at_random_points_never_leaves_a_torn_replica() {
         serial: 0,
     };
     m.build(&env.src());
-    env.once_ok(&[]);
+    once_quick_ok(&env, &[]);
     assert_mirror(&env.src(), &env.dst());
 
     // Measure one pass over a typical round of mutations, on a throwaway
@@ -285,7 +285,7 @@ fn sigkill_at_random_points_never_leaves_a_torn_replica() {
         };
         probe.mutate(&scratch.src());
         let started = Instant::now();
-        scratch.once_ok(&[]);
+        once_quick_ok(&scratch, &[]);
         let len = started.elapsed();
         assert_mirror(&scratch.src(), &scratch.dst());
         len
@@ -328,7 +328,7 @@ fn sigkill_at_random_points_never_leaves_a_torn_replica() {
         temps_left += temps;
 
         let log_len = env.log_text().len();
-        env.once_ok(&[]);
+        once_quick_ok(&env, &[]);
         assert_mirror(&env.src(), &env.dst());
         let leftover = find_temps(env.root());
         assert!(

@@ -455,3 +455,67 @@ pub fn wait_child(child: &mut Child, limit: Duration, what: &str) -> ExitStatus 
 pub fn rel_path(rel: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(rel))
 }
+
+/// Runs a command to its end with stdout and stderr captured; kills it and
+/// panics after `limit` (a hang guard). Unlike `common::run_with_timeout`,
+/// whose watchdog polls every 50 ms, this returns as soon as the child has
+/// exited, which matters for tests that run the binary hundreds of times.
+pub fn run_quick(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn foldersync");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(limit) {
+        Ok(out) => out,
+        Err(_) => {
+            kill(pid, rustix::process::Signal::KILL);
+            let _ = waiter.join();
+            panic!("{cmd:?}: no exit within {limit:?} (hang)");
+        }
+    };
+    waiter.join().unwrap();
+    out.expect("wait foldersync")
+}
+
+/// Sends a signal to a process this test started.
+pub fn kill(pid: u32, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+    let _ = rustix::process::kill_process(pid, sig);
+}
+
+/// `foldersync --once [extra...] src dst 1 log.txt` in the env root, stdin
+/// closed, with a 60 s hang guard.
+pub fn once_quick(env: &TestEnv, extra: &[&str]) -> std::process::Output {
+    run_quick(
+        Command::new(bin())
+            .arg("--once")
+            .args(extra)
+            .args([
+                env.src().as_os_str(),
+                env.dst().as_os_str(),
+                OsStr::new("1"),
+                env.log().as_os_str(),
+            ])
+            .current_dir(env.root())
+            .stdin(Stdio::null()),
+        Duration::from_secs(60),
+    )
+}
+
+/// Like [`once_quick`], asserting exit status 0.
+pub fn once_quick_ok(env: &TestEnv, extra: &[&str]) -> std::process::Output {
+    let out = once_quick(env, extra);
+    assert!(
+        out.status.success(),
+        "foldersync --once failed: {}\nstderr:\n{}",
+        describe(&out.status),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
