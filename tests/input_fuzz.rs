@@ -425,3 +425,29 @@ fn random_menu_input_never_panics_and_always_ends() {
         panic!("{e}");
     }
 }
+
+/// The menu keeps the first 64 KiB of an over-long line and drops the rest
+/// (menu.rs `MAX_LINE`): the rest must not come back as another line.
+#[test]
+fn an_over_long_menu_line_is_one_line() {
+    let env = fuzz_env();
+    let mut input = vec![b'x'; 150_000];
+    input.extend_from_slice(b"\n1\n3\n");
+    let run = run_menu(&env, input);
+    assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
+    assert!(!run.termed, "option 3 did not quit");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        stdout.matches("is not a valid choice").count(),
+        1,
+        "one long line was answered as several"
+    );
+    assert_eq!(stdout.matches("No sync pairs").count(), 1);
+    assert!(
+        stdout.contains(&format!(
+            "\"{}\" is not a valid choice",
+            "x".repeat(64 * 1024)
+        )),
+        "the first 64 KiB of the line were not kept"
+    );
+}
