@@ -451,3 +451,23 @@ fn an_over_long_menu_line_is_one_line() {
         "the first 64 KiB of the line were not kept"
     );
 }
+
+/// An interval must be more than zero seconds; one so small that it rounds
+/// to zero nanoseconds would run passes back to back forever.
+#[test]
+fn an_interval_that_rounds_to_zero_is_refused() {
+    let env = fuzz_env();
+    for interval in ["1e-10", "0.0000000001", "1e-12m"] {
+        let out = run_quick(
+            Command::new(bin())
+                .args(["--once", "src", "dst", interval, "log.txt"])
+                .current_dir(env.root())
+                .stdin(Stdio::null()),
+            Duration::from_secs(20),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{interval}: {stderr}");
+        assert!(stderr.contains("interval"), "{interval}: {stderr}");
+        assert!(!env.dst().exists(), "{interval}: the replica was created");
+    }
+}
