@@ -587,6 +587,63 @@ fn hostile_file_names_are_synced_and_logged_escaped() {
     );
 }
 
+/// The source and replica roots are named by the user, but a pairs file
+/// or a script can hand over any name: the log lines that show them must
+/// escape them like the paths inside the tree.
+#[test]
+fn hostile_root_folder_names_are_logged_escaped() {
+    let env = fast_env();
+    let forged = "\n2026-01-01 00:00:00.000 [INFO ] pair 1: removed file important";
+    let src = env.path(format!("src{forged}"));
+    let dst = env.path(format!("dst{forged}"));
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a.txt"), "a").unwrap();
+    let mut child = Command::new(bin())
+        .arg("--no-menu")
+        .arg(&src)
+        .arg(&dst)
+        .arg("0.1")
+        .arg(env.log())
+        .current_dir(env.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = |what: &str| env.log_text().matches(what).count();
+    wait_for(
+        Duration::from_secs(10),
+        || count("pass finished") >= 1,
+        || format!("no pass:\n{}", env.log_text()),
+    );
+    assert_mirror(&src, &dst);
+    // The source root goes away: the error line names it.
+    fs::rename(&src, env.path("gone")).unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        || count("unavailable") >= 1,
+        || format!("the missing source was not reported:\n{}", env.log_text()),
+    );
+    kill(child.id(), rustix::process::Signal::TERM);
+    let status = wait_child(&mut child, Duration::from_secs(5), "SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+
+    let log = env.log_text();
+    assert_one_record_per_line("log file", &log);
+    assert_one_record_per_line("console", &stderr);
+    assert!(
+        log.contains(r"src\n2026-01-01 00:00:00.000 [INFO ] pair 1: removed file important -> "),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(r"src\n2026-01-01") && l.contains("unavailable")),
+        "{log}"
+    );
+}
+
 // --------------------------------------------------------- read-only entries
 
 #[test]
