@@ -109,7 +109,7 @@ fn disk_full_fails_cleanly_then_recovers_after_remount() {
         assert!(named, "the error does not name a source file: {line}");
     }
     // No temp file, and every file under a real name is whole.
-    assert_eq!(find_temps(&mnt), Vec::<Vec<u8>>::new(), "temp files left");
+    assert_no_temps(&mnt);
     let copied = files_of(&replica);
     for (rel, node) in &copied {
         assert_eq!(
@@ -134,7 +134,7 @@ fn disk_full_fails_cleanly_then_recovers_after_remount() {
     let out = once_between(&env, &env.src(), &replica, &[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_mirror(&env.src(), &replica);
-    assert_eq!(find_temps(&mnt), Vec::<Vec<u8>>::new());
+    assert_no_temps(&mnt);
     drop(guard);
 }
 
@@ -218,7 +218,7 @@ fn pass_while_growing(env: &TestEnv, chunk: &[u8], previous: Option<&Node>) -> u
         "the replica did not keep its previous version"
     );
     assert!(during > 0, "the writer never ran during the pass");
-    assert_eq!(find_temps(env.root()), Vec::<Vec<u8>>::new());
+    assert_no_temps(env.root());
     during
 }
 

@@ -7,6 +7,8 @@
 //! the replica must equal what the spec promises:
 //!
 //! * with `--checksum`: an exact mirror (`assert_mirror`);
+//! * with `--dry-run`: the replica exactly as it was (entries, bytes,
+//!   modes, file and folder mtimes);
 //! * without it: an exact mirror, except that a file whose bytes changed
 //!   while its size and mtime stayed equal to the replica's keeps the
 //!   replica's bytes (with the source's mode): every `--once` starts with an
@@ -24,7 +26,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use proptest::prelude::{Strategy, any, prop};
+use proptest::prelude::{Just, Strategy, any, prop};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use proptest::{prop_assert, prop_assert_eq, prop_oneof};
 
@@ -102,6 +104,8 @@ enum Op {
     Pass {
         checksum: bool,
     },
+    /// A `--dry-run` pass: must change nothing.
+    DryRun,
 }
 
 /// The model of one source entry.
@@ -151,6 +155,7 @@ fn step_op() -> impl Strategy<Value = Op> {
             .prop_map(|(dir, len, seed)| Op::DirToFile { dir, len, seed }),
         1 => (i(), 0..TARGETS.len()).prop_map(|(link, target)| Op::Retarget { link, target }),
         3 => any::<bool>().prop_map(|checksum| Op::Pass { checksum }),
+        1 => Just(Op::DryRun),
     ]
 }
 
@@ -160,6 +165,7 @@ struct World<'a> {
     model: BTreeMap<String, M>,
     clock: i64,
     passes: usize,
+    dry_runs: usize,
     stale_files: usize,
     ops: usize,
 }
@@ -360,6 +366,10 @@ impl World<'_> {
                 self.pass(checksum)?;
                 return Ok(true);
             }
+            Op::DryRun => {
+                self.dry_run()?;
+                return Ok(true);
+            }
         }
         self.ops += 1;
         Ok(true)
@@ -380,6 +390,24 @@ impl World<'_> {
                 (k, m)
             })
             .collect()
+    }
+
+    /// Runs one `--once --dry-run` pass: the replica must not change.
+    fn dry_run(&mut self) -> Result<(), TestCaseError> {
+        let env = self.env;
+        let before = (snapshot(&env.dst()), dir_mtimes(&env.dst()));
+        let out = once_quick(env, &["--dry-run"]);
+        prop_assert!(
+            out.status.success(),
+            "--once --dry-run failed ({}):\n{}",
+            describe(&out.status),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.dry_runs += 1;
+        if (snapshot(&env.dst()), dir_mtimes(&env.dst())) != before {
+            return Err(TestCaseError::fail("a --dry-run pass changed the replica"));
+        }
+        Ok(())
     }
 
     /// Runs one `--once` pass and checks the replica against the model.
@@ -487,6 +515,7 @@ fn random_mutations_and_passes_keep_the_replica_a_mirror() {
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &SEED));
     let cases = AtomicUsize::new(0);
     let passes = AtomicUsize::new(0);
+    let dry_runs = AtomicUsize::new(0);
     let ops = AtomicUsize::new(0);
     let stale = AtomicUsize::new(0);
     let strategy = (
@@ -502,6 +531,7 @@ fn random_mutations_and_passes_keep_the_replica_a_mirror() {
             model: BTreeMap::new(),
             clock: 1_500_000_000,
             passes: 0,
+            dry_runs: 0,
             stale_files: 0,
             ops: 0,
         };
@@ -516,14 +546,16 @@ fn random_mutations_and_passes_keep_the_replica_a_mirror() {
         world.pass(true)?;
         assert_mirror(&env.src(), &env.dst());
         passes.fetch_add(world.passes, Ordering::Relaxed);
+        dry_runs.fetch_add(world.dry_runs, Ordering::Relaxed);
         ops.fetch_add(world.ops, Ordering::Relaxed);
         stale.fetch_add(world.stale_files, Ordering::Relaxed);
         Ok(())
     });
     println!(
-        "model: {} cases, {} passes, {} source mutations, {} files legitimately left stale by the size+mtime quick check (all fixed by the final --checksum pass), {:.1} s",
+        "model: {} cases, {} passes (+{} --dry-run passes that changed nothing), {} source mutations, {} files legitimately left stale by the size+mtime quick check (all fixed by the final --checksum pass), {:.1} s",
         cases.load(Ordering::Relaxed),
         passes.load(Ordering::Relaxed),
+        dry_runs.load(Ordering::Relaxed),
         ops.load(Ordering::Relaxed),
         stale.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()

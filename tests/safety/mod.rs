@@ -519,3 +519,9 @@ pub fn once_quick_ok(env: &TestEnv, extra: &[&str]) -> std::process::Output {
     );
     out
 }
+
+/// Asserts that no temporary file of ours is left anywhere below `root`.
+pub fn assert_no_temps(root: &Path) {
+    let temps: Vec<String> = find_temps(root).iter().map(|t| show(t)).collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+}
