@@ -796,6 +796,63 @@ fn tree_3000_levels_deep_syncs() {
     remove_deep(&env.dst());
 }
 
+/// A pass keeps a folder handle per level of the path it is in, so a tree
+/// deeper than the open-file limit cannot be synced whole: it must be
+/// reported (EMFILE) and the rest kept consistent, never a crash; and
+/// with the limit back, the next pass completes the mirror.
+#[test]
+fn tree_deeper_than_the_open_file_limit_is_reported_not_crashed() {
+    use std::os::unix::process::CommandExt;
+    let env = fast_env();
+    env.write("src/top.txt", "top");
+    drop(build_chain(&env.path("src"), "d", 600, 100));
+    let mut cmd = Command::new(bin());
+    cmd.arg("--once")
+        .arg(env.src())
+        .arg(env.dst())
+        .arg("1")
+        .arg(env.log())
+        .current_dir(env.root())
+        .stdin(Stdio::null());
+    // SAFETY: setrlimit is a plain system call, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = rustix::process::Rlimit {
+                current: Some(256),
+                maximum: Some(256),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let out = run_quick(&mut cmd, Duration::from_secs(60));
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out.status));
+    let log = env.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("[ERROR]") && l.contains("Too many open files")),
+        "EMFILE not reported"
+    );
+    assert_no_temps(env.root());
+    // Every file that did arrive is whole.
+    let (src, _) = fd_snapshot(&env.src());
+    let (dst, _) = fd_snapshot(&env.dst());
+    let mut arrived = 0;
+    for (rel, node) in &dst {
+        if let Node::File { .. } = node {
+            assert_eq!(src.get(rel), Some(node), "{}", short(rel));
+            arrived += 1;
+        }
+    }
+    assert!((1..7).contains(&arrived), "{arrived} of 7 files arrived");
+
+    once_quick_ok(&env, &[]);
+    assert_fd_mirror(&env.src(), &env.dst());
+    remove_deep(&env.src());
+    remove_deep(&env.dst());
+}
+
 #[test]
 fn folder_with_50000_entries_syncs() {
     const N: usize = 50_000;
