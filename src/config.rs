@@ -100,7 +100,12 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
     if secs > MAX_INTERVAL_SECS {
         return Err(format!("interval {text:?} is longer than a year"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    let interval = Duration::from_secs_f64(secs);
+    if interval.is_zero() {
+        // Below a nanosecond: would run passes back to back forever.
+        return Err(format!("interval {text:?} must be more than zero seconds"));
+    }
+    Ok(interval)
 }
 
 /// Resolves a path for comparison: the longest existing prefix is made
@@ -396,7 +401,7 @@ mod tests {
         assert_eq!(parse_interval(" 1h "), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
         for bad in [
-            "0", "-1", "abc", "", "NaN", "inf", "1e300", "s", "10x", "400d",
+            "0", "-1", "abc", "", "NaN", "inf", "1e300", "s", "10x", "400d", "1e-10",
         ] {
             assert!(parse_interval(bad).is_err(), "{bad} should be refused");
         }

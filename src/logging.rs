@@ -228,6 +228,13 @@ pub fn display_path(rel: &[u8]) -> String {
     out
 }
 
+/// A pair's root folder as it appears in a log line, escaped like
+/// [`display_path`]: a folder name can hold a newline too.
+pub fn display_root(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    display_path(path.as_os_str().as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

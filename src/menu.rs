@@ -297,6 +297,8 @@ struct LineInput<'a> {
     wake: BorrowedFd<'a>,
     buf: Vec<u8>,
     ended: bool,
+    /// Dropping the rest of a line longer than `MAX_LINE`.
+    skipping: bool,
 }
 
 impl<'a> LineInput<'a> {
@@ -305,6 +307,7 @@ impl<'a> LineInput<'a> {
             wake,
             buf: Vec::new(),
             ended: false,
+            skipping: false,
         }
     }
 
@@ -344,10 +347,21 @@ impl<'a> LineInput<'a> {
             match rustix::io::read(stdin, &mut chunk) {
                 Ok(0) => self.ended = true,
                 Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
+                    let mut data = &chunk[..n];
+                    if self.skipping {
+                        match data.iter().position(|&b| b == b'\n') {
+                            Some(pos) => {
+                                self.skipping = false;
+                                data = &data[pos + 1..];
+                            }
+                            None => data = &[],
+                        }
+                    }
+                    self.buf.extend_from_slice(data);
                     if self.buf.len() > MAX_LINE && !self.buf.contains(&b'\n') {
                         self.buf.truncate(MAX_LINE);
                         self.buf.push(b'\n');
+                        self.skipping = true;
                     }
                 }
                 Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}

@@ -21,7 +21,7 @@ use crate::cache::{Cache, DirEntries, Entry};
 use crate::config::{PairSpec, SyncOptions};
 use crate::decide::{Plan, after_compare, plan_file};
 use crate::fsops::{self, Copied, Digest, Kind, Meta, OpError, join_rel};
-use crate::logging::display_path;
+use crate::logging::{display_path, display_root};
 use crate::status::{Counts, Outcome, PassReport};
 
 /// The stop signals a pass obeys at every file boundary: quit for all
@@ -153,7 +153,7 @@ impl Pass<'_, '_> {
             Err(e) => {
                 self.error_line(format_args!(
                     "source folder {} unavailable: {e}; nothing changed in the replica",
-                    spec.source.display()
+                    display_root(&spec.source)
                 ));
                 return Outcome::Failed;
             }
@@ -165,7 +165,7 @@ impl Pass<'_, '_> {
                 if let Err(e) = self.create_replica_root() {
                     self.error_line(format_args!(
                         "cannot create replica folder {}: {e}",
-                        spec.replica.display()
+                        display_root(&spec.replica)
                     ));
                     return Outcome::Failed;
                 }
@@ -178,7 +178,7 @@ impl Pass<'_, '_> {
                     Err(e) => {
                         self.error_line(format_args!(
                             "replica folder {} unavailable: {e}",
-                            spec.replica.display()
+                            display_root(&spec.replica)
                         ));
                         return Outcome::Failed;
                     }
@@ -187,7 +187,7 @@ impl Pass<'_, '_> {
             Err(e) => {
                 self.error_line(format_args!(
                     "replica folder {} unavailable: {e}; nothing changed",
-                    spec.replica.display()
+                    display_root(&spec.replica)
                 ));
                 return Outcome::Failed;
             }

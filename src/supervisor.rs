@@ -9,7 +9,7 @@ use crossbeam_channel::Sender;
 use log::info;
 
 use crate::config::{PairSpec, SyncOptions, check_overlaps};
-use crate::logging::{Logs, pair_target};
+use crate::logging::{Logs, display_root, pair_target};
 use crate::pass::Cancel;
 use crate::status::{PairStatus, State};
 use crate::worker::{Command, Worker, format_interval};
@@ -89,8 +89,8 @@ impl Supervisor {
         info!(
             target: &pair_target(id),
             "pair {id}: started: {} -> {} every {}{}{}",
-            spec.source.display(),
-            spec.replica.display(),
+            display_root(&spec.source),
+            display_root(&spec.replica),
             format_interval(spec.interval),
             if self.options.checksum { ", checksum" } else { "" },
             if self.options.dry_run { ", dry run" } else { "" },
