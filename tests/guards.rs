@@ -1,14 +1,11 @@
 //! The guards that keep a pass from destroying data by accident: the
-//! missing-mount guard, `--max-delete`, and read-only replica entries.
+//! missing-mount guard, `--max-delete`, and pairs that would write into
+//! each other's trees. (Read-only entries: tests/faults.rs.)
 
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, chown};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::os::unix::fs::PermissionsExt;
 
 use common::*;
 
@@ -108,77 +105,6 @@ fn a_changed_folder_mode_is_reported_once() {
     env.once_ok(&[]);
     assert_mirror(&env.src(), &env.dst());
     assert_eq!(env.log_text().matches("touched a (mode 750)").count(), 1);
-}
-
-/// The user tests run as when the suite runs as root: permission checks
-/// only bite a user who is not root.
-const NOBODY: u32 = 65534;
-
-/// Runs `foldersync --once src dst 1 log.txt` as `nobody`, or returns
-/// `None` (saying why) when this process cannot switch users.
-fn once_as_nobody(env: &TestEnv) -> Option<std::process::Output> {
-    if rustix::process::geteuid().as_raw() != 0 {
-        eprintln!("SKIPPED: read-only handling needs root to run the binary as another user");
-        return None;
-    }
-    chown_tree(env.root());
-    let out = run_with_timeout(
-        Command::new(bin())
-            .args(["--once", "src", "dst", "1", "log.txt"])
-            .current_dir(env.root())
-            .stdin(Stdio::null())
-            .uid(NOBODY)
-            .gid(NOBODY),
-        Duration::from_secs(60),
-    );
-    Some(out)
-}
-
-fn chown_tree(path: &Path) {
-    let _ = chown(path, Some(NOBODY), Some(NOBODY));
-    if path.is_symlink() || !path.is_dir() {
-        return;
-    }
-    for entry in fs::read_dir(path).unwrap() {
-        chown_tree(&entry.unwrap().path());
-    }
-}
-
-fn chmod(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-#[test]
-fn read_only_folders_are_mirrored_and_still_updated_by_a_plain_user() {
-    let env = TestEnv::new();
-    env.write("src/ro/a.txt", "old");
-    env.write("src/ro/sub/b.txt", "b");
-    env.write("src/gone/inside.txt", "x");
-    chmod(&env.path("src/ro/a.txt"), 0o444);
-    chmod(&env.path("src/ro/sub"), 0o555);
-    chmod(&env.path("src/ro"), 0o555);
-    let Some(out) = once_as_nobody(&env) else {
-        return;
-    };
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_mirror(&env.src(), &env.dst());
-
-    // Change what is inside the read-only folders, and remove a folder
-    // whose replica was made read-only and unreadable.
-    chmod(&env.path("src/ro"), 0o755);
-    chmod(&env.path("src/ro/a.txt"), 0o644);
-    fs::write(env.path("src/ro/a.txt"), "new and longer").unwrap();
-    chmod(&env.path("src/ro/a.txt"), 0o444);
-    env.write("src/ro/added.txt", "added");
-    chmod(&env.path("src/ro"), 0o555);
-    fs::remove_dir_all(env.path("src/gone")).unwrap();
-    chmod(&env.path("dst/gone"), 0o000);
-    let out = once_as_nobody(&env).unwrap();
-    assert!(out.status.success(), "{}\n{}", stderr(&out), env.log_text());
-    assert_mirror(&env.src(), &env.dst());
-    let log = env.log_text();
-    assert!(log.contains("updated ro/a.txt"), "{log}");
-    assert!(log.contains("removed file gone/inside.txt"), "{log}");
 }
 
 #[test]
