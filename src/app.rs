@@ -72,6 +72,7 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
         fsync: cli.fsync,
         allow_empty_source: cli.allow_empty_source,
         max_delete: cli.max_delete,
+        jobs: cli.jobs,
     };
     let mut supervisor = Supervisor::new(options, logs, shutdown.quit_flag(), cli.once);
     for spec in specs {

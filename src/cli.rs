@@ -1,6 +1,7 @@
 //! What the user typed: the command-line definition. Checking that it makes
 //! sense is `config`'s job.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -77,6 +78,11 @@ pub struct Cli {
     /// removals are skipped and the pass reports an error.
     #[arg(long, value_name = "N")]
     pub max_delete: Option<u64>,
+
+    /// Sync up to N folders at once within each pass (default: one per
+    /// core, at most 4; 1 works through the tree one folder at a time).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<NonZeroUsize>,
 
     /// More on the console (the log file always gets every action).
     #[arg(short, long, conflicts_with = "quiet")]

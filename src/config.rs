@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::io;
+use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub struct SyncOptions {
     pub allow_empty_source: bool,
     /// Most removals one pass may make.
     pub max_delete: Option<u64>,
+    /// Folders one pass works on at once (`--jobs`); `None` picks one per
+    /// core, at most 4.
+    pub jobs: Option<NonZeroUsize>,
 }
 
 /// The four fields of a pair as typed, before validation.
