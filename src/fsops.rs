@@ -365,15 +365,23 @@ pub fn copy_file(
     };
     let mut hasher = Md5::new();
     let (buf, _) = bufs.both();
-    loop {
+    // Read no further than the size seen before: no extra read to meet the
+    // end of the file, and a file that grew or shrank meanwhile is caught
+    // by the second stat below.
+    let mut left = before.size;
+    while left > 0 {
         if cancelled() {
             let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
             return Ok(Copied::Cancelled);
         }
-        let n = read_full(src.as_fd(), buf).op("read").map_err(discard)?;
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = read_full(src.as_fd(), &mut buf[..want])
+            .op("read")
+            .map_err(discard)?;
         if n == 0 {
             break;
         }
+        left -= n as u64;
         hasher.update(&buf[..n]);
         write_all(tmp.as_fd(), &buf[..n])
             .op("write")
