@@ -88,6 +88,31 @@ struct Task {
     parent: Option<Arc<DirNode>>,
 }
 
+/// A large file whose copy is handed to the pool, so the big files of one
+/// folder are copied (and hashed) on several cores at once.
+struct FileTask {
+    src: Arc<OwnedFd>,
+    dst: Arc<OwnedFd>,
+    /// The folder's relative path; the file's is `rel/name`.
+    dir_rel: Vec<u8>,
+    name: CString,
+    src_meta: Meta,
+    dst_meta: Option<Meta>,
+    /// The folder it is in: finished only after this copy.
+    node: Arc<DirNode>,
+}
+
+/// Work in the queue.
+enum Job {
+    Dir(Task),
+    File(FileTask),
+}
+
+/// Files at least this big whose replica must be written anyway are
+/// copied as jobs of their own; below it, the per-job overhead and the
+/// folder's inode lock make it pointless.
+const BIG_FILE: u64 = 4 << 20;
+
 /// How a queued folder is reached.
 enum Open {
     /// The pair's roots, already open.
@@ -147,8 +172,8 @@ struct Finish {
 struct Queue {
     /// Taken from the end (LIFO): depth first, which bounds the open
     /// handles to roughly the depth times the number of workers.
-    tasks: Vec<Task>,
-    /// Workers in the middle of a folder (which may queue more).
+    tasks: Vec<Job>,
+    /// Workers in the middle of a job (which may queue more).
     working: usize,
 }
 
@@ -184,7 +209,7 @@ impl Shared<'_> {
     /// The next folder to sync; blocks while the queue is empty but other
     /// workers may still add to it. `None` when the pass is done or
     /// stopped.
-    fn next_task(&self) -> Option<Task> {
+    fn next_task(&self) -> Option<Job> {
         let mut queue = self.queue.lock().expect("queue poisoned");
         loop {
             if self.ctx.cancel.is_set() {
@@ -201,8 +226,8 @@ impl Shared<'_> {
         }
     }
 
-    /// Queues sub-folders, first one on top.
-    fn push(&self, tasks: Vec<Task>) {
+    /// Queues jobs, first one on top.
+    fn push(&self, tasks: Vec<Job>) {
         if tasks.is_empty() {
             return;
         }
@@ -281,7 +306,7 @@ fn walk(shared: &Shared<'_>) -> Outcome {
     };
     first.flush();
     shared.cache.lock().expect("cache poisoned").begin_pass();
-    shared.push(vec![root]);
+    shared.push(vec![Job::Dir(root)]);
     let jobs = shared
         .ctx
         .options
@@ -328,8 +353,11 @@ impl<'s, 'a> Walker<'s, 'a> {
 
     /// Syncs queued folders until there are none left (or the pass stops).
     fn work(mut self) {
-        while let Some(task) = self.shared.next_task() {
-            self.sync_dir(task);
+        while let Some(job) = self.shared.next_task() {
+            match job {
+                Job::Dir(task) => self.sync_dir(task),
+                Job::File(task) => self.copy_big(task),
+            }
             self.flush();
             self.shared.task_done();
         }
@@ -551,7 +579,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         src_entries: Vec<fsops::Entry>,
         dst_entries: Vec<fsops::Entry>,
         node: &Arc<DirNode>,
-    ) -> Vec<Task> {
+    ) -> Vec<Job> {
         let merged = merge(src_entries, dst_entries);
         // Removals first: they free space for what is copied next.
         if let Some(dst) = &dst {
@@ -573,6 +601,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             .take_dir(rel);
         let mut new = DirEntries::default();
         let mut subdirs = Vec::new();
+        let mut big = Vec::new();
         for (s, d) in merged {
             let Some(s) = s else { continue };
             if self.ctx.cancel.is_set() {
@@ -610,7 +639,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                         !self.ctx.options.dry_run || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
                     if let Some(fresh) = self.ensure_dir(dst_fd, &child, &s.name, dst_meta.as_ref())
                     {
-                        subdirs.push(Task {
+                        subdirs.push(Job::Dir(Task {
                             open: Open::Child {
                                 src_parent: Arc::clone(src),
                                 dst_parent: dst.cloned().filter(|_| replica_exists),
@@ -620,11 +649,25 @@ impl<'s, 'a> Walker<'s, 'a> {
                             src_meta,
                             fresh,
                             parent: Some(Arc::clone(node)),
-                        });
+                        }));
                     }
                 }
                 Kind::File => {
                     let old_entry = old.get(s.name.to_bytes()).copied();
+                    if let Some(dst) = dst.filter(|_| {
+                        self.is_big_copy(&src_meta, dst_meta.as_ref(), old_entry.as_ref())
+                    }) {
+                        big.push(Job::File(FileTask {
+                            src: Arc::clone(src),
+                            dst: Arc::clone(dst),
+                            dir_rel: rel.to_vec(),
+                            name: s.name,
+                            src_meta,
+                            dst_meta,
+                            node: Arc::clone(node),
+                        }));
+                        continue;
+                    }
                     if let Some(entry) = self.sync_file(
                         src.as_fd(),
                         dst_fd,
@@ -651,12 +694,50 @@ impl<'s, 'a> Walker<'s, 'a> {
             // Keep what is known about files this pass did not reach.
             new.absorb(old);
         }
-        self.shared
-            .cache
-            .lock()
-            .expect("cache poisoned")
-            .put_dir(rel, new);
+        let mut cache = self.shared.cache.lock().expect("cache poisoned");
+        // Entries big-file jobs already recorded for this folder.
+        new.absorb(cache.take_dir(rel));
+        cache.put_dir(rel, new);
+        drop(cache);
+        // Big copies on top: other workers start them while this one
+        // goes on into the sub-folders.
+        subdirs.extend(big);
         subdirs
+    }
+
+    /// Whether a file is big and its replica must be rewritten whatever its
+    /// bytes, so it can be copied as a job of its own (never in a dry run).
+    fn is_big_copy(&self, s: &Meta, d: Option<&Meta>, old: Option<&Entry>) -> bool {
+        if s.size < BIG_FILE || self.ctx.options.dry_run {
+            return false;
+        }
+        match d {
+            Some(d) if d.kind == Kind::File => {
+                plan_file(s, d, old, self.ctx.options.checksum) == Plan::Copy
+            }
+            _ => true,
+        }
+    }
+
+    /// Copies one big file queued by its folder, records it in the cache,
+    /// and releases the folder.
+    fn copy_big(&mut self, task: FileTask) {
+        let rel = join_rel(&task.dir_rel, task.name.to_bytes());
+        let entry = self.copy(
+            task.src.as_fd(),
+            Some(task.dst.as_fd()),
+            &rel,
+            &task.name,
+            &task.src_meta,
+            task.dst_meta.as_ref(),
+        );
+        if let Some(entry) = entry {
+            let mut cache = self.shared.cache.lock().expect("cache poisoned");
+            let mut dir = cache.take_dir(&task.dir_rel);
+            dir.insert(task.name.to_bytes(), entry);
+            cache.put_dir(&task.dir_rel, dir);
+        }
+        self.release(Some(task.node));
     }
 
     /// Makes sure the replica has a real folder (not a file or a symlink)

@@ -152,3 +152,26 @@ fn zero_jobs_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!env.dst().exists());
 }
+
+#[test]
+fn big_files_of_one_folder_are_copied_as_separate_jobs() {
+    let env = TestEnv::new();
+    let big = |seed: u8| -> Vec<u8> { (0..5 << 20).map(|i: u32| (i % 251) as u8 ^ seed).collect() };
+    for i in 0..3u8 {
+        env.write(format!("src/big/b{i}"), big(i));
+    }
+    env.write("src/big/small", "small");
+    env.mkdir("src/big/sub");
+    env.once_ok(&["--jobs", "4"]);
+    assert_mirror(&env.src(), &env.dst());
+
+    // A changed big file and a folder now where a big file was.
+    env.write("src/big/b0", big(9));
+    fs::remove_file(env.path("src/big/b1")).unwrap();
+    env.write("src/big/b1/inside", "x");
+    env.once_ok(&["--jobs", "4"]);
+    assert_mirror(&env.src(), &env.dst());
+    let log = env.log_text();
+    assert!(log.contains("updated big/b0"), "{log}");
+    assert!(log.contains("removed file big/b1"), "{log}");
+}
