@@ -313,8 +313,16 @@ fn walk(shared: &Shared<'_>) -> Outcome {
         .jobs
         .map_or_else(default_jobs, usize::from);
     std::thread::scope(|scope| {
-        for _ in 1..jobs {
-            scope.spawn(|| Walker::new(shared).work());
+        // Named, so a profile tells the workers apart; one that cannot be
+        // started only makes the pass use fewer.
+        for n in 2..=jobs {
+            let builder = std::thread::Builder::new().name(format!("pair-{}-w{n}", shared.ctx.id));
+            if let Err(e) = builder.spawn_scoped(scope, || Walker::new(shared).work()) {
+                shared
+                    .ctx
+                    .log_debug(format_args!("worker {n} not started: {e}"));
+                break;
+            }
         }
         Walker::new(shared).work();
     });
