@@ -73,6 +73,7 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
         allow_empty_source: cli.allow_empty_source,
         max_delete: cli.max_delete,
         cache_limit: cli.cache_limit,
+        jobs: cli.jobs,
     };
     let mut supervisor = Supervisor::new(options, logs, shutdown.quit_flag(), cli.once);
     for spec in specs {

@@ -1,6 +1,7 @@
 //! What the user typed: the command-line definition. Checking that it makes
 //! sense is `config`'s job.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -83,6 +84,11 @@ pub struct Cli {
     /// the cache keeps every file (about 110 bytes each).
     #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
     pub cache_limit: Option<usize>,
+
+    /// Sync up to N folders at once within each pass (default: one per
+    /// core, at most 4; 1 works through the tree one folder at a time).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<NonZeroUsize>,
 
     /// More on the console (the log file always gets every action).
     #[arg(short, long, conflicts_with = "quiet")]

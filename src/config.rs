@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::io;
+use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub struct SyncOptions {
     pub max_delete: Option<u64>,
     /// Most memory, in bytes, each pair's cache may use.
     pub cache_limit: Option<usize>,
+    /// Folders one pass works on at once (`--jobs`); `None` picks one per
+    /// core, at most 4.
+    pub jobs: Option<NonZeroUsize>,
 }
 
 /// Parses a size in bytes: a number with an optional binary unit, `K`,

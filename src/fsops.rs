@@ -23,6 +23,26 @@ pub type Digest = [u8; 16];
 /// Size of the buffer used to read, hash and write file data.
 const CHUNK: usize = 256 * 1024;
 
+/// A pass worker's data buffers, allocated once and reused for every file
+/// it reads, hashes or copies (instead of a fresh zeroed 256 KiB per file).
+/// A small file only ever touches as many bytes of them as it holds.
+#[derive(Default)]
+pub struct Buffers {
+    a: Vec<u8>,
+    b: Vec<u8>,
+}
+
+impl Buffers {
+    /// Both buffers at full size (allocated on first use).
+    fn both(&mut self) -> (&mut [u8], &mut [u8]) {
+        if self.a.len() < CHUNK {
+            self.a.resize(CHUNK, 0);
+            self.b.resize(CHUNK, 0);
+        }
+        (&mut self.a, &mut self.b)
+    }
+}
+
 /// A point in time as the file system stores it (seconds and nanoseconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Time {
@@ -267,12 +287,12 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
 }
 
 /// The MD5 digest of a file's bytes.
-pub fn hash_file(dir: BorrowedFd<'_>, name: &CStr) -> Result<Digest, OpError> {
+pub fn hash_file(dir: BorrowedFd<'_>, name: &CStr, bufs: &mut Buffers) -> Result<Digest, OpError> {
     let fd = open_file_at(dir, name).op("open")?;
     let mut hasher = Md5::new();
-    let mut buf = vec![0u8; CHUNK];
+    let (buf, _) = bufs.both();
     loop {
-        let n = read_full(fd.as_fd(), &mut buf).op("read")?;
+        let n = read_full(fd.as_fd(), buf).op("read")?;
         if n == 0 {
             break;
         }
@@ -288,15 +308,15 @@ pub fn compare_files(
     src_dir: BorrowedFd<'_>,
     dst_dir: BorrowedFd<'_>,
     name: &CStr,
+    bufs: &mut Buffers,
 ) -> Result<Option<Digest>, OpError> {
     let src = open_file_at(src_dir, name).op("open")?;
     let dst = open_file_at(dst_dir, name).op("open replica")?;
     let mut hasher = Md5::new();
-    let mut a = vec![0u8; CHUNK];
-    let mut b = vec![0u8; CHUNK];
+    let (a, b) = bufs.both();
     loop {
-        let n = read_full(src.as_fd(), &mut a).op("read")?;
-        let m = read_full(dst.as_fd(), &mut b).op("read replica")?;
+        let n = read_full(src.as_fd(), a).op("read")?;
+        let m = read_full(dst.as_fd(), b).op("read replica")?;
         if n != m || a[..n] != b[..m] {
             return Ok(None);
         }
@@ -334,6 +354,7 @@ pub fn copy_file(
     name: &CStr,
     fsync: bool,
     cancelled: &dyn Fn() -> bool,
+    bufs: &mut Buffers,
 ) -> Result<Copied, OpError> {
     let src = open_file_at(src_dir, name).op("open")?;
     let before = stat_fd(src.as_fd()).op("stat")?;
@@ -343,18 +364,24 @@ pub fn copy_file(
         e
     };
     let mut hasher = Md5::new();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
+    let (buf, _) = bufs.both();
+    // Read no further than the size seen before: no extra read to meet the
+    // end of the file, and a file that grew or shrank meanwhile is caught
+    // by the second stat below.
+    let mut left = before.size;
+    while left > 0 {
         if cancelled() {
             let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
             return Ok(Copied::Cancelled);
         }
-        let n = read_full(src.as_fd(), &mut buf)
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = read_full(src.as_fd(), &mut buf[..want])
             .op("read")
             .map_err(discard)?;
         if n == 0 {
             break;
         }
+        left -= n as u64;
         hasher.update(&buf[..n]);
         write_all(tmp.as_fd(), &buf[..n])
             .op("write")

@@ -1,18 +1,22 @@
 //! One sync pass: walk the source and replica trees together and make the
 //! replica an exact copy of the source.
 //!
-//! Folders are visited depth first from an explicit stack (no recursion, so
-//! depth is not limited by the call stack). In each folder the two sorted
-//! listings are merged: replica entries the source lacks are removed first
-//! (freeing space), then each source entry is brought over. A folder's own
-//! mode and mtime are set after everything inside it, since writing inside
-//! changes its mtime.
+//! Folders are the unit of work: a small pool of workers (`--jobs`) takes
+//! them from a shared LIFO queue, so the tree is walked roughly depth first
+//! with no recursion (depth is not limited by the call stack), and several
+//! folders are synced at once (files in one folder serialize on its inode
+//! lock in the kernel, so parallelism across folders is what helps). In
+//! each folder the two sorted listings are merged: replica entries the
+//! source lacks are removed first (freeing space), then each source entry is
+//! brought over, and its sub-folders are queued. A folder's own mode and
+//! mtime are set after everything inside it, since writing inside changes
+//! its mtime: see [`DirNode`].
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Instant, SystemTime};
 
 use log::{debug, error, info, warn};
@@ -72,78 +76,313 @@ impl PassContext<'_> {
     }
 }
 
-/// Work left on the stack.
-enum Work {
-    /// A folder to sync, opened when its turn comes (so a wide tree does not
-    /// hold a handle per pending folder).
-    Dir {
+/// A folder waiting in the queue, opened when a worker takes it (so a wide
+/// tree holds the parent's handle, not one handle per queued folder).
+struct Task {
+    open: Open,
+    rel: Vec<u8>,
+    src_meta: Meta,
+    /// The replica folder was created in this pass.
+    fresh: bool,
+    /// The folder this one is in; told when this one is finished.
+    parent: Option<Arc<DirNode>>,
+}
+
+/// A large file whose copy is handed to the pool, so the big files of one
+/// folder are copied (and hashed) on several cores at once.
+struct FileTask {
+    src: Arc<OwnedFd>,
+    dst: Arc<OwnedFd>,
+    /// The folder's relative path; the file's is `rel/name`.
+    dir_rel: Vec<u8>,
+    name: CString,
+    src_meta: Meta,
+    dst_meta: Option<Meta>,
+    /// The folder it is in: finished only after this copy.
+    node: Arc<DirNode>,
+}
+
+/// Work in the queue.
+enum Job {
+    Dir(Task),
+    File(FileTask),
+}
+
+/// Files at least this big whose replica must be written anyway are
+/// copied as jobs of their own; below it, the per-job overhead and the
+/// folder's inode lock make it pointless.
+const BIG_FILE: u64 = 4 << 20;
+
+/// How a queued folder is reached.
+enum Open {
+    /// The pair's roots, already open.
+    Root {
+        src: OwnedFd,
+        /// `None` in a dry run when the replica does not exist yet.
+        dst: Option<OwnedFd>,
+    },
+    /// A sub-folder, by name in its parent's handles.
+    Child {
         src_parent: Arc<OwnedFd>,
         /// `None` in a dry run when the replica folder does not exist yet.
         dst_parent: Option<Arc<OwnedFd>>,
         name: CString,
-        rel: Vec<u8>,
-        src_meta: Meta,
-        /// The replica folder was created in this pass.
-        fresh: bool,
     },
-    /// A replica folder whose contents are done: set its mode and mtime.
-    Finish {
-        dst: Arc<OwnedFd>,
-        rel: Vec<u8>,
-        src_meta: Meta,
-        /// Its mode when the pass found it; `None` when the pass created it.
-        found_mode: Option<u32>,
-    },
+}
+
+/// A folder being synced, alive until it and everything below it are done.
+///
+/// `pending` counts the folder's own work (1, released when its entries are
+/// handled) plus each sub-folder queued and not yet finished. Whoever
+/// brings it to zero sets the folder's mode and mtime (`finish`) and then
+/// releases one count of the parent: so a folder is finished only after
+/// every folder below it, whichever worker did them.
+struct DirNode {
+    pending: AtomicUsize,
+    /// `None` when there is no replica folder to finish (dry run).
+    finish: Option<Finish>,
+    parent: Option<Arc<DirNode>>,
+}
+
+impl Drop for DirNode {
+    /// Unlinks the parent chain one node at a time: a stopped pass may drop
+    /// a 3,000-deep chain of unfinished nodes at once, and the default
+    /// recursive drop could overflow a worker's stack.
+    fn drop(&mut self) {
+        let mut parent = self.parent.take();
+        while let Some(node) = parent {
+            parent = match Arc::try_unwrap(node) {
+                Ok(mut node) => node.parent.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+/// A replica folder whose mode and mtime are set once its contents are done.
+struct Finish {
+    dst: Arc<OwnedFd>,
+    rel: Vec<u8>,
+    src_meta: Meta,
+    /// Its mode when the pass found it; `None` when the pass created it.
+    found_mode: Option<u32>,
+}
+
+/// Folders waiting for a worker, and how many workers are busy with one.
+struct Queue {
+    /// Taken from the end (LIFO): depth first, which bounds the open
+    /// handles to roughly the depth times the number of workers.
+    tasks: Vec<Job>,
+    /// Workers in the middle of a job (which may queue more).
+    working: usize,
+}
+
+/// What the pass's workers share. Each folder is handled by one worker
+/// from listing to queueing its sub-folders; everything else they touch is
+/// here, behind a lock or atomic.
+struct Shared<'a> {
+    ctx: &'a PassContext<'a>,
+    /// Taken once per folder (take_dir, put_dir), so contention is low.
+    cache: Mutex<&'a mut Cache>,
+    queue: Mutex<Queue>,
+    /// Signalled when folders are queued or the last busy worker is done.
+    wake: Condvar,
+    /// When the pass started, for the cache's racy check.
+    now: SystemTime,
+    /// What `--max-delete` still allows in this pass, across all workers.
+    deletions_left: Mutex<Option<u64>>,
+    /// `--max-delete` ran out (reported once).
+    max_delete_hit: AtomicBool,
+    /// The pass refused to run (the empty-source guard); nothing changed.
+    refused: AtomicBool,
+    /// Counts of the whole pass; workers add theirs after each folder and
+    /// tell `progress`.
+    totals: Mutex<Totals<'a>>,
+}
+
+struct Totals<'a> {
+    counts: Counts,
+    progress: &'a mut (dyn FnMut(&Counts) + Send),
+}
+
+impl Shared<'_> {
+    /// The next folder to sync; blocks while the queue is empty but other
+    /// workers may still add to it. `None` when the pass is done or
+    /// stopped.
+    fn next_task(&self) -> Option<Job> {
+        let mut queue = self.queue.lock().expect("queue poisoned");
+        loop {
+            if self.ctx.cancel.is_set() {
+                return None;
+            }
+            if let Some(task) = queue.tasks.pop() {
+                queue.working += 1;
+                return Some(task);
+            }
+            if queue.working == 0 {
+                return None;
+            }
+            queue = self.wake.wait(queue).expect("queue poisoned");
+        }
+    }
+
+    /// Queues jobs, first one on top.
+    fn push(&self, tasks: Vec<Job>) {
+        if tasks.is_empty() {
+            return;
+        }
+        let mut queue = self.queue.lock().expect("queue poisoned");
+        queue.tasks.extend(tasks.into_iter().rev());
+        self.wake.notify_all();
+    }
+
+    /// A worker is done with its folder; when no worker is busy and nothing
+    /// is queued, the waiting ones are woken to leave.
+    fn task_done(&self) {
+        let mut queue = self.queue.lock().expect("queue poisoned");
+        queue.working -= 1;
+        if queue.working == 0 || self.ctx.cancel.is_set() {
+            self.wake.notify_all();
+        }
+    }
+}
+
+/// Number of worker threads when `--jobs` is not given: one per core, at
+/// most 4 (the gain comes from working in several folders at once; more
+/// threads mostly contend on the disk).
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// Runs one pass and reports what it did. `progress` hears the counts so far
-/// now and then.
+/// now and then (from whichever worker just finished a folder).
+///
+/// Scheduling: folders are tasks in a shared LIFO queue served by a pool of
+/// `--jobs` workers (the calling thread is one of them). A worker takes a
+/// folder, opens and lists both sides, does its removals and file work, and
+/// queues its sub-folders. Folder mode and mtime are set by [`DirNode`]
+/// counting, after everything below.
 pub fn run(
     ctx: &PassContext<'_>,
     cache: &mut Cache,
-    progress: &mut dyn FnMut(&Counts),
+    progress: &mut (dyn FnMut(&Counts) + Send),
 ) -> PassReport {
     let started = Instant::now();
-    let mut pass = Pass {
+    let shared = Shared {
         ctx,
-        cache,
-        counts: Counts::default(),
-        progress,
-        stack: Vec::new(),
+        cache: Mutex::new(cache),
+        queue: Mutex::new(Queue {
+            tasks: Vec::new(),
+            working: 0,
+        }),
+        wake: Condvar::new(),
         now: SystemTime::now(),
-        deletions_left: ctx.options.max_delete,
-        max_delete_hit: false,
-        refused: false,
+        deletions_left: Mutex::new(ctx.options.max_delete),
+        max_delete_hit: AtomicBool::new(false),
+        refused: AtomicBool::new(false),
+        totals: Mutex::new(Totals {
+            counts: Counts::default(),
+            progress,
+        }),
     };
-    pass.ctx.log_debug(format_args!("pass started"));
-    let outcome = pass.walk();
+    ctx.log_debug(format_args!("pass started"));
+    let outcome = walk(&shared);
+    let counts = shared.totals.into_inner().expect("totals poisoned").counts;
     let report = PassReport {
         outcome,
-        counts: pass.counts,
+        counts,
         duration: started.elapsed(),
     };
-    pass.log_summary(&report);
+    log_summary(ctx, &report);
     report
 }
 
-struct Pass<'a, 'c> {
-    ctx: &'a PassContext<'a>,
-    cache: &'c mut Cache,
-    counts: Counts,
-    progress: &'c mut dyn FnMut(&Counts),
-    stack: Vec<Work>,
-    /// When the pass started, for the cache's racy check.
-    now: SystemTime,
-    /// What `--max-delete` still allows in this pass.
-    deletions_left: Option<u64>,
-    /// `--max-delete` ran out (reported once).
-    max_delete_hit: bool,
-    /// The pass refused to run (the empty-source guard); nothing changed.
-    refused: bool,
+/// Opens the roots, runs the workers over the tree, and says how it ended.
+fn walk(shared: &Shared<'_>) -> Outcome {
+    let mut first = Walker::new(shared);
+    let Some(root) = first.open_roots() else {
+        first.flush();
+        return Outcome::Failed;
+    };
+    first.flush();
+    shared.cache.lock().expect("cache poisoned").begin_pass();
+    shared.push(vec![Job::Dir(root)]);
+    let jobs = shared
+        .ctx
+        .options
+        .jobs
+        .map_or_else(default_jobs, usize::from);
+    std::thread::scope(|scope| {
+        // Named, so a profile tells the workers apart; one that cannot be
+        // started only makes the pass use fewer.
+        for n in 2..=jobs {
+            let builder = std::thread::Builder::new().name(format!("pair-{}-w{n}", shared.ctx.id));
+            if let Err(e) = builder.spawn_scoped(scope, || Walker::new(shared).work()) {
+                shared
+                    .ctx
+                    .log_debug(format_args!("worker {n} not started: {e}"));
+                break;
+            }
+        }
+        Walker::new(shared).work();
+    });
+    if shared.refused.load(Ordering::Relaxed) {
+        return Outcome::Failed;
+    }
+    if shared.ctx.cancel.is_set() {
+        return Outcome::Stopped;
+    }
+    shared
+        .cache
+        .lock()
+        .expect("cache poisoned")
+        .end_complete_pass();
+    Outcome::Finished
 }
 
-impl Pass<'_, '_> {
-    fn walk(&mut self) -> Outcome {
+/// One worker of a pass: its counts since it last reported them, and its
+/// own data buffers.
+struct Walker<'s, 'a> {
+    shared: &'s Shared<'a>,
+    ctx: &'a PassContext<'a>,
+    counts: Counts,
+    bufs: fsops::Buffers,
+}
+
+impl<'s, 'a> Walker<'s, 'a> {
+    fn new(shared: &'s Shared<'a>) -> Self {
+        Walker {
+            shared,
+            ctx: shared.ctx,
+            counts: Counts::default(),
+            bufs: fsops::Buffers::default(),
+        }
+    }
+
+    /// Syncs queued folders until there are none left (or the pass stops).
+    fn work(mut self) {
+        while let Some(job) = self.shared.next_task() {
+            match job {
+                Job::Dir(task) => self.sync_dir(task),
+                Job::File(task) => self.copy_big(task),
+            }
+            self.flush();
+            self.shared.task_done();
+        }
+    }
+
+    /// Adds this worker's counts to the pass's and reports progress.
+    fn flush(&mut self) {
+        let mut totals = self.shared.totals.lock().expect("totals poisoned");
+        totals.counts.add(&self.counts);
+        self.counts = Counts::default();
+        let Totals { counts, progress } = &mut *totals;
+        progress(counts);
+    }
+
+    /// Opens (or, when missing, creates) the pair's two root folders and
+    /// returns the root's task; `None` when the pass cannot run.
+    fn open_roots(&mut self) -> Option<Task> {
         let spec = self.ctx.spec;
         let src_root = match fsops::open_root(&spec.source).and_then(|fd| {
             let meta = fsops::stat_fd(fd.as_fd())?;
@@ -155,7 +394,7 @@ impl Pass<'_, '_> {
                     "source folder {} unavailable: {e}; nothing changed in the replica",
                     display_root(&spec.source)
                 ));
-                return Outcome::Failed;
+                return None;
             }
         };
         let mut fresh = false;
@@ -167,7 +406,7 @@ impl Pass<'_, '_> {
                         "cannot create replica folder {}: {e}",
                         display_root(&spec.replica)
                     ));
-                    return Outcome::Failed;
+                    return None;
                 }
                 self.ctx.action("created folder", b"", format_args!(""));
                 self.counts.created_dirs += 1;
@@ -180,7 +419,7 @@ impl Pass<'_, '_> {
                             "replica folder {} unavailable: {e}",
                             display_root(&spec.replica)
                         ));
-                        return Outcome::Failed;
+                        return None;
                     }
                 }
             }
@@ -189,61 +428,32 @@ impl Pass<'_, '_> {
                     "replica folder {} unavailable: {e}; nothing changed",
                     display_root(&spec.replica)
                 ));
-                return Outcome::Failed;
+                return None;
             }
         };
+        let (src, src_meta) = src_root;
+        Some(Task {
+            open: Open::Root { src, dst: dst_root },
+            rel: Vec::new(),
+            src_meta,
+            fresh,
+            parent: None,
+        })
+    }
 
-        self.cache.begin_pass();
-        let (src_fd, src_meta) = src_root;
-        self.sync_dir(b"", src_fd, dst_root, src_meta, fresh);
-        if self.refused {
-            return Outcome::Failed;
-        }
-        while let Some(work) = self.stack.pop() {
-            if self.ctx.cancel.is_set() {
-                return Outcome::Stopped;
+    /// One count of `node` is done; finishes every folder this completes,
+    /// walking up the parents (a loop, so depth does not matter). A stopped
+    /// pass finishes nothing more.
+    fn release(&mut self, mut node: Option<Arc<DirNode>>) {
+        while let Some(done) = node {
+            if done.pending.fetch_sub(1, Ordering::AcqRel) != 1 || self.ctx.cancel.is_set() {
+                return;
             }
-            match work {
-                Work::Dir {
-                    src_parent,
-                    dst_parent,
-                    name,
-                    rel,
-                    src_meta,
-                    fresh,
-                } => {
-                    let src = match fsops::open_dir_at(src_parent.as_fd(), &name) {
-                        Ok(fd) => fd,
-                        Err(e) => {
-                            self.error(&rel, "cannot read folder", &e, "its replica is kept as is");
-                            continue;
-                        }
-                    };
-                    let dst = match dst_parent {
-                        None => None,
-                        Some(parent) => match self.open_replica_dir(parent.as_fd(), &name) {
-                            Ok(fd) => Some(fd),
-                            Err(e) => {
-                                self.error(&rel, "open replica folder", &e, "skipped");
-                                continue;
-                            }
-                        },
-                    };
-                    self.sync_dir(&rel, src, dst, src_meta, fresh);
-                }
-                Work::Finish {
-                    dst,
-                    rel,
-                    src_meta,
-                    found_mode,
-                } => self.finish_dir(&dst, &rel, &src_meta, found_mode),
+            if let Some(f) = &done.finish {
+                self.finish_dir(&f.dst, &f.rel, &f.src_meta, f.found_mode);
             }
+            node = done.parent.clone();
         }
-        if self.ctx.cancel.is_set() {
-            return Outcome::Stopped;
-        }
-        self.cache.end_complete_pass();
-        Outcome::Finished
     }
 
     fn create_replica_root(&self) -> io::Result<()> {
@@ -253,39 +463,62 @@ impl Pass<'_, '_> {
         std::fs::create_dir(&self.ctx.spec.replica)
     }
 
-    /// Syncs the entries of one folder and queues its sub-folders.
-    fn sync_dir(
-        &mut self,
-        rel: &[u8],
-        src: OwnedFd,
-        dst: Option<OwnedFd>,
-        src_meta: Meta,
-        fresh: bool,
-    ) {
-        let src_entries = match fsops::list(src.as_fd()) {
-            Ok(entries) => entries,
+    /// Opens a queued folder on both sides; `None` when that failed (the
+    /// error is logged).
+    fn open_task(&mut self, open: Open, rel: &[u8]) -> Option<(OwnedFd, Option<OwnedFd>)> {
+        let (src_parent, dst_parent, name) = match open {
+            Open::Root { src, dst } => return Some((src, dst)),
+            Open::Child {
+                src_parent,
+                dst_parent,
+                name,
+            } => (src_parent, dst_parent, name),
+        };
+        let src = match fsops::open_dir_at(src_parent.as_fd(), &name) {
+            Ok(fd) => fd,
             Err(e) => {
                 self.error(rel, "cannot read folder", &e, "its replica is kept as is");
-                return;
+                return None;
             }
         };
-        let dst_entries = match &dst {
-            Some(dst) => match fsops::list(dst.as_fd()) {
-                Ok(entries) => entries,
+        let dst = match dst_parent {
+            None => None,
+            Some(parent) => match self.open_replica_dir(parent.as_fd(), &name) {
+                Ok(fd) => Some(fd),
                 Err(e) => {
-                    self.error(rel, "list replica folder", &e, "skipped");
-                    return;
+                    self.error(rel, "open replica folder", &e, "skipped");
+                    return None;
                 }
             },
-            None => Vec::new(),
+        };
+        Some((src, dst))
+    }
+
+    /// Syncs one queued folder: its removals and entries, then queues its
+    /// sub-folders; the folder is finished once they all are.
+    fn sync_dir(&mut self, task: Task) {
+        let Task {
+            open,
+            rel,
+            src_meta,
+            fresh,
+            parent,
+        } = task;
+        let Some((src, dst)) = self.open_task(open, &rel) else {
+            self.release(parent);
+            return;
+        };
+        let Some((src_entries, dst_entries)) = self.list_both(&rel, &src, dst.as_ref()) else {
+            self.release(parent);
+            return;
         };
         if rel.is_empty() && self.source_vanished(&src_entries, &dst_entries) {
-            self.refused = true;
+            self.shared.refused.store(true, Ordering::Relaxed);
             return;
         }
         let src = Arc::new(src);
         let dst = dst.map(Arc::new);
-        if let Some(dst) = &dst {
+        let finish = dst.as_ref().map(|dst| {
             let found_mode = if fresh || self.ctx.options.dry_run {
                 None
             } else {
@@ -294,35 +527,89 @@ impl Pass<'_, '_> {
                 match fsops::make_dir_writable(dst.as_fd()) {
                     Ok(mode) => Some(mode),
                     Err(e) => {
-                        self.op_error(rel, &e);
+                        self.op_error(&rel, &e);
                         None
                     }
                 }
             };
-            self.stack.push(Work::Finish {
+            Finish {
                 dst: Arc::clone(dst),
-                rel: rel.to_vec(),
+                rel: rel.clone(),
                 src_meta,
                 found_mode,
-            });
-        }
+            }
+        });
+        let node = Arc::new(DirNode {
+            pending: AtomicUsize::new(1),
+            finish,
+            parent,
+        });
+        let subdirs = self.sync_entries(&rel, &src, dst.as_ref(), src_entries, dst_entries, &node);
+        node.pending.fetch_add(subdirs.len(), Ordering::AcqRel);
+        self.shared.push(subdirs);
+        self.release(Some(node));
+    }
 
+    /// Lists a folder's source and replica; `None` when either failed.
+    fn list_both(
+        &mut self,
+        rel: &[u8],
+        src: &OwnedFd,
+        dst: Option<&OwnedFd>,
+    ) -> Option<(Vec<fsops::Entry>, Vec<fsops::Entry>)> {
+        let src_entries = match fsops::list(src.as_fd()) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.error(rel, "cannot read folder", &e, "its replica is kept as is");
+                return None;
+            }
+        };
+        let dst_entries = match dst {
+            Some(dst) => match fsops::list(dst.as_fd()) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    self.error(rel, "list replica folder", &e, "skipped");
+                    return None;
+                }
+            },
+            None => Vec::new(),
+        };
+        Some((src_entries, dst_entries))
+    }
+
+    /// Removals first, then each source entry; returns the sub-folders to
+    /// queue (in name order).
+    fn sync_entries(
+        &mut self,
+        rel: &[u8],
+        src: &Arc<OwnedFd>,
+        dst: Option<&Arc<OwnedFd>>,
+        src_entries: Vec<fsops::Entry>,
+        dst_entries: Vec<fsops::Entry>,
+        node: &Arc<DirNode>,
+    ) -> Vec<Job> {
         let merged = merge(src_entries, dst_entries);
         // Removals first: they free space for what is copied next.
         if let Some(dst) = &dst {
             for (s, d) in &merged {
                 if let (None, Some(d)) = (s, d) {
                     if self.ctx.cancel.is_set() {
-                        return;
+                        return Vec::new();
                     }
                     self.remove_extra(dst.as_fd(), rel, d);
                 }
             }
         }
 
-        let old = self.cache.take_dir(rel);
+        let old = self
+            .shared
+            .cache
+            .lock()
+            .expect("cache poisoned")
+            .take_dir(rel);
         let mut new = DirEntries::default();
         let mut subdirs = Vec::new();
+        let mut big = Vec::new();
         for (s, d) in merged {
             let Some(s) = s else { continue };
             if self.ctx.cancel.is_set() {
@@ -351,7 +638,7 @@ impl Pass<'_, '_> {
                     continue;
                 }
             };
-            let dst_fd = dst.as_deref().map(AsFd::as_fd);
+            let dst_fd = dst.map(|d| d.as_fd());
             match src_meta.kind {
                 Kind::Dir => {
                     // In a dry run a folder that would be created has no
@@ -360,18 +647,35 @@ impl Pass<'_, '_> {
                         !self.ctx.options.dry_run || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
                     if let Some(fresh) = self.ensure_dir(dst_fd, &child, &s.name, dst_meta.as_ref())
                     {
-                        subdirs.push(Work::Dir {
-                            src_parent: Arc::clone(&src),
-                            dst_parent: dst.clone().filter(|_| replica_exists),
-                            name: s.name,
+                        subdirs.push(Job::Dir(Task {
+                            open: Open::Child {
+                                src_parent: Arc::clone(src),
+                                dst_parent: dst.cloned().filter(|_| replica_exists),
+                                name: s.name,
+                            },
                             rel: child,
                             src_meta,
                             fresh,
-                        });
+                            parent: Some(Arc::clone(node)),
+                        }));
                     }
                 }
                 Kind::File => {
                     let old_entry = old.get(s.name.to_bytes()).copied();
+                    if let Some(dst) = dst.filter(|_| {
+                        self.is_big_copy(&src_meta, dst_meta.as_ref(), old_entry.as_ref())
+                    }) {
+                        big.push(Job::File(FileTask {
+                            src: Arc::clone(src),
+                            dst: Arc::clone(dst),
+                            dir_rel: rel.to_vec(),
+                            name: s.name,
+                            src_meta,
+                            dst_meta,
+                            node: Arc::clone(node),
+                        }));
+                        continue;
+                    }
                     if let Some(entry) = self.sync_file(
                         src.as_fd(),
                         dst_fd,
@@ -398,9 +702,50 @@ impl Pass<'_, '_> {
             // Keep what is known about files this pass did not reach.
             new.absorb(old);
         }
-        self.cache.put_dir(rel, new);
-        (self.progress)(&self.counts);
-        self.stack.extend(subdirs.into_iter().rev());
+        let mut cache = self.shared.cache.lock().expect("cache poisoned");
+        // Entries big-file jobs already recorded for this folder.
+        new.absorb(cache.take_dir(rel));
+        cache.put_dir(rel, new);
+        drop(cache);
+        // Big copies on top: other workers start them while this one
+        // goes on into the sub-folders.
+        subdirs.extend(big);
+        subdirs
+    }
+
+    /// Whether a file is big and its replica must be rewritten whatever its
+    /// bytes, so it can be copied as a job of its own (never in a dry run).
+    fn is_big_copy(&self, s: &Meta, d: Option<&Meta>, old: Option<&Entry>) -> bool {
+        if s.size < BIG_FILE || self.ctx.options.dry_run {
+            return false;
+        }
+        match d {
+            Some(d) if d.kind == Kind::File => {
+                plan_file(s, d, old, self.ctx.options.checksum) == Plan::Copy
+            }
+            _ => true,
+        }
+    }
+
+    /// Copies one big file queued by its folder, records it in the cache,
+    /// and releases the folder.
+    fn copy_big(&mut self, task: FileTask) {
+        let rel = join_rel(&task.dir_rel, task.name.to_bytes());
+        let entry = self.copy(
+            task.src.as_fd(),
+            Some(task.dst.as_fd()),
+            &rel,
+            &task.name,
+            &task.src_meta,
+            task.dst_meta.as_ref(),
+        );
+        if let Some(entry) = entry {
+            let mut cache = self.shared.cache.lock().expect("cache poisoned");
+            let mut dir = cache.take_dir(&task.dir_rel);
+            dir.insert(task.name.to_bytes(), entry);
+            cache.put_dir(&task.dir_rel, dir);
+        }
+        self.release(Some(task.node));
     }
 
     /// Makes sure the replica has a real folder (not a file or a symlink)
@@ -465,15 +810,20 @@ impl Pass<'_, '_> {
     /// Whether `--max-delete` allows one more removal; says so once when it
     /// runs out.
     fn may_delete(&mut self) -> bool {
-        match self.deletions_left.as_mut() {
+        let mut left = self
+            .shared
+            .deletions_left
+            .lock()
+            .expect("deletions poisoned");
+        match left.as_mut() {
             None => true,
             Some(left) if *left > 0 => {
                 *left -= 1;
                 true
             }
             Some(_) => {
-                if !self.max_delete_hit {
-                    self.max_delete_hit = true;
+                drop(left);
+                if !self.shared.max_delete_hit.swap(true, Ordering::Relaxed) {
                     let limit = self.ctx.options.max_delete.unwrap_or(0);
                     self.error_line(format_args!(
                         "--max-delete {limit} reached: further deletions skipped in this pass \
@@ -525,7 +875,7 @@ impl Pass<'_, '_> {
                     s,
                     d,
                     digest.or(old.and_then(|e| e.digest)),
-                    self.now,
+                    self.shared.now,
                 ))
             }
             Plan::FixAttrs => {
@@ -541,7 +891,7 @@ impl Pass<'_, '_> {
                     Ok(after) => {
                         self.ctx.action("touched", rel, format_args!(" ({what})"));
                         self.counts.touched += 1;
-                        Some(Entry::new(s, &after, digest, self.now))
+                        Some(Entry::new(s, &after, digest, self.shared.now))
                     }
                     Err(e) => {
                         self.op_error(rel, &e);
@@ -567,14 +917,14 @@ impl Pass<'_, '_> {
         let checksum = self.ctx.options.checksum;
         Ok(match plan_file(s, d, old, checksum) {
             Plan::HashSource(known) => {
-                let digest = fsops::hash_file(src, name)?;
+                let digest = fsops::hash_file(src, name, &mut self.bufs)?;
                 (after_compare(digest == known, s, d), Some(digest))
             }
             Plan::HashReplica(known) => {
-                let digest = fsops::hash_file(dst, name)?;
+                let digest = fsops::hash_file(dst, name, &mut self.bufs)?;
                 (after_compare(digest == known, s, d), Some(known))
             }
-            Plan::CompareBoth => match fsops::compare_files(src, dst, name)? {
+            Plan::CompareBoth => match fsops::compare_files(src, dst, name, &mut self.bufs)? {
                 Some(digest) => (after_compare(true, s, d), Some(digest)),
                 None => (Plan::Copy, None),
             },
@@ -616,13 +966,20 @@ impl Pass<'_, '_> {
             }
         }
         let cancel = self.ctx.cancel;
-        match fsops::copy_file(src, dst, name, self.ctx.options.fsync, &|| cancel.is_set()) {
+        match fsops::copy_file(
+            src,
+            dst,
+            name,
+            self.ctx.options.fsync,
+            &|| cancel.is_set(),
+            &mut self.bufs,
+        ) {
             Ok(Copied::Done { digest, src, dst }) => {
                 self.ctx
                     .action(verb, rel, format_args!(" ({} bytes)", dst.size));
                 count(&mut self.counts);
                 self.counts.bytes += dst.size;
-                Some(Entry::new(&src, &dst, Some(digest), self.now))
+                Some(Entry::new(&src, &dst, Some(digest), self.shared.now))
             }
             Ok(Copied::SourceChanged) => {
                 self.counts.errors += 1;
@@ -786,39 +1143,40 @@ impl Pass<'_, '_> {
         self.counts.errors += 1;
         error!(target: self.ctx.target, "pair {}: error {msg}", self.ctx.id);
     }
+}
 
-    fn log_summary(&self, r: &PassReport) {
-        let c = &r.counts;
-        let how = match r.outcome {
-            Outcome::Finished => "pass finished",
-            Outcome::Stopped => "pass stopped",
-            Outcome::Failed => "pass failed",
-        };
-        info!(
-            target: self.ctx.target,
-            "pair {}: {}{how} in {:.3} s: {} checked, {} copied, {} updated, {} touched, {} linked, {} folders created, {} files and {} folders removed, {} skipped, {} errors, {} bytes written",
-            self.ctx.id,
-            self.ctx.prefix(),
-            r.duration.as_secs_f64(),
-            c.checked,
-            c.copied,
-            c.updated,
-            c.touched,
-            c.linked,
-            c.created_dirs,
-            c.removed_files,
-            c.removed_dirs,
-            c.skipped,
-            c.errors,
-            c.bytes
-        );
-    }
+/// The pass's summary line.
+fn log_summary(ctx: &PassContext<'_>, r: &PassReport) {
+    let c = &r.counts;
+    let how = match r.outcome {
+        Outcome::Finished => "pass finished",
+        Outcome::Stopped => "pass stopped",
+        Outcome::Failed => "pass failed",
+    };
+    info!(
+        target: ctx.target,
+        "pair {}: {}{how} in {:.3} s: {} checked, {} copied, {} updated, {} touched, {} linked, {} folders created, {} files and {} folders removed, {} skipped, {} errors, {} bytes written",
+        ctx.id,
+        ctx.prefix(),
+        r.duration.as_secs_f64(),
+        c.checked,
+        c.copied,
+        c.updated,
+        c.touched,
+        c.linked,
+        c.created_dirs,
+        c.removed_files,
+        c.removed_dirs,
+        c.skipped,
+        c.errors,
+        c.bytes
+    );
 }
 
 /// Logs and counts each entry of a replica folder being removed, within
 /// `--max-delete`.
-struct TreeRemoval<'p, 'a, 'c> {
-    pass: &'p mut Pass<'a, 'c>,
+struct TreeRemoval<'p, 's, 'a> {
+    pass: &'p mut Walker<'s, 'a>,
     /// Relative path of the folder the removed tree is in.
     parent: &'p [u8],
 }
