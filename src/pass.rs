@@ -1146,6 +1146,10 @@ impl<'s, 'a> Walker<'s, 'a> {
 }
 
 /// The pass's summary line.
+///
+/// A pass that found nothing to do logs its summary at debug level: the log
+/// file still gets it, but a console left open on the menu is not filled
+/// with a line every interval (use `-v` to see them).
 fn log_summary(ctx: &PassContext<'_>, r: &PassReport) {
     let c = &r.counts;
     let how = match r.outcome {
@@ -1153,8 +1157,19 @@ fn log_summary(ctx: &PassContext<'_>, r: &PassReport) {
         Outcome::Stopped => "pass stopped",
         Outcome::Failed => "pass failed",
     };
-    info!(
+    let quiet = Counts {
+        checked: c.checked,
+        skipped: c.skipped,
+        ..Counts::default()
+    };
+    let level = if r.outcome == Outcome::Finished && *c == quiet {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    };
+    log::log!(
         target: ctx.target,
+        level,
         "pair {}: {}{how} in {:.3} s: {} checked, {} copied, {} updated, {} touched, {} linked, {} folders created, {} files and {} folders removed, {} skipped, {} errors, {} bytes written",
         ctx.id,
         ctx.prefix(),

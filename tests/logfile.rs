@@ -85,3 +85,17 @@ fn an_unwritable_log_file_is_reported_and_syncing_goes_on() {
     assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
     assert_mirror(&env.src(), &env.dst());
 }
+
+#[test]
+fn a_pass_with_nothing_to_do_keeps_the_console_quiet_but_not_the_log() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    let first = env.once_ok(&[]);
+    assert!(String::from_utf8_lossy(&first.stderr).contains("pass finished"));
+    let idle = env.once_ok(&[]);
+    let console = String::from_utf8_lossy(&idle.stderr);
+    assert!(!console.contains("pass finished"), "{console}");
+    assert_eq!(env.log_text().matches("pass finished").count(), 2);
+    let verbose = env.once_ok(&["-v"]);
+    assert!(String::from_utf8_lossy(&verbose.stderr).contains("pass finished"));
+}
