@@ -3,7 +3,8 @@
 //! deterministically from a seed.
 //!
 //! Run: `cargo run --release --example bench -- [--quick] [--seed N]
-//! [--dir DIR] [--reps N] [--workloads small,large] [--keep]`.
+//! [--dir DIR] [--reps N] [--workloads small,large] [--keep] [--files N]
+//! [--generate-only]`.
 //! Linux only (ptrace, /proc). See bench/README.md.
 //!
 //! Tools, each run as its own process tree with stdout and stderr sent to
@@ -103,12 +104,16 @@ struct Args {
     reps: usize,
     workloads: Vec<String>,
     keep: bool,
+    /// Overrides the small workload's file count (folders: one per 20).
+    files: Option<usize>,
+    /// Generate SRC (and its pristine copy) under --dir, then stop.
+    generate_only: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo run --release --example bench -- [--quick] [--seed N] [--dir DIR] \
-         [--reps N] [--workloads small,large] [--keep]"
+         [--reps N] [--workloads small,large] [--keep] [--files N] [--generate-only]"
     );
     std::process::exit(2)
 }
@@ -121,6 +126,8 @@ fn parse_args() -> Args {
         reps: 0,
         workloads: vec!["small".into(), "large".into()],
         keep: false,
+        files: None,
+        generate_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -128,6 +135,8 @@ fn parse_args() -> Args {
         match a.as_str() {
             "--quick" => args.quick = true,
             "--keep" => args.keep = true,
+            "--generate-only" => args.generate_only = true,
+            "--files" => args.files = Some(value().parse().unwrap_or_else(|_| usage())),
             "--seed" => args.seed = value().parse().unwrap_or_else(|_| usage()),
             "--dir" => args.dir = PathBuf::from(value()),
             "--reps" => args.reps = value().parse().unwrap_or_else(|_| usage()),
@@ -1342,6 +1351,32 @@ fn main() -> io::Result<()> {
     } else {
         (100_000, 5_000, 8)
     };
+    let (n_small, n_dirs) = match args.files {
+        Some(n) => (n, (n / 20).max(1)),
+        None => (n_small, n_dirs),
+    };
+    let workload = |name: &str| {
+        if name == "small" {
+            small_workload(args.seed, n_small, n_dirs)
+        } else {
+            large_workload(args.seed, n_large)
+        }
+    };
+    if args.generate_only {
+        for name in &args.workloads {
+            let w = workload(name);
+            let base = args.dir.join(w.name);
+            remove_tree(&base)?;
+            generate(&w, &base.join("src"))?;
+            run(&[&"cp", &"-a", &base.join("src"), &base.join("pristine")])?;
+            println!(
+                "generated {}/src and its copy {}/pristine",
+                base.display(),
+                base.display()
+            );
+        }
+        return Ok(());
+    }
     let started = Instant::now();
     println!(
         "# foldersync benchmark: mode={} seed={} reps={} dir={}",
@@ -1416,11 +1451,7 @@ fn main() -> io::Result<()> {
     let mut rows = Vec::new();
     let mut touch_floor = HashMap::new();
     for name in &args.workloads {
-        let w = if name == "small" {
-            small_workload(args.seed, n_small, n_dirs)
-        } else {
-            large_workload(args.seed, n_large)
-        };
+        let w = workload(name);
         bench_workload(&args, &env, &w, &mut rows, &mut touch_floor)?;
     }
     let _ = fs::remove_dir_all(&env.shm);
