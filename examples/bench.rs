@@ -15,7 +15,7 @@
 //! - rsync: `rsync -a --delete SRC/ DST/`.
 //! - cp: `cp -a SRC/. DST/` (initial scenario only).
 //! - stat-walk (lower bound): `find SRC DST -printf '%s %T@\n' > /dev/null`.
-//! - md5 (lower bound): `find SRC DST -type f -print0 | xargs -0 -P2 -n 500
+//! - md5 (lower bound): `find SRC DST -type f -print0 | xargs -0 -P2 -n N
 //!   md5sum > /dev/null`, the pipe built here (no shell); `-n` is 500 for the
 //!   small workload and a quarter of the file count for the large one, so
 //!   that both cores hash (with -n 500, 16 large files would go to one
