@@ -498,13 +498,18 @@ pub fn make_dir(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
 
 /// Creates or replaces a symlink atomically: the new link is made under a
 /// temporary name and renamed over the old entry.
-pub fn make_symlink(dir: BorrowedFd<'_>, name: &CStr, target: &CStr) -> Result<(), OpError> {
+pub fn make_symlink(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    target: &CStr,
+    mtime: Time,
+) -> Result<(), OpError> {
     loop {
         let tmp = temp_name();
         match rfs::symlinkat(target, dir, &tmp) {
             Ok(()) => {
-                return rfs::renameat(dir, &tmp, dir, name)
-                    .op("rename link into place")
+                return set_link_mtime(dir, &tmp, mtime)
+                    .and_then(|()| rfs::renameat(dir, &tmp, dir, name).op("rename link into place"))
                     .inspect_err(|_| {
                         let _ = rfs::unlinkat(dir, &tmp, AtFlags::empty());
                     });
@@ -513,6 +518,11 @@ pub fn make_symlink(dir: BorrowedFd<'_>, name: &CStr, target: &CStr) -> Result<(
             Err(e) => return Err(e).op("create link"),
         }
     }
+}
+
+/// Sets a symlink's own mtime (not its target's), as `rsync -a` keeps it.
+pub fn set_link_mtime(dir: BorrowedFd<'_>, name: &CStr, mtime: Time) -> Result<(), OpError> {
+    rfs::utimensat(dir, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW).op("set link mtime")
 }
 
 /// Removes a file, symlink or other non-folder entry.

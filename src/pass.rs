@@ -688,9 +688,14 @@ impl<'s, 'a> Walker<'s, 'a> {
                         new.insert(s.name.to_bytes(), entry);
                     }
                 }
-                Kind::Symlink => {
-                    self.sync_symlink(src.as_fd(), dst_fd, &child, &s.name, dst_meta.as_ref())
-                }
+                Kind::Symlink => self.sync_symlink(
+                    src.as_fd(),
+                    dst_fd,
+                    &child,
+                    &s.name,
+                    &src_meta,
+                    dst_meta.as_ref(),
+                ),
                 Kind::Special(what) => {
                     self.counts.skipped += 1;
                     self.ctx
@@ -997,12 +1002,15 @@ impl<'s, 'a> Walker<'s, 'a> {
         }
     }
 
+    /// Brings one symlink over: same target text and same mtime, never
+    /// followed.
     fn sync_symlink(
         &mut self,
         src: BorrowedFd<'_>,
         dst: Option<BorrowedFd<'_>>,
         rel: &[u8],
         name: &CStr,
+        s: &Meta,
         d: Option<&Meta>,
     ) {
         let target = match fsops::read_link(src, name) {
@@ -1012,15 +1020,18 @@ impl<'s, 'a> Walker<'s, 'a> {
                 return;
             }
         };
-        if let (
-            Some(dst),
-            Some(Meta {
-                kind: Kind::Symlink,
-                ..
-            }),
-        ) = (dst, d)
-        {
+        if let (Some(dst), Some(d)) = (dst, d.filter(|d| d.kind == Kind::Symlink)) {
             if fsops::read_link(dst, name).is_ok_and(|t| t == target) {
+                if d.mtime != s.mtime {
+                    if !self.ctx.options.dry_run {
+                        if let Err(e) = fsops::set_link_mtime(dst, name, s.mtime) {
+                            self.op_error(rel, &e);
+                            return;
+                        }
+                    }
+                    self.ctx.action("touched", rel, format_args!(" (mtime)"));
+                    self.counts.touched += 1;
+                }
                 return;
             }
         }
@@ -1031,7 +1042,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                     return;
                 }
             }
-            if let Err(e) = fsops::make_symlink(dst, name, &target) {
+            if let Err(e) = fsops::make_symlink(dst, name, &target, s.mtime) {
                 self.op_error(rel, &e);
                 return;
             }

@@ -388,7 +388,7 @@ impl World<'_> {
                 let m = match n {
                     Node::Dir { .. } => M::Dir,
                     Node::File { bytes, mode, mtime } => M::File { bytes, mode, mtime },
-                    Node::Symlink { target } => M::Link(String::from_utf8(target).unwrap()),
+                    Node::Symlink { target, .. } => M::Link(String::from_utf8(target).unwrap()),
                     Node::Other => panic!("special file {k} in the model source"),
                 };
                 (k, m)

@@ -182,6 +182,7 @@ pub enum Node {
     },
     Symlink {
         target: Vec<u8>,
+        mtime: (i64, i64),
     },
     Other,
 }
@@ -216,6 +217,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
                         .as_os_str()
                         .as_bytes()
                         .to_vec(),
+                    mtime: (meta.mtime(), meta.mtime_nsec()),
                 }
             } else {
                 Node::Other

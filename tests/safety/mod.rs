@@ -272,6 +272,7 @@ fn fd_snapshot_opts(root: &Path, read_bytes: bool) -> Tree {
                     target: rfs::readlinkat(dir.as_fd(), &name, Vec::new())
                         .expect("readlink")
                         .into_bytes(),
+                    mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
                 },
                 _ => Node::Other,
             };
