@@ -88,8 +88,9 @@ struct Task {
     parent: Option<Arc<DirNode>>,
 }
 
-/// A large file whose copy is handed to the pool, so the big files of one
-/// folder are copied (and hashed) on several cores at once.
+/// A large file whose data must be read (to copy, hash or compare it) is
+/// handed to the pool, so the big files of one folder are read and hashed
+/// on several cores at once.
 struct FileTask {
     src: Arc<OwnedFd>,
     dst: Arc<OwnedFd>,
@@ -98,7 +99,9 @@ struct FileTask {
     name: CString,
     src_meta: Meta,
     dst_meta: Option<Meta>,
-    /// The folder it is in: finished only after this copy.
+    /// What the cache knew of it.
+    old: Option<Entry>,
+    /// The folder it is in: finished only after this file.
     node: Arc<DirNode>,
 }
 
@@ -108,9 +111,9 @@ enum Job {
     File(FileTask),
 }
 
-/// Files at least this big whose replica must be written anyway are
-/// copied as jobs of their own; below it, the per-job overhead and the
-/// folder's inode lock make it pointless.
+/// Files at least this big whose data must be read are synced as jobs of
+/// their own; below it, the per-job overhead and the folder's inode lock
+/// make it pointless.
 const BIG_FILE: u64 = 4 << 20;
 
 /// How a queued folder is reached.
@@ -364,7 +367,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         while let Some(job) = self.shared.next_task() {
             match job {
                 Job::Dir(task) => self.sync_dir(task),
-                Job::File(task) => self.copy_big(task),
+                Job::File(task) => self.sync_big(task),
             }
             self.flush();
             self.shared.task_done();
@@ -663,7 +666,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                 Kind::File => {
                     let old_entry = old.get(s.name.to_bytes()).copied();
                     if let Some(dst) = dst.filter(|_| {
-                        self.is_big_copy(&src_meta, dst_meta.as_ref(), old_entry.as_ref())
+                        self.is_big_job(&src_meta, dst_meta.as_ref(), old_entry.as_ref())
                     }) {
                         big.push(Job::File(FileTask {
                             src: Arc::clone(src),
@@ -672,6 +675,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                             name: s.name,
                             src_meta,
                             dst_meta,
+                            old: old_entry,
                             node: Arc::clone(node),
                         }));
                         continue;
@@ -718,31 +722,33 @@ impl<'s, 'a> Walker<'s, 'a> {
         subdirs
     }
 
-    /// Whether a file is big and its replica must be rewritten whatever its
-    /// bytes, so it can be copied as a job of its own (never in a dry run).
-    fn is_big_copy(&self, s: &Meta, d: Option<&Meta>, old: Option<&Entry>) -> bool {
+    /// Whether a file is big and its data must be read (copied, hashed or
+    /// compared), so it is worth a job of its own (never in a dry run).
+    fn is_big_job(&self, s: &Meta, d: Option<&Meta>, old: Option<&Entry>) -> bool {
         if s.size < BIG_FILE || self.ctx.options.dry_run {
             return false;
         }
         match d {
-            Some(d) if d.kind == Kind::File => {
-                plan_file(s, d, old, self.ctx.options.checksum) == Plan::Copy
-            }
+            Some(d) if d.kind == Kind::File => !matches!(
+                plan_file(s, d, old, self.ctx.options.checksum),
+                Plan::Skip | Plan::FixAttrs
+            ),
             _ => true,
         }
     }
 
-    /// Copies one big file queued by its folder, records it in the cache,
+    /// Syncs one big file queued by its folder, records it in the cache,
     /// and releases the folder.
-    fn copy_big(&mut self, task: FileTask) {
+    fn sync_big(&mut self, task: FileTask) {
         let rel = join_rel(&task.dir_rel, task.name.to_bytes());
-        let entry = self.copy(
+        let entry = self.sync_file(
             task.src.as_fd(),
             Some(task.dst.as_fd()),
             &rel,
             &task.name,
             &task.src_meta,
             task.dst_meta.as_ref(),
+            task.old.as_ref(),
         );
         if let Some(entry) = entry {
             let mut cache = self.shared.cache.lock().expect("cache poisoned");

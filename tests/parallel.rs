@@ -175,3 +175,34 @@ fn big_files_of_one_folder_are_copied_as_separate_jobs() {
     assert!(log.contains("updated big/b0"), "{log}");
     assert!(log.contains("removed file big/b1"), "{log}");
 }
+
+#[test]
+fn big_files_are_compared_as_jobs_and_only_changed_bytes_rewritten() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    let big = |seed: u8| -> Vec<u8> { (0..5 << 20).map(|i: u32| (i % 251) as u8 ^ seed).collect() };
+    env.write("src/same.bin", big(1));
+    env.write("src/edited.bin", big(2));
+    env.write("src/grown.bin", big(3));
+    env.once_ok(&["--jobs", "2"]);
+    let inode = |p: &str| fs::metadata(env.path(p)).unwrap().ino();
+    let same_ino = inode("dst/same.bin");
+
+    // Touched only; same size but other bytes; grown.
+    set_mtime(&env.path("src/same.bin"), past());
+    let mut edited = big(2);
+    edited[3 << 20] ^= 0xff;
+    env.write("src/edited.bin", edited);
+    env.write("src/grown.bin", [big(3), vec![9; 10]].concat());
+    env.once_ok(&["--jobs", "2"]);
+    assert_mirror(&env.src(), &env.dst());
+    assert_eq!(
+        inode("dst/same.bin"),
+        same_ino,
+        "touched file was rewritten"
+    );
+    let log = env.log_text();
+    assert!(log.contains("touched same.bin (mtime)"), "{log}");
+    assert!(log.contains("updated edited.bin"), "{log}");
+    assert!(log.contains("updated grown.bin"), "{log}");
+}
