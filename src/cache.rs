@@ -136,6 +136,15 @@ impl DirEntries {
         self.slots.push(slot);
     }
 
+    fn get_mut(&mut self, name: &[u8]) -> Option<&mut Entry> {
+        debug_assert!(!self.unsorted, "looked up before being sorted");
+        let i = self
+            .slots
+            .binary_search_by(|slot| self.name_of(slot).cmp(name))
+            .ok()?;
+        Some(&mut self.slots[i].entry)
+    }
+
     /// Adds `other`'s entries for names not present here (used when a pass
     /// stops before it reached them).
     pub fn absorb(&mut self, other: DirEntries) {
@@ -317,6 +326,28 @@ impl Cache {
         }
     }
 
+    /// The entry of the file at `rel` (a folder's path, a slash, a name),
+    /// without marking its folder as used.
+    pub fn get(&self, rel: &[u8]) -> Option<&Entry> {
+        let (dir, name) = split_rel(rel);
+        self.dirs.get(dir)?.entries.get(name)
+    }
+
+    /// Records the digest of a file's bytes, provided its entry still
+    /// describes the replica file as `dst` (it was not rewritten or
+    /// re-recorded meanwhile). Returns whether it did.
+    pub fn set_digest(&mut self, rel: &[u8], dst: Stamp, digest: Digest) -> bool {
+        let (dir, name) = split_rel(rel);
+        let entry = self.dirs.get_mut(dir).and_then(|d| d.entries.get_mut(name));
+        match entry {
+            Some(e) if e.dst == dst => {
+                e.digest = Some(digest);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Number of files remembered.
     pub fn len(&self) -> usize {
         self.entries
@@ -330,6 +361,14 @@ impl Cache {
     /// Entries evicted to keep under the limit since the cache was made.
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+}
+
+/// A file's relative path split into its folder's path and its name.
+fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&[], rel),
     }
 }
 
@@ -388,6 +427,30 @@ mod tests {
         let mut m = meta(1);
         m.size = size;
         Entry::new(&m, &m, Some([size as u8; 16]), now)
+    }
+
+    #[test]
+    fn a_digest_is_recorded_only_for_the_replica_it_was_taken_from() {
+        let mut cache = Cache::new(None);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let m = meta(1);
+        let mut dir = DirEntries::default();
+        dir.insert(b"f", Entry::new(&m, &m, None, now));
+        cache.put_dir(b"a/b", dir);
+        let stamp = Stamp::from(&m);
+        let rewritten = Stamp::from(&meta(2));
+        assert!(!cache.set_digest(b"a/b/f", rewritten, [1; 16]));
+        assert!(!cache.set_digest(b"a/f", stamp, [1; 16]));
+        assert!(!cache.set_digest(b"f", stamp, [1; 16]));
+        assert_eq!(cache.get(b"a/b/f").unwrap().digest, None);
+        assert!(cache.set_digest(b"a/b/f", stamp, [1; 16]));
+        assert_eq!(cache.get(b"a/b/f").unwrap().digest, Some([1; 16]));
+
+        let mut root = DirEntries::default();
+        root.insert(b"top", Entry::new(&m, &m, None, now));
+        cache.put_dir(b"", root);
+        assert!(cache.set_digest(b"top", stamp, [2; 16]));
+        assert_eq!(cache.get(b"top").unwrap().digest, Some([2; 16]));
     }
 
     #[test]

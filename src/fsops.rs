@@ -289,41 +289,83 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
 /// The MD5 digest of a file's bytes.
 pub fn hash_file(dir: BorrowedFd<'_>, name: &CStr, bufs: &mut Buffers) -> Result<Digest, OpError> {
     let fd = open_file_at(dir, name).op("open")?;
+    let digest = hash_fd(fd.as_fd(), &|| false, bufs).op("read")?;
+    Ok(digest.expect("never cancelled"))
+}
+
+/// The MD5 digest of a file's bytes, provided `unchanged` holds for its
+/// metadata both before and after the read (so the digest belongs to the
+/// file as it was judged); `None` when it did not, or on `cancelled`.
+pub fn hash_file_if(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    unchanged: &dyn Fn(&Meta) -> bool,
+    cancelled: &dyn Fn() -> bool,
+    bufs: &mut Buffers,
+) -> Result<Option<Digest>, OpError> {
+    let fd = open_file_at(dir, name).op("open")?;
+    if !unchanged(&stat_fd(fd.as_fd()).op("stat")?) {
+        return Ok(None);
+    }
+    let Some(digest) = hash_fd(fd.as_fd(), cancelled, bufs).op("read")? else {
+        return Ok(None);
+    };
+    let after = stat_fd(fd.as_fd()).op("stat")?;
+    Ok(unchanged(&after).then_some(digest))
+}
+
+fn hash_fd(
+    fd: BorrowedFd<'_>,
+    cancelled: &dyn Fn() -> bool,
+    bufs: &mut Buffers,
+) -> io::Result<Option<Digest>> {
     let mut hasher = Md5::new();
     let (buf, _) = bufs.both();
     loop {
-        let n = read_full(fd.as_fd(), buf).op("read")?;
+        if cancelled() {
+            return Ok(None);
+        }
+        let n = read_full(fd, buf)?;
         if n == 0 {
-            break;
+            return Ok(Some(hasher.finalize().into()));
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().into())
 }
 
-/// Compares a source file with its replica byte for byte, hashing the
-/// source on the way. Returns the source's digest when the two are equal,
-/// `None` as soon as they differ.
+/// What reading a source file and its replica side by side found.
+pub enum Compared {
+    /// Same bytes; the source's digest when it was asked for.
+    Equal(Option<Digest>),
+    Different,
+}
+
+/// Compares a source file with its replica byte for byte, stopping at the
+/// first difference, and hashes the source on the way when `hash` is set
+/// (a digest is only worth its CPU when a cache will keep it).
 pub fn compare_files(
     src_dir: BorrowedFd<'_>,
     dst_dir: BorrowedFd<'_>,
     name: &CStr,
+    hash: bool,
     bufs: &mut Buffers,
-) -> Result<Option<Digest>, OpError> {
+) -> Result<Compared, OpError> {
     let src = open_file_at(src_dir, name).op("open")?;
     let dst = open_file_at(dst_dir, name).op("open replica")?;
-    let mut hasher = Md5::new();
+    let mut hasher = hash.then(Md5::new);
     let (a, b) = bufs.both();
     loop {
         let n = read_full(src.as_fd(), a).op("read")?;
         let m = read_full(dst.as_fd(), b).op("read replica")?;
         if n != m || a[..n] != b[..m] {
-            return Ok(None);
+            return Ok(Compared::Different);
         }
         if n == 0 {
-            return Ok(Some(hasher.finalize().into()));
+            return Ok(Compared::Equal(hasher.map(|h| h.finalize().into())));
         }
-        hasher.update(&a[..n]);
+        if let Some(h) = hasher.as_mut() {
+            h.update(&a[..n]);
+        }
     }
 }
 
@@ -331,7 +373,8 @@ pub fn compare_files(
 pub enum Copied {
     /// The replica now holds the source's bytes under the real name.
     Done {
-        digest: Digest,
+        /// MD5 of the bytes copied, when asked for.
+        digest: Option<Digest>,
         /// The source as it was while copied.
         src: Meta,
         /// The replica file as written.
@@ -348,10 +391,16 @@ pub enum Copied {
 /// temporary file in the target's folder, which gets the source's mode and
 /// mtime and is then renamed over the target. A crash at any point leaves
 /// the target either as it was or complete.
+///
+/// With `hash`, the bytes pass through this process and are hashed on the
+/// way; without, the kernel copies them (`copy_file_range`: no copy into
+/// user space, a reflink or server-side copy where the file system has
+/// one), which is several times faster than MD5 can go.
 pub fn copy_file(
     src_dir: BorrowedFd<'_>,
     dst_dir: BorrowedFd<'_>,
     name: &CStr,
+    hash: bool,
     fsync: bool,
     cancelled: &dyn Fn() -> bool,
     bufs: &mut Buffers,
@@ -363,12 +412,23 @@ pub fn copy_file(
         let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
         e
     };
-    let mut hasher = Md5::new();
-    let (buf, _) = bufs.both();
-    // Read no further than the size seen before: no extra read to meet the
+    let mut hasher = hash.then(Md5::new);
+    // Copy no further than the size seen before: no extra read to meet the
     // end of the file, and a file that grew or shrank meanwhile is caught
     // by the second stat below.
     let mut left = before.size;
+    if hasher.is_none() {
+        match kernel_copy(src.as_fd(), tmp.as_fd(), &mut left, cancelled) {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
+                return Ok(Copied::Cancelled);
+            }
+            Err(e) => return Err(discard(e)),
+        }
+    }
+    // Whatever the kernel did not copy goes through our buffer.
+    let (buf, _) = bufs.both();
     while left > 0 {
         if cancelled() {
             let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
@@ -382,7 +442,9 @@ pub fn copy_file(
             break;
         }
         left -= n as u64;
-        hasher.update(&buf[..n]);
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         write_all(tmp.as_fd(), &buf[..n])
             .op("write")
             .map_err(discard)?;
@@ -406,10 +468,53 @@ pub fn copy_file(
         .map_err(discard)?;
     let dst = stat_fd(tmp.as_fd()).op("stat replica")?;
     Ok(Copied::Done {
-        digest: hasher.finalize().into(),
+        digest: hasher.map(|h| h.finalize().into()),
         src: after,
         dst,
     })
+}
+
+/// Most bytes one `copy_file_range` call is asked for, so that a stop
+/// request is seen within a few milliseconds even in a huge file.
+const KERNEL_CHUNK: usize = 16 << 20;
+
+/// Has the kernel copy up to `left` bytes from the current offset of `src`
+/// to that of `dst`, counting `left` down. Stops early, leaving the rest to
+/// the caller's read-and-write loop, where the kernel cannot do it (another
+/// file system before Linux 5.19, a file system without support, a file
+/// that ends sooner). Returns `false` when cancelled.
+fn kernel_copy(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    left: &mut u64,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<bool, OpError> {
+    use rustix::io::Errno;
+    while *left > 0 {
+        if cancelled() {
+            return Ok(false);
+        }
+        let want = usize::try_from(*left)
+            .unwrap_or(usize::MAX)
+            .min(KERNEL_CHUNK);
+        match rfs::copy_file_range(src, None, dst, None, want) {
+            Ok(0) => break,
+            Ok(n) => *left -= n as u64,
+            Err(Errno::INTR) => continue,
+            // Not possible here; the plain loop will do it (as cp does).
+            Err(
+                Errno::XDEV
+                | Errno::NOSYS
+                | Errno::OPNOTSUPP
+                | Errno::INVAL
+                | Errno::BADF
+                | Errno::PERM
+                | Errno::TXTBSY,
+            ) => break,
+            Err(e) => return Err(e).op("copy"),
+        }
+    }
+    Ok(true)
 }
 
 /// Timestamps that set the mtime and leave the atime alone.

@@ -11,6 +11,7 @@ mod cache;
 mod cli;
 mod config;
 mod decide;
+mod digests;
 mod fsops;
 mod logging;
 mod menu;

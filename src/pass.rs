@@ -24,7 +24,8 @@ use log::{debug, error, info, warn};
 use crate::cache::{Cache, DirEntries, Entry};
 use crate::config::{PairSpec, SyncOptions};
 use crate::decide::{Plan, after_compare, plan_file};
-use crate::fsops::{self, Copied, Digest, Kind, Meta, OpError, join_rel};
+use crate::digests::Unhashed;
+use crate::fsops::{self, Compared, Copied, Digest, Kind, Meta, OpError, join_rel};
 use crate::logging::{display_path, display_root};
 use crate::status::{Counts, Outcome, PassReport};
 
@@ -50,6 +51,10 @@ pub struct PassContext<'a> {
     pub spec: &'a PairSpec,
     pub options: SyncOptions,
     pub cancel: &'a Cancel,
+    /// The cache outlives this pass (a daemon, not `--once`), so digests
+    /// are worth their CPU: small files are hashed as they are read, big
+    /// ones afterwards (see [`crate::digests`]).
+    pub lasting_cache: bool,
 }
 
 impl PassContext<'_> {
@@ -201,6 +206,9 @@ struct Shared<'a> {
     /// Counts of the whole pass; workers add theirs after each folder and
     /// tell `progress`.
     totals: Mutex<Totals<'a>>,
+    /// Big files read or written without being hashed, for
+    /// [`crate::digests::fill`] to hash once the replica is right.
+    unhashed: Mutex<Vec<Unhashed>>,
 }
 
 struct Totals<'a> {
@@ -250,15 +258,19 @@ impl Shared<'_> {
     }
 }
 
-/// Number of worker threads when `--jobs` is not given: one per core, at
-/// most 4 (the gain comes from working in several folders at once; more
-/// threads mostly contend on the disk).
-fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+/// How many threads a pass works with: `--jobs`, or one per core, at most
+/// 4 (the gain comes from working in several folders at once; more threads
+/// mostly contend on the disk).
+pub fn jobs(options: &SyncOptions) -> usize {
+    options.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        usize::from,
+    )
 }
 
-/// Runs one pass and reports what it did. `progress` hears the counts so far
-/// now and then (from whichever worker just finished a folder).
+/// Runs one pass and reports what it did, with the big files it left to be
+/// hashed later. `progress` hears the counts so far now and then (from
+/// whichever worker just finished a folder).
 ///
 /// Scheduling: folders are tasks in a shared LIFO queue served by a pool of
 /// `--jobs` workers (the calling thread is one of them). A worker takes a
@@ -269,7 +281,7 @@ pub fn run(
     ctx: &PassContext<'_>,
     cache: &mut Cache,
     progress: &mut (dyn FnMut(&Counts) + Send),
-) -> PassReport {
+) -> (PassReport, Vec<Unhashed>) {
     let started = Instant::now();
     let shared = Shared {
         ctx,
@@ -287,6 +299,7 @@ pub fn run(
             counts: Counts::default(),
             progress,
         }),
+        unhashed: Mutex::new(Vec::new()),
     };
     ctx.log_debug(format_args!("pass started"));
     let outcome = walk(&shared);
@@ -297,7 +310,8 @@ pub fn run(
         duration: started.elapsed(),
     };
     log_summary(ctx, &report);
-    report
+    let unhashed = shared.unhashed.into_inner().expect("unhashed poisoned");
+    (report, unhashed)
 }
 
 /// Opens the roots, runs the workers over the tree, and says how it ended.
@@ -310,11 +324,7 @@ fn walk(shared: &Shared<'_>) -> Outcome {
     first.flush();
     shared.cache.lock().expect("cache poisoned").begin_pass();
     shared.push(vec![Job::Dir(root)]);
-    let jobs = shared
-        .ctx
-        .options
-        .jobs
-        .map_or_else(default_jobs, usize::from);
+    let jobs = jobs(&shared.ctx.options);
     std::thread::scope(|scope| {
         // Named, so a profile tells the workers apart; one that cannot be
         // started only makes the pass use fewer.
@@ -870,7 +880,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         let dry_run = self.ctx.options.dry_run;
         let replica_file = d.filter(|d| d.kind == Kind::File);
         let (plan, digest) = match (dst, replica_file) {
-            (Some(dst), Some(d)) => match self.resolve_plan(src, dst, name, s, d, old) {
+            (Some(dst), Some(d)) => match self.resolve_plan(src, dst, rel, name, s, d, old) {
                 Ok(decided) => decided,
                 Err(e) => {
                     self.op_error(rel, &e);
@@ -914,12 +924,34 @@ impl<'s, 'a> Walker<'s, 'a> {
         }
     }
 
+    /// Whether a file's bytes are hashed as they pass through: only when a
+    /// cache will keep the digest, and only for files small enough that
+    /// hashing them costs less than looking at them again later.
+    fn hash_inline(&self, size: u64) -> bool {
+        self.ctx.lasting_cache && size < BIG_FILE
+    }
+
+    /// Notes a big file whose bytes were just read or written without a
+    /// digest, for [`crate::digests::fill`] to hash from the replica after
+    /// the pass, while its pages are still in memory.
+    fn hash_later(&self, rel: &[u8]) {
+        if self.ctx.lasting_cache && !self.ctx.options.dry_run {
+            self.shared
+                .unhashed
+                .lock()
+                .expect("unhashed poisoned")
+                .push(Unhashed { rel: rel.to_vec() });
+        }
+    }
+
     /// Reads file data where the metadata alone cannot settle the plan.
     /// Returns the final plan and the digest of the source bytes if known.
+    #[allow(clippy::too_many_arguments)]
     fn resolve_plan(
         &mut self,
         src: BorrowedFd<'_>,
         dst: BorrowedFd<'_>,
+        rel: &[u8],
         name: &CStr,
         s: &Meta,
         d: &Meta,
@@ -935,10 +967,18 @@ impl<'s, 'a> Walker<'s, 'a> {
                 let digest = fsops::hash_file(dst, name, &mut self.bufs)?;
                 (after_compare(digest == known, s, d), Some(known))
             }
-            Plan::CompareBoth => match fsops::compare_files(src, dst, name, &mut self.bufs)? {
-                Some(digest) => (after_compare(true, s, d), Some(digest)),
-                None => (Plan::Copy, None),
-            },
+            Plan::CompareBoth => {
+                let hash = self.hash_inline(s.size);
+                match fsops::compare_files(src, dst, name, hash, &mut self.bufs)? {
+                    Compared::Equal(digest) => {
+                        if digest.is_none() {
+                            self.hash_later(rel);
+                        }
+                        (after_compare(true, s, d), digest)
+                    }
+                    Compared::Different => (Plan::Copy, None),
+                }
+            }
             settled => (settled, None),
         })
     }
@@ -981,6 +1021,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             src,
             dst,
             name,
+            self.hash_inline(s.size),
             self.ctx.options.fsync,
             &|| cancel.is_set(),
             &mut self.bufs,
@@ -990,7 +1031,10 @@ impl<'s, 'a> Walker<'s, 'a> {
                     .action(verb, rel, format_args!(" ({} bytes)", dst.size));
                 count(&mut self.counts);
                 self.counts.bytes += dst.size;
-                Some(Entry::new(&src, &dst, Some(digest), self.shared.now))
+                if digest.is_none() {
+                    self.hash_later(rel);
+                }
+                Some(Entry::new(&src, &dst, digest, self.shared.now))
             }
             Ok(Copied::SourceChanged) => {
                 self.counts.errors += 1;

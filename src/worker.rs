@@ -9,6 +9,7 @@ use log::{info, warn};
 
 use crate::cache::Cache;
 use crate::config::{PairSpec, SyncOptions};
+use crate::digests;
 use crate::logging::pair_target;
 use crate::pass::{self, Cancel, PassContext};
 use crate::status::{Outcome, PairStatus, State};
@@ -46,6 +47,7 @@ impl Worker {
             spec: &self.spec,
             options: self.options,
             cancel: &self.cancel,
+            lasting_cache: !self.once,
         };
         let mut clean;
         loop {
@@ -55,7 +57,7 @@ impl Worker {
                 files: 0,
                 bytes: 0,
             });
-            let report = pass::run(&ctx, &mut cache, &mut |counts| {
+            let (report, unhashed) = pass::run(&ctx, &mut cache, &mut |counts| {
                 self.set_state(State::Syncing {
                     since: started,
                     files: counts.checked,
@@ -85,6 +87,7 @@ impl Worker {
             if self.once || report.outcome == Outcome::Stopped || self.cancel.is_set() {
                 break;
             }
+            digests::fill(&ctx, &mut cache, unhashed);
             if late {
                 warn!(
                     target: &target,
@@ -96,7 +99,7 @@ impl Worker {
             }
             match self
                 .commands
-                .recv_timeout(next.saturating_duration_since(now))
+                .recv_timeout(next.saturating_duration_since(Instant::now()))
             {
                 Ok(Command::SyncNow) | Err(RecvTimeoutError::Timeout) => {}
                 Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
