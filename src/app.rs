@@ -76,6 +76,15 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
         jobs: cli.jobs,
     };
     let mut supervisor = Supervisor::new(options, logs, shutdown.quit_flag(), cli.once);
+    if cli.once && specs.len() == 1 {
+        let spec = specs.into_iter().next().expect("one pair");
+        let clean = supervisor.run_here(spec)?;
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     for spec in specs {
         if let Err(e) = supervisor.add(spec) {
             supervisor.shutdown();

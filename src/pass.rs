@@ -16,7 +16,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use log::{debug, error, info, warn};
@@ -237,6 +237,11 @@ impl Shared<'_> {
         }
     }
 
+    /// Whether any job is waiting.
+    fn queued(&self) -> bool {
+        !self.queue.lock().expect("queue poisoned").tasks.is_empty()
+    }
+
     /// Queues jobs, first one on top.
     fn push(&self, tasks: Vec<Job>) {
         if tasks.is_empty() {
@@ -262,8 +267,13 @@ impl Shared<'_> {
 /// 4 (the gain comes from working in several folders at once; more threads
 /// mostly contend on the disk).
 pub fn jobs(options: &SyncOptions) -> usize {
+    // Asked once: std reads cgroup files to answer.
+    static CORES: OnceLock<usize> = OnceLock::new();
     options.jobs.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        || {
+            *CORES
+                .get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
+        },
         usize::from,
     )
 }
@@ -324,21 +334,26 @@ fn walk(shared: &Shared<'_>) -> Outcome {
     first.flush();
     shared.cache.lock().expect("cache poisoned").begin_pass();
     shared.push(vec![Job::Dir(root)]);
-    let jobs = jobs(&shared.ctx.options);
-    std::thread::scope(|scope| {
-        // Named, so a profile tells the workers apart; one that cannot be
-        // started only makes the pass use fewer.
-        for n in 2..=jobs {
-            let builder = std::thread::Builder::new().name(format!("pair-{}-w{n}", shared.ctx.id));
-            if let Err(e) = builder.spawn_scoped(scope, || Walker::new(shared).work()) {
-                shared
-                    .ctx
-                    .log_debug(format_args!("worker {n} not started: {e}"));
-                break;
+    // The root folder first, alone: a pass that finds no sub-folder and no
+    // big file to work on (nothing to do in a flat folder) starts no thread.
+    first.work_one();
+    if shared.queued() {
+        std::thread::scope(|scope| {
+            // Named, so a profile tells the workers apart; one that cannot
+            // be started only makes the pass use fewer.
+            for n in 2..=jobs(&shared.ctx.options) {
+                let builder =
+                    std::thread::Builder::new().name(format!("pair-{}-w{n}", shared.ctx.id));
+                if let Err(e) = builder.spawn_scoped(scope, || Walker::new(shared).work()) {
+                    shared
+                        .ctx
+                        .log_debug(format_args!("worker {n} not started: {e}"));
+                    break;
+                }
             }
-        }
-        Walker::new(shared).work();
-    });
+            first.work();
+        });
+    }
     if shared.refused.load(Ordering::Relaxed) {
         return Outcome::Failed;
     }
@@ -374,14 +389,22 @@ impl<'s, 'a> Walker<'s, 'a> {
 
     /// Syncs queued folders until there are none left (or the pass stops).
     fn work(mut self) {
-        while let Some(job) = self.shared.next_task() {
-            match job {
-                Job::Dir(task) => self.sync_dir(task),
-                Job::File(task) => self.sync_big(task),
-            }
-            self.flush();
-            self.shared.task_done();
+        while self.work_one() {}
+    }
+
+    /// Takes one job from the queue and does it; `false` when the pass is
+    /// done or stopped.
+    fn work_one(&mut self) -> bool {
+        let Some(job) = self.shared.next_task() else {
+            return false;
+        };
+        match job {
+            Job::Dir(task) => self.sync_dir(task),
+            Job::File(task) => self.sync_big(task),
         }
+        self.flush();
+        self.shared.task_done();
+        true
     }
 
     /// Adds this worker's counts to the pass's and reports progress.

