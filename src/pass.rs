@@ -947,18 +947,24 @@ impl<'s, 'a> Walker<'s, 'a> {
         }
     }
 
-    /// Whether a file's bytes are hashed as they pass through: only when a
-    /// cache will keep the digest, and only for files small enough that
-    /// hashing them costs less than looking at them again later.
+    /// Whether digests are worth their CPU: only when a cache outlives the
+    /// pass and consults them (`--checksum` compares bytes every time).
+    fn digests_wanted(&self) -> bool {
+        self.ctx.lasting_cache && !self.ctx.options.checksum
+    }
+
+    /// Whether a file's bytes are hashed as they pass through: when digests
+    /// are wanted, for files small enough that hashing them costs less than
+    /// looking at them again later.
     fn hash_inline(&self, size: u64) -> bool {
-        self.ctx.lasting_cache && size < BIG_FILE
+        self.digests_wanted() && size < BIG_FILE
     }
 
     /// Notes a big file whose bytes were just read or written without a
     /// digest, for [`crate::digests::fill`] to hash from the replica after
     /// the pass, while its pages are still in memory.
     fn hash_later(&self, rel: &[u8]) {
-        if self.ctx.lasting_cache && !self.ctx.options.dry_run {
+        if self.digests_wanted() && !self.ctx.options.dry_run {
             self.shared
                 .unhashed
                 .lock()

@@ -95,3 +95,31 @@ fn once_takes_no_digests_and_a_daemon_repairs_a_tampered_big_replica() {
     assert!(s.wait_exit(Duration::from_secs(10)).success());
     assert_mirror(&env.src(), &env.dst());
 }
+
+#[test]
+fn checksum_mode_takes_no_digests_since_it_never_consults_them() {
+    let env = TestEnv::new();
+    env.write("src/big.bin", big_content(5));
+    let mut s = MenuSession::start(
+        env.root(),
+        [
+            "--no-menu",
+            "-v",
+            "--checksum",
+            "src",
+            "dst",
+            "0.2",
+            "log.txt",
+        ],
+    );
+    wait_for(
+        Duration::from_secs(20),
+        || env.log_text().matches("pass finished").count() >= 3,
+        || format!("no third pass:\n{}", env.log_text()),
+    );
+    signal(s.child.id(), "INT");
+    assert!(s.wait_exit(Duration::from_secs(10)).success());
+    assert_mirror(&env.src(), &env.dst());
+    let log = env.log_text();
+    assert!(!log.contains("took the digests"), "{log}");
+}
