@@ -1,22 +1,20 @@
 //! One sync pass: walk the source and replica trees together and make the
 //! replica an exact copy of the source.
 //!
-//! Folders are the unit of work: a small pool of workers (`--jobs`) takes
-//! them from a shared LIFO queue, so the tree is walked roughly depth first
-//! with no recursion (depth is not limited by the call stack), and several
-//! folders are synced at once (files in one folder serialize on its inode
-//! lock in the kernel, so parallelism across folders is what helps). In
-//! each folder the two sorted listings are merged: replica entries the
-//! source lacks are removed first (freeing space), then each source entry is
-//! brought over, and its sub-folders are queued. A folder's own mode and
-//! mtime are set after everything inside it, since writing inside changes
-//! its mtime: see [`DirNode`].
+//! This module is what a pass does to files and folders; how the work is
+//! shared out among the pass's workers (the job queue, and the counting
+//! that says when a folder is finished) is [`schedule`]'s. In each folder
+//! the two sorted listings are merged: replica entries the source lacks are
+//! removed first (freeing space), then each source entry is brought over,
+//! and its sub-folders (and big files) are queued as jobs. A folder's own
+//! mode and mtime are set after everything inside it, since writing inside
+//! changes its mtime: see [`DirNode`].
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use log::{debug, error, info, warn};
@@ -28,6 +26,10 @@ use crate::digests::Unhashed;
 use crate::fsops::{self, Compared, Copied, Digest, Kind, Meta, OpError, join_rel};
 use crate::logging::{display_path, display_root};
 use crate::status::{Counts, Outcome, PassReport};
+
+mod schedule;
+
+use schedule::{DirNode, FileTask, Finish, Job, Open, Queue, Task};
 
 /// The stop signals a pass obeys at every file boundary: quit for all
 /// pairs, stop for this one.
@@ -81,109 +83,10 @@ impl PassContext<'_> {
     }
 }
 
-/// A folder waiting in the queue, opened when a worker takes it (so a wide
-/// tree holds the parent's handle, not one handle per queued folder).
-struct Task {
-    open: Open,
-    rel: Vec<u8>,
-    src_meta: Meta,
-    /// The replica folder was created in this pass.
-    fresh: bool,
-    /// The folder this one is in; told when this one is finished.
-    parent: Option<Arc<DirNode>>,
-}
-
-/// A large file whose data must be read (to copy, hash or compare it) is
-/// handed to the pool, so the big files of one folder are read and hashed
-/// on several cores at once.
-struct FileTask {
-    src: Arc<OwnedFd>,
-    dst: Arc<OwnedFd>,
-    /// The folder's relative path; the file's is `rel/name`.
-    dir_rel: Vec<u8>,
-    name: CString,
-    src_meta: Meta,
-    dst_meta: Option<Meta>,
-    /// What the cache knew of it.
-    old: Option<Entry>,
-    /// The folder it is in: finished only after this file.
-    node: Arc<DirNode>,
-}
-
-/// Work in the queue.
-enum Job {
-    Dir(Task),
-    File(FileTask),
-}
-
 /// Files at least this big whose data must be read are synced as jobs of
 /// their own; below it, the per-job overhead and the folder's inode lock
 /// make it pointless.
 const BIG_FILE: u64 = 4 << 20;
-
-/// How a queued folder is reached.
-enum Open {
-    /// The pair's roots, already open.
-    Root {
-        src: OwnedFd,
-        /// `None` in a dry run when the replica does not exist yet.
-        dst: Option<OwnedFd>,
-    },
-    /// A sub-folder, by name in its parent's handles.
-    Child {
-        src_parent: Arc<OwnedFd>,
-        /// `None` in a dry run when the replica folder does not exist yet.
-        dst_parent: Option<Arc<OwnedFd>>,
-        name: CString,
-    },
-}
-
-/// A folder being synced, alive until it and everything below it are done.
-///
-/// `pending` counts the folder's own work (1, released when its entries are
-/// handled) plus each sub-folder queued and not yet finished. Whoever
-/// brings it to zero sets the folder's mode and mtime (`finish`) and then
-/// releases one count of the parent: so a folder is finished only after
-/// every folder below it, whichever worker did them.
-struct DirNode {
-    pending: AtomicUsize,
-    /// `None` when there is no replica folder to finish (dry run).
-    finish: Option<Finish>,
-    parent: Option<Arc<DirNode>>,
-}
-
-impl Drop for DirNode {
-    /// Unlinks the parent chain one node at a time: a stopped pass may drop
-    /// a 3,000-deep chain of unfinished nodes at once, and the default
-    /// recursive drop could overflow a worker's stack.
-    fn drop(&mut self) {
-        let mut parent = self.parent.take();
-        while let Some(node) = parent {
-            parent = match Arc::try_unwrap(node) {
-                Ok(mut node) => node.parent.take(),
-                Err(_) => None,
-            };
-        }
-    }
-}
-
-/// A replica folder whose mode and mtime are set once its contents are done.
-struct Finish {
-    dst: Arc<OwnedFd>,
-    rel: Vec<u8>,
-    src_meta: Meta,
-    /// Its mode when the pass found it; `None` when the pass created it.
-    found_mode: Option<u32>,
-}
-
-/// Folders waiting for a worker, and how many workers are busy with one.
-struct Queue {
-    /// Taken from the end (LIFO): depth first, which bounds the open
-    /// handles to roughly the depth times the number of workers.
-    tasks: Vec<Job>,
-    /// Workers in the middle of a job (which may queue more).
-    working: usize,
-}
 
 /// What the pass's workers share. Each folder is handled by one worker
 /// from listing to queueing its sub-folders; everything else they touch is
@@ -192,9 +95,8 @@ struct Shared<'a> {
     ctx: &'a PassContext<'a>,
     /// Taken once per folder (take_dir, put_dir), so contention is low.
     cache: Mutex<&'a mut Cache>,
-    queue: Mutex<Queue>,
-    /// Signalled when folders are queued or the last busy worker is done.
-    wake: Condvar,
+    /// The jobs (folders and big files) waiting for a worker.
+    queue: Queue<'a>,
     /// When the pass started, for the cache's racy check.
     now: SystemTime,
     /// What `--max-delete` still allows in this pass, across all workers.
@@ -214,53 +116,6 @@ struct Shared<'a> {
 struct Totals<'a> {
     counts: Counts,
     progress: &'a mut (dyn FnMut(&Counts) + Send),
-}
-
-impl Shared<'_> {
-    /// The next folder to sync; blocks while the queue is empty but other
-    /// workers may still add to it. `None` when the pass is done or
-    /// stopped.
-    fn next_task(&self) -> Option<Job> {
-        let mut queue = self.queue.lock().expect("queue poisoned");
-        loop {
-            if self.ctx.cancel.is_set() {
-                return None;
-            }
-            if let Some(task) = queue.tasks.pop() {
-                queue.working += 1;
-                return Some(task);
-            }
-            if queue.working == 0 {
-                return None;
-            }
-            queue = self.wake.wait(queue).expect("queue poisoned");
-        }
-    }
-
-    /// Whether any job is waiting.
-    fn queued(&self) -> bool {
-        !self.queue.lock().expect("queue poisoned").tasks.is_empty()
-    }
-
-    /// Queues jobs, first one on top.
-    fn push(&self, tasks: Vec<Job>) {
-        if tasks.is_empty() {
-            return;
-        }
-        let mut queue = self.queue.lock().expect("queue poisoned");
-        queue.tasks.extend(tasks.into_iter().rev());
-        self.wake.notify_all();
-    }
-
-    /// A worker is done with its folder; when no worker is busy and nothing
-    /// is queued, the waiting ones are woken to leave.
-    fn task_done(&self) {
-        let mut queue = self.queue.lock().expect("queue poisoned");
-        queue.working -= 1;
-        if queue.working == 0 || self.ctx.cancel.is_set() {
-            self.wake.notify_all();
-        }
-    }
 }
 
 /// How many threads a pass works with: `--jobs`, or one per core, at most
@@ -296,11 +151,7 @@ pub fn run(
     let shared = Shared {
         ctx,
         cache: Mutex::new(cache),
-        queue: Mutex::new(Queue {
-            tasks: Vec::new(),
-            working: 0,
-        }),
-        wake: Condvar::new(),
+        queue: Queue::new(ctx.cancel),
         now: SystemTime::now(),
         deletions_left: Mutex::new(ctx.options.max_delete),
         max_delete_hit: AtomicBool::new(false),
@@ -333,11 +184,11 @@ fn walk(shared: &Shared<'_>) -> Outcome {
     };
     first.flush();
     shared.cache.lock().expect("cache poisoned").begin_pass();
-    shared.push(vec![Job::Dir(root)]);
+    shared.queue.push(vec![Job::Dir(root)]);
     // The root folder first, alone: a pass that finds no sub-folder and no
     // big file to work on (nothing to do in a flat folder) starts no thread.
     first.work_one();
-    if shared.queued() {
+    if shared.queue.queued() {
         std::thread::scope(|scope| {
             // Named, so a profile tells the workers apart; one that cannot
             // be started only makes the pass use fewer.
@@ -395,7 +246,7 @@ impl<'s, 'a> Walker<'s, 'a> {
     /// Takes one job from the queue and does it; `false` when the pass is
     /// done or stopped.
     fn work_one(&mut self) -> bool {
-        let Some(job) = self.shared.next_task() else {
+        let Some(job) = self.shared.queue.next_task() else {
             return false;
         };
         match job {
@@ -403,7 +254,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             Job::File(task) => self.sync_big(task),
         }
         self.flush();
-        self.shared.task_done();
+        self.shared.queue.task_done();
         true
     }
 
@@ -477,19 +328,12 @@ impl<'s, 'a> Walker<'s, 'a> {
         })
     }
 
-    /// One count of `node` is done; finishes every folder this completes,
-    /// walking up the parents (a loop, so depth does not matter). A stopped
-    /// pass finishes nothing more.
-    fn release(&mut self, mut node: Option<Arc<DirNode>>) {
-        while let Some(done) = node {
-            if done.pending.fetch_sub(1, Ordering::AcqRel) != 1 || self.ctx.cancel.is_set() {
-                return;
-            }
-            if let Some(f) = &done.finish {
-                self.finish_dir(&f.dst, &f.rel, &f.src_meta, f.found_mode);
-            }
-            node = done.parent.clone();
-        }
+    /// One count of `node` is done; sets the mode and mtime of every
+    /// replica folder this completes (see [`DirNode::release`]).
+    fn release(&mut self, node: Option<Arc<DirNode>>) {
+        DirNode::release(node, self.ctx.cancel, |f| {
+            self.finish_dir(&f.dst, &f.rel, &f.src_meta, f.found_mode);
+        });
     }
 
     fn create_replica_root(&self) -> io::Result<()> {
@@ -575,14 +419,10 @@ impl<'s, 'a> Walker<'s, 'a> {
                 found_mode,
             }
         });
-        let node = Arc::new(DirNode {
-            pending: AtomicUsize::new(1),
-            finish,
-            parent,
-        });
+        let node = DirNode::new(finish, parent);
         let subdirs = self.sync_entries(&rel, &src, dst.as_ref(), src_entries, dst_entries, &node);
-        node.pending.fetch_add(subdirs.len(), Ordering::AcqRel);
-        self.shared.push(subdirs);
+        node.add_pending(subdirs.len());
+        self.shared.queue.push(subdirs);
         self.release(Some(node));
     }
 
