@@ -3,8 +3,9 @@
 //! The module list is the architecture: `cli` (what was typed), `config`
 //! (validated pairs), `app` (the modes), `menu` (main thread), `supervisor`
 //! (owns the worker threads), `worker` (one pair's schedule), `pass` (one
-//! sync pass), `decide` (what a file needs), `cache`, `fsops` (every file
-//! system call), `logging`, `shutdown` (signals), `status`.
+//! sync pass, with `pass::schedule` sharing its work out), `decide` (what a
+//! file needs), `cache`, `digests` (big files hashed after a pass), `fsops`
+//! (every file system call), `logging`, `shutdown` (signals), `status`.
 
 mod app;
 mod cache;
