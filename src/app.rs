@@ -79,6 +79,7 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
     if cli.once && specs.len() == 1 {
         let spec = specs.into_iter().next().expect("one pair");
         let clean = supervisor.run_here(spec)?;
+        log_signal_after_once(&shutdown);
         return Ok(if clean {
             ExitCode::SUCCESS
         } else {
@@ -94,6 +95,7 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
 
     if cli.once {
         let clean = supervisor.wait_all();
+        log_signal_after_once(&shutdown);
         return Ok(if clean {
             ExitCode::SUCCESS
         } else {
@@ -111,10 +113,23 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
         }
         shutdown.wait();
     }
+    if end != MenuEnd::Quit {
+        info!(
+            "signal received: stopping every pair at the next file boundary (again to exit at once)"
+        );
+    }
     info!("quitting: waiting for every pair to stop");
     supervisor.shutdown();
     info!("all pairs stopped; goodbye");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--once` stops at the next file boundary on a signal; the pass logged
+/// that it stopped, this says why.
+fn log_signal_after_once(shutdown: &Shutdown) {
+    if shutdown.quitting() {
+        info!("signal received: the passes stopped at a file boundary");
+    }
 }
 
 /// Deep trees keep one folder handle open per level; allow as many as the
