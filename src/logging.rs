@@ -45,9 +45,10 @@ pub fn init(console: LevelFilter) -> Result<Logs, String> {
         .set_thread_level(LevelFilter::Off)
         .set_target_level(LevelFilter::Off)
         .set_location_level(LevelFilter::Off);
-    // Fails only when threads already exist; UTC is the fallback.
-    let _ = builder.set_time_offset_to_local();
+    // Fails only when threads already exist; UTC is the fallback. Read
+    // once (it parses /etc/localtime) for the console and the files.
     let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
+    builder.set_time_offset(offset);
     let colors = if io::stderr().is_terminal() {
         ColorChoice::Auto
     } else {
