@@ -85,8 +85,8 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
     pub cache_limit: Option<usize>,
 
-    /// Sync up to N folders at once within each pass (default: one per
-    /// core, at most 4; 1 works through the tree one folder at a time).
+    /// Sync up to N folders at once within each pass (default: two per
+    /// core, at most 8; 1 works through the tree one folder at a time).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<NonZeroUsize>,
 

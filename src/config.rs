@@ -35,8 +35,8 @@ pub struct SyncOptions {
     pub max_delete: Option<u64>,
     /// Most memory, in bytes, each pair's cache may use.
     pub cache_limit: Option<usize>,
-    /// Folders one pass works on at once (`--jobs`); `None` picks one per
-    /// core, at most 4.
+    /// Folders one pass works on at once (`--jobs`); `None` picks two per
+    /// core, at most 8.
     pub jobs: Option<NonZeroUsize>,
 }
 

@@ -118,16 +118,18 @@ struct Totals<'a> {
     progress: &'a mut (dyn FnMut(&Counts) + Send),
 }
 
-/// How many threads a pass works with: `--jobs`, or one per core, at most
-/// 4 (the gain comes from working in several folders at once; more threads
-/// mostly contend on the disk).
+/// How many threads a pass works with: `--jobs`, or two per core, at most
+/// 8. Much of a pass is waiting on the file system (a deletion waits for
+/// its discard, a stat on a network mount for the server), and a second
+/// thread per core fills those waits; beyond 8 they mostly contend.
 pub fn jobs(options: &SyncOptions) -> usize {
     // Asked once: std reads cgroup files to answer.
-    static CORES: OnceLock<usize> = OnceLock::new();
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
     options.jobs.map_or_else(
         || {
-            *CORES
-                .get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
+            *DEFAULT.get_or_init(|| {
+                std::thread::available_parallelism().map_or(2, |n| (2 * n.get()).min(8))
+            })
         },
         usize::from,
     )
