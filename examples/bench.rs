@@ -64,13 +64,15 @@
 //! at full speed between those events). At each task's exit event, when it
 //! is stopped just before it releases its memory, the bench reads:
 //! - `VmHWM` from /proc/PID/status (processes): that process's peak RSS;
-//! - `write_bytes` from /proc/TGID/task/TID/io, for every thread: the bytes
-//!   of page cache that thread dirtied, i.e. what it caused to be written to
-//!   a disk. It counts `write`, `copy_file_range` and splice copies alike
-//!   (`wchar` misses in-kernel copies) and is page-granular (a 5 KiB file
-//!   counts 8 KiB). Per thread, because /proc/PID/io also holds the counts
-//!   of the children a process has reaped (summing it would count rsync's
-//!   receiver twice). On a file system without a journal (this machine's
+//! - `write_bytes` from /proc/PID/io (processes): the bytes of page cache
+//!   its threads dirtied, i.e. what it caused to be written to a disk. It
+//!   counts `write`, `copy_file_range` and splice copies alike (`wchar`
+//!   misses in-kernel copies) and is page-granular (a 5 KiB file counts
+//!   8 KiB). It also holds the counts of the children the process reaped,
+//!   which the bench subtracts (rsync's receiver would count twice). An
+//!   earlier version summed per-thread counts (/proc/TGID/task/TID/io at
+//!   each thread's exit) and lost some of foldersync's helper threads'
+//!   bytes now and then. On a file system without a journal (this machine's
 //!   ext4) it also counts metadata blocks the tool dirtied (inode tables,
 //!   folders, bitmaps); with a journal, jbd2 writes those instead. The
 //!   tools' output goes to /dev/null or /dev/shm (tmpfs dirties no
@@ -549,8 +551,13 @@ struct Task {
     leader: bool,
     /// The process's peak RSS (leaders only).
     hwm_kb: u64,
-    /// This task's own write_bytes (not its threads', not its children's).
+    /// A process's write_bytes at its exit, all its threads and the
+    /// children it reaped included (leaders only).
     write_bytes: u64,
+    /// The process that forked this one, when it is a traced process.
+    parent: Option<i32>,
+    /// When its exit event came.
+    exit_event: Option<Instant>,
     top: bool,
     first_stop_seen: bool,
     status: Option<i32>,
@@ -603,14 +610,37 @@ fn ptrace(req: libc::c_uint, pid: i32, addr: usize, data: usize) -> libc::c_long
     }
 }
 
+/// The bytes a traced tree wrote: each process's count at its exit, less
+/// the counts of the children it had reaped by then (already in it).
+fn written_bytes(tasks: &HashMap<i32, Task>) -> u64 {
+    let mut total: i64 = 0;
+    for (pid, t) in tasks.iter().filter(|(_, t)| t.leader) {
+        total += t.write_bytes as i64;
+        for child in tasks
+            .values()
+            .filter(|c| c.leader && c.parent == Some(*pid))
+        {
+            if let (Some(ended), Some(exit)) = (child.end, t.exit_event) {
+                if ended <= exit {
+                    total -= child.write_bytes as i64;
+                }
+            }
+        }
+    }
+    total.max(0) as u64
+}
+
 /// Runs a pipeline under ptrace and measures it (see the header).
 ///
-/// Every task of the tree, threads included, is traced. At a task's exit
-/// event it is stopped before it gives up its memory and before its I/O
-/// counters are folded into its process (or its parent): there the bench
-/// reads the task's own `write_bytes` from /proc/TGID/task/TID/io (per
-/// task, so nothing is counted twice: /proc/PID/io would also include the
-/// children a process has reaped) and, for a process, its `VmHWM`.
+/// Every task of the tree, threads included, is traced. At a process's
+/// exit event (its last thread, the leader, is stopped before it gives up
+/// its memory) the bench reads its `VmHWM` and its `write_bytes` from
+/// /proc/PID/io: that counts every thread it had, living or ended, plus
+/// the children it reaped, which are subtracted (each is counted at its
+/// own exit), so nothing is counted twice. Summing per-thread counts read
+/// at each thread's exit instead lost some of foldersync's helper
+/// threads' bytes now and then (a 1 GiB copy counted as 640 MiB), while
+/// /proc/PID/io of the same copy always said 1 GiB.
 fn measure(cmds: Vec<Cmd>, stderr_path: &Path) -> io::Result<Measured> {
     let mut tasks: HashMap<i32, Task> = HashMap::new();
     let mut tops = Vec::new();
@@ -722,18 +752,22 @@ fn measure(cmds: Vec<Cmd>, stderr_path: &Path) -> io::Result<Measured> {
                 0,
                 &mut new as *mut _ as usize,
             );
+            let parent = (event != libc::PTRACE_EVENT_CLONE)
+                .then(|| proc_field(&format!("/proc/{tid}/status"), "Tgid:") as i32);
             let n = tasks.entry(new as i32).or_default();
             if n.start.is_none() {
                 n.start = Some(now);
                 alive += 1;
             }
+            n.parent = n.parent.or(parent);
         } else if event == libc::PTRACE_EVENT_EXIT {
             let tgid = proc_field(&format!("/proc/{tid}/status"), "Tgid:") as i32;
             t.leader = tgid == tid;
+            t.exit_event = Some(now);
             if t.leader {
                 t.hwm_kb = proc_field(&format!("/proc/{tid}/status"), "VmHWM:");
+                t.write_bytes = proc_field(&format!("/proc/{tid}/io"), "write_bytes:");
             }
-            t.write_bytes = proc_field(&format!("/proc/{tgid}/task/{tid}/io"), "write_bytes:");
         } else if event != libc::PTRACE_EVENT_EXEC {
             deliver = sig;
         }
@@ -758,7 +792,7 @@ fn measure(cmds: Vec<Cmd>, stderr_path: &Path) -> io::Result<Measured> {
     Ok(Measured {
         wall,
         rss_kb: peak as u64,
-        written: tasks.values().map(|t| t.write_bytes).sum(),
+        written: written_bytes(&tasks),
         procs: tasks.values().filter(|t| t.leader).count(),
         ok: statuses.iter().all(|&s| s == 0),
         status: statuses
@@ -1777,7 +1811,7 @@ fn main() -> io::Result<()> {
     );
     println!(
         "# RSS: peak over time of the summed VmHWM of a tool's live processes (read at each exit via ptrace); \
-         written: sum of write_bytes of every thread of the tree at its exit (page-granular; includes metadata blocks on a journal-less fs)."
+         written: write_bytes of each process at its exit, less the children it reaped (page-granular; includes metadata blocks on a journal-less fs)."
     );
     println!(
         "# tool order rotated per repetition; {} timed repetitions per scenario and tool; medians reported.",
