@@ -199,7 +199,7 @@ fn list(views: &[PairView]) -> String {
         }
         let t = &s.totals;
         text += &format!(
-            "  since start: {} {}, {} copied, {} updated, {} removed, {} written\n  cache: {} files, {}{}\n",
+            "  since start: {} {}, {} copied, {} updated, {} removed, {} written\n  cache: {} {}, {}{}\n",
             s.passes,
             if s.passes == 1 { "pass" } else { "passes" },
             t.copied,
@@ -207,6 +207,11 @@ fn list(views: &[PairView]) -> String {
             t.removed_files + t.removed_dirs,
             human_bytes(t.bytes),
             s.cache_entries,
+            if s.cache_entries == 1 {
+                "file"
+            } else {
+                "files"
+            },
             human_bytes(s.cache_bytes as u64),
             if s.cache_evicted > 0 {
                 format!(", {} evicted to stay under --cache-limit", s.cache_evicted)

@@ -410,6 +410,10 @@ fn menu_text_goes_to_stdout_and_log_records_to_stderr() {
     assert_eq!(session.wait_exit(Duration::from_secs(10)).code(), Some(0));
     let (out, err) = (session.stdout(), session.stderr());
     assert!(out.contains(MENU) && out.contains("Pair 1: "), "{out}");
+    assert!(
+        out.contains("  cache: 1 file, "),
+        "one file, not \"1 files\":\n{out}"
+    );
     for record in ["pair 1: copied a.txt", "[INFO", "pass finished"] {
         assert!(
             !out.contains(record),
