@@ -76,32 +76,19 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
         jobs: cli.jobs,
     };
     let mut supervisor = Supervisor::new(options, logs, shutdown.quit_flag(), cli.once);
-    if cli.once && specs.len() == 1 {
-        let spec = specs.into_iter().next().expect("one pair");
-        let clean = supervisor.run_here(spec)?;
-        log_signal_after_once(&shutdown);
-        return Ok(if clean {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
-    }
-    for spec in specs {
-        if let Err(e) = supervisor.add(spec) {
-            supervisor.shutdown();
-            return Err(e);
-        }
-    }
-
     if cli.once {
-        let clean = supervisor.wait_all();
-        log_signal_after_once(&shutdown);
+        let clean = run_once(&mut supervisor, specs)?;
+        if shutdown.quitting() {
+            // The passes logged that they stopped; this says why.
+            info!("signal received: the passes stopped at a file boundary");
+        }
         return Ok(if clean {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
         });
     }
+    start_all(&mut supervisor, specs)?;
     let end = if cli.no_menu {
         MenuEnd::EndOfInput
     } else {
@@ -124,12 +111,26 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--once` stops at the next file boundary on a signal; the pass logged
-/// that it stopped, this says why.
-fn log_signal_after_once(shutdown: &Shutdown) {
-    if shutdown.quitting() {
-        info!("signal received: the passes stopped at a file boundary");
+/// `--once`: one pass of every pair; whether all were clean. A single pair
+/// runs on this thread, so a cron job starts no pair thread.
+fn run_once(supervisor: &mut Supervisor, specs: Vec<PairSpec>) -> Result<bool, String> {
+    if specs.len() == 1 {
+        let spec = specs.into_iter().next().expect("one pair");
+        return supervisor.run_here(spec);
     }
+    start_all(supervisor, specs)?;
+    Ok(supervisor.wait_all())
+}
+
+/// Starts every pair; on a refusal, stops those already started.
+fn start_all(supervisor: &mut Supervisor, specs: Vec<PairSpec>) -> Result<(), String> {
+    for spec in specs {
+        if let Err(e) = supervisor.add(spec) {
+            supervisor.shutdown();
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Deep trees keep one folder handle open per level; allow as many as the

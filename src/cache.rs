@@ -115,11 +115,15 @@ impl DirEntries {
 
     /// The entry for a file name, if any.
     pub fn get(&self, name: &[u8]) -> Option<&Entry> {
+        self.position(name).map(|i| &self.slots[i].entry)
+    }
+
+    /// Where a name's slot is, by binary search over the sorted slots.
+    fn position(&self, name: &[u8]) -> Option<usize> {
         debug_assert!(!self.unsorted, "looked up before being sorted");
         self.slots
             .binary_search_by(|slot| self.name_of(slot).cmp(name))
             .ok()
-            .map(|i| &self.slots[i].entry)
     }
 
     /// Records a file's entry. A pass meets each name of a folder once.
@@ -137,11 +141,7 @@ impl DirEntries {
     }
 
     fn get_mut(&mut self, name: &[u8]) -> Option<&mut Entry> {
-        debug_assert!(!self.unsorted, "looked up before being sorted");
-        let i = self
-            .slots
-            .binary_search_by(|slot| self.name_of(slot).cmp(name))
-            .ok()?;
+        let i = self.position(name)?;
         Some(&mut self.slots[i].entry)
     }
 

@@ -420,8 +420,12 @@ pub fn copy_file(
     let src = open_file_at(src_dir, name).op("open")?;
     let before = stat_fd(src.as_fd()).op("stat")?;
     let (tmp, tmp_name) = create_temp(dst_dir)?;
-    let discard = |e: OpError| {
+    // Every way out before the rename removes the temporary file.
+    let remove_tmp = || {
         let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
+    };
+    let discard = |e: OpError| {
+        remove_tmp();
         e
     };
     let mut hasher = hash.then(Md5::new);
@@ -433,7 +437,7 @@ pub fn copy_file(
         match kernel_copy(src.as_fd(), tmp.as_fd(), &mut left, cancelled) {
             Ok(true) => {}
             Ok(false) => {
-                let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
+                remove_tmp();
                 return Ok(Copied::Cancelled);
             }
             Err(e) => return Err(discard(e)),
@@ -443,7 +447,7 @@ pub fn copy_file(
     let (buf, _) = bufs.both();
     while left > 0 {
         if cancelled() {
-            let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
+            remove_tmp();
             return Ok(Copied::Cancelled);
         }
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
@@ -463,7 +467,7 @@ pub fn copy_file(
     }
     let after = stat_fd(src.as_fd()).op("stat").map_err(discard)?;
     if (after.size, after.mtime, after.ctime) != (before.size, before.mtime, before.ctime) {
-        let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
+        remove_tmp();
         return Ok(Copied::SourceChanged);
     }
     rfs::fchmod(&tmp, Mode::from_raw_mode(after.mode))
