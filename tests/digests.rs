@@ -43,9 +43,12 @@ fn a_daemon_hashes_big_copies_after_the_pass_and_uses_the_digest() {
         || format!("big.bin never touched:\n{}", env.log_text()),
     );
     // The same size, other bytes and the old mtime back: caught by the
-    // ctime and the digest, and copied.
-    env.write("src/big.bin", big_content(2));
-    set_mtime(&env.path("src/big.bin"), "2001-02-03 04:05:06");
+    // ctime and the digest, and copied. Prepared outside the source and
+    // renamed in, so a pass of the running daemon never sees it half
+    // written (it would rightly copy that version too).
+    env.write("big.next", big_content(2));
+    set_mtime(&env.path("big.next"), "2001-02-03 04:05:06");
+    std::fs::rename(env.path("big.next"), env.path("src/big.bin")).unwrap();
     wait_for(
         Duration::from_secs(20),
         || env.log_text().contains("updated big.bin (6291456 bytes)"),
