@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// The longest interval accepted: a year. Anything longer is a typo.
 const MAX_INTERVAL_SECS: f64 = 365.0 * 24.0 * 3600.0;
+/// The shortest interval accepted.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// One source/replica pair, its paths resolved (no `.`, `..` or symlinks in
 /// the parts that exist) so that overlaps can be compared reliably.
@@ -105,9 +107,11 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
         return Err(format!("interval {text:?} is longer than a year"));
     }
     let interval = Duration::from_secs_f64(secs);
-    if interval.is_zero() {
-        // Below a nanosecond: would run passes back to back forever.
-        return Err(format!("interval {text:?} must be more than zero seconds"));
+    if interval < MIN_INTERVAL {
+        // Passes back to back forever: surely a typo for something longer.
+        return Err(format!(
+            "interval {text:?} is shorter than a millisecond; it must be at least 0.001 s"
+        ));
     }
     Ok(interval)
 }
@@ -186,6 +190,12 @@ pub fn validate_pair(raw: &RawPair) -> Result<PairSpec, String> {
     }
     let source =
         resolve(source_arg).map_err(|e| format!("source {}: {e}", source_arg.display()))?;
+    if let Some(fs_name) = pseudo_file_system(&source) {
+        return Err(format!(
+            "source {} is on {fs_name}, whose files do not know their own size; it cannot be mirrored",
+            source_arg.display()
+        ));
+    }
 
     let replica_arg = raw.replica.as_path();
     let replica =
@@ -246,6 +256,23 @@ pub fn validate_pair(raw: &RawPair) -> Result<PairSpec, String> {
 }
 
 /// Checks that a log file can be appended to, without creating it.
+/// The name of the kernel file system `path` is on when that is one whose
+/// files report a size of 0 or 4096 whatever they hold (procfs, sysfs and
+/// their kin): a copy would come out empty or be redone every pass.
+fn pseudo_file_system(path: &Path) -> Option<&'static str> {
+    let kind = rustix::fs::statfs(path).ok()?.f_type as u64;
+    Some(match kind {
+        0x9fa0 => "procfs (/proc)",
+        0x6265_6572 => "sysfs (/sys)",
+        0x0027_e0eb | 0x6367_7270 => "cgroupfs",
+        0x6462_6720 => "debugfs",
+        0x7472_6163 => "tracefs",
+        0x7363_6673 => "securityfs",
+        0x6265_6570 => "configfs",
+        _ => return None,
+    })
+}
+
 fn check_log_file(path: &Path) -> Result<(), String> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => Err("is a folder".into()),
@@ -382,7 +409,7 @@ pub fn parse_pairs(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, Str
 
 /// Reads and validates a pairs file; errors name `FILE:LINE`.
 pub fn load_pairs_file(file: &Path) -> Result<Vec<PairSpec>, String> {
-    let bytes = fs::read(file).map_err(|e| format!("pairs file {}: {e}", file.display()))?;
+    let bytes = read_pairs_file(file).map_err(|e| format!("pairs file {}: {e}", file.display()))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| format!("pairs file {}: not valid UTF-8 text", file.display()))?;
     parse_pairs(file, &text)?
@@ -391,6 +418,45 @@ pub fn load_pairs_file(file: &Path) -> Result<Vec<PairSpec>, String> {
             validate_pair(pair).map_err(|e| format!("{}:{line}: {e}", file.display()))
         })
         .collect()
+}
+
+/// The largest pairs file read: far more than any real list of pairs, and
+/// small enough that `--pairs /dev/zero` cannot eat the memory.
+const MAX_PAIRS_FILE: u64 = 1 << 20;
+
+/// Reads a pairs file, which must be a regular file of sane size: a FIFO
+/// with no writer would hang, a device would never end.
+fn read_pairs_file(file: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO with no writer must not wait for one.
+    let handle = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(file)
+        .map_err(|e| e.to_string())?;
+    let meta = handle.metadata().map_err(|e| e.to_string())?;
+    if meta.is_dir() {
+        return Err("is a folder, not a file".into());
+    }
+    if !meta.is_file() {
+        return Err("not a regular file (a pipe, socket or device cannot be a pairs file)".into());
+    }
+    if meta.len() > MAX_PAIRS_FILE {
+        return Err(format!(
+            "{} bytes is too big for a pairs file (at most 1 MiB)",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_PAIRS_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_PAIRS_FILE {
+        return Err("grew past 1 MiB while being read".into());
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -404,8 +470,9 @@ mod tests {
         assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_interval(" 1h "), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("0.001"), Ok(Duration::from_millis(1)));
         for bad in [
-            "0", "-1", "abc", "", "NaN", "inf", "1e300", "s", "10x", "400d", "1e-10",
+            "0", "-1", "abc", "", "NaN", "inf", "1e300", "s", "10x", "400d", "1e-10", "0.0009",
         ] {
             assert!(parse_interval(bad).is_err(), "{bad} should be refused");
         }

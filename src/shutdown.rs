@@ -1,4 +1,4 @@
-//! Quitting on SIGINT or SIGTERM, with no thread of its own: the first
+//! Quitting on SIGINT, SIGTERM or SIGHUP, with no thread of its own: the first
 //! signal sets the shared quit flag (which every worker checks between
 //! files) and writes a byte into a pipe that wakes the main thread; a second
 //! one exits at once with status 130. A signal handler may do little else
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::pipe::{PipeFlags, pipe_with};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::{flag, low_level::pipe};
 
 /// Exit status of a second signal: 128 + SIGINT, as a shell reports it.
@@ -27,12 +27,14 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    /// Installs the handlers for SIGINT and SIGTERM.
+    /// Installs the handlers for SIGINT, SIGTERM and SIGHUP: a closed
+    /// terminal or SSH session quits safely instead of killing a copy
+    /// half way.
     pub fn install() -> Result<Shutdown, String> {
         let fail = |e: std::io::Error| format!("cannot install the signal handlers: {e}");
         let (wake, ring) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| fail(e.into()))?;
         let quit = Arc::new(AtomicBool::new(false));
-        for signal in [SIGINT, SIGTERM] {
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
             // Handlers run in the order registered: exiting on a second
             // signal must be checked before the flag is set by this one.
             flag::register_conditional_shutdown(signal, EXIT_AT_ONCE, Arc::clone(&quit))

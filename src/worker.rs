@@ -50,6 +50,10 @@ impl Worker {
             lasting_cache: !self.once,
         };
         let mut clean;
+        // Whether the passes run longer than the interval, as last said in
+        // the log: said once when it starts and once when it stops, not
+        // every pass.
+        let mut said_late = false;
         loop {
             let started = Instant::now();
             self.set_state(State::Syncing {
@@ -88,15 +92,24 @@ impl Worker {
                 break;
             }
             digests::fill(&ctx, &mut cache, unhashed);
-            if late {
+            if late && !said_late {
                 warn!(
                     target: &target,
-                    "pair {}: the pass took {:.1} s, longer than the {} interval; the next pass starts now",
+                    "pair {}: the pass took {:.1} s, longer than the {} interval; passes run back to back until they fit in it again",
+                    self.id,
+                    report.duration.as_secs_f64(),
+                    format_interval(self.spec.interval)
+                );
+            } else if !late && said_late {
+                info!(
+                    target: &target,
+                    "pair {}: the pass took {:.1} s, within the {} interval again",
                     self.id,
                     report.duration.as_secs_f64(),
                     format_interval(self.spec.interval)
                 );
             }
+            said_late = late;
             match self
                 .commands
                 .recv_timeout(next.saturating_duration_since(Instant::now()))

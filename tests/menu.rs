@@ -435,10 +435,10 @@ fn passes_of_one_pair_never_overlap_and_one_longer_than_the_interval_logs_a_warn
     let mut session = start(&env, &["--no-menu", "src", "dst", "0.001", "log.txt"]);
     wait_log(
         &env.log(),
-        "longer than the 0.001 s interval; the next pass starts now",
+        "longer than the 0.001 s interval; passes run back to back until they fit in it again",
         1,
     );
-    wait_log(&env.log(), "pass finished", 5);
+    wait_log(&env.log(), "pass finished", 20);
     signal(session.child.id(), "TERM");
     assert_eq!(session.wait_exit(Duration::from_secs(10)).code(), Some(0));
     assert_mirror(&env.src(), &env.dst());
@@ -447,7 +447,13 @@ fn passes_of_one_pair_never_overlap_and_one_longer_than_the_interval_logs_a_warn
     assert!(
         log.lines()
             .any(|l| l.contains("[WARN ] pair 1: the pass took ")
-                && l.ends_with("longer than the 0.001 s interval; the next pass starts now")),
+                && l.ends_with("longer than the 0.001 s interval; passes run back to back until they fit in it again")),
+        "{log}"
+    );
+    // Said once, and again only after passes fitted in the interval.
+    assert_eq!(
+        count(&log, "[WARN ] pair 1: the pass took "),
+        1 + count(&log, "within the 0.001 s interval again"),
         "{log}"
     );
     // Each pass ends before the next one starts.

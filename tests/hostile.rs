@@ -1,0 +1,148 @@
+//! Input and signals a hostile or careless user can throw at foldersync:
+//! pairs files that are not files, intervals below a millisecond, sources on
+//! kernel pseudo file systems, a closed terminal (SIGHUP).
+
+mod common;
+mod support;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::time::Duration;
+
+use common::*;
+use support::*;
+
+/// Runs foldersync with `args`; checks it exits 2 within a few seconds with
+/// one `foldersync: ` line naming `want`, having created nothing.
+#[track_caller]
+fn assert_bad_input(env: &TestEnv, args: &[&str], want: &str) {
+    let before = snapshot(env.root());
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(args)
+        .current_dir(env.root())
+        .stdin(std::process::Stdio::null());
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(20));
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "args {args:?}, stderr:\n{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "args {args:?}: want one line, got:\n{err}");
+    assert!(
+        lines[0].starts_with("foldersync: ") && lines[0].contains(want),
+        "args {args:?}: want a line naming {want:?}, got:\n{err}"
+    );
+    assert_eq!(
+        snapshot(env.root()),
+        before,
+        "args {args:?} changed something"
+    );
+}
+
+#[test]
+fn pairs_file_that_is_a_device_a_fifo_a_folder_or_huge_is_refused() {
+    let env = TestEnv::new();
+    // Endless: read whole, it ate 2 GB in 5 s.
+    assert_bad_input(
+        &env,
+        &["--once", "--pairs", "/dev/zero"],
+        "pairs file /dev/zero: not a regular file",
+    );
+    // No writer: reading it hung forever.
+    let fifo = env.path("pairs.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    assert_bad_input(
+        &env,
+        &["--once", "--pairs", "pairs.fifo"],
+        "pairs file pairs.fifo: not a regular file",
+    );
+    env.mkdir("pairs.d");
+    assert_bad_input(
+        &env,
+        &["--once", "--pairs", "pairs.d"],
+        "pairs file pairs.d: is a folder",
+    );
+    let line = "# a comment line, repeated until the file is over a mebibyte\n";
+    env.write("huge.pairs", line.repeat((1 << 20) / line.len() + 1));
+    assert_bad_input(
+        &env,
+        &["--once", "--pairs", "huge.pairs"],
+        "too big for a pairs file (at most 1 MiB)",
+    );
+}
+
+#[test]
+fn interval_below_a_millisecond_is_refused_like_zero() {
+    let env = TestEnv::new();
+    env.mkdir("src");
+    for interval in ["0.0009", "0.0000001", "1e-9"] {
+        assert_bad_input(
+            &env,
+            &["--once", "src", "dst", interval, "log.txt"],
+            "is shorter than a millisecond",
+        );
+    }
+}
+
+#[test]
+fn source_on_procfs_or_sysfs_is_refused() {
+    let env = TestEnv::new();
+    for (source, kind) in [("/proc/self", "procfs"), ("/sys/kernel", "sysfs")] {
+        assert_bad_input(
+            &env,
+            &["--once", source, "dst", "10", "log.txt"],
+            &format!("is on {kind}"),
+        );
+    }
+}
+
+#[test]
+fn hangup_quits_safely_like_sigterm() {
+    let env = TestEnv::new();
+    // Big enough that the pass is still copying when the hangup comes.
+    for i in 0..40 {
+        env.write(format!("src/f{i}.bin"), vec![i as u8; 4 << 20]);
+    }
+    let (s, d, l) = (env.src(), env.dst(), env.log());
+    let mut session = MenuSession::start(
+        env.root(),
+        [
+            OsStr::new("--no-menu"),
+            OsStr::new("--jobs"),
+            OsStr::new("1"),
+            s.as_os_str(),
+            d.as_os_str(),
+            OsStr::new("3600"),
+            l.as_os_str(),
+        ],
+    );
+    wait_log(&l, "copied f", 1);
+    signal(session.child.id(), "HUP");
+    let status = session.wait_exit(Duration::from_secs(20));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a hangup must quit safely:\n{}",
+        session.stderr()
+    );
+    let log = env.log_text();
+    assert_action(&log, 1, "stopped");
+    assert!(
+        temp_files(&d).is_empty(),
+        "temporary files left: {:?}",
+        temp_files(&d)
+    );
+    // Whatever was copied is whole.
+    for entry in fs::read_dir(&d).expect("replica") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_owned();
+        assert_eq!(
+            fs::read(&path).expect("replica file"),
+            fs::read(s.join(&name)).expect("source file"),
+            "{}",
+            path.display()
+        );
+    }
+}
