@@ -13,10 +13,14 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use md5::{Digest as _, Md5};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps};
+
+mod temp;
+
+pub use temp::is_temp_name;
+use temp::{TempFile, random_name};
 
 /// An MD5 digest of a file's bytes.
 pub type Digest = [u8; 16];
@@ -207,56 +211,6 @@ pub fn read_link(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<CString> {
     Ok(rfs::readlinkat(dir, name, Vec::new())?)
 }
 
-/// The prefix every temporary file of ours starts with.
-const TEMP_PREFIX: &str = ".foldersync-";
-/// The suffix every temporary file of ours ends with.
-const TEMP_SUFFIX: &str = ".tmp";
-
-/// Whether a replica entry looks like a temporary file left by a copy that
-/// was interrupted (`.foldersync-<pid>-<n>.tmp`).
-pub fn is_temp_name(name: &[u8]) -> bool {
-    let Some(rest) = name
-        .strip_prefix(TEMP_PREFIX.as_bytes())
-        .and_then(|r| r.strip_suffix(TEMP_SUFFIX.as_bytes()))
-    else {
-        return false;
-    };
-    let mut parts = rest.split(|&b| b == b'-');
-    let numeric =
-        |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
-    numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
-}
-
-/// A fresh temporary name, unique within this process. Short and unrelated
-/// to the target's name, so a 255-byte target name still fits.
-fn temp_name() -> CString {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    CString::new(format!(
-        "{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}",
-        std::process::id()
-    ))
-    .expect("temp name has no NUL byte")
-}
-
-/// Creates a new, empty temporary file in `dir`, retrying when a file of
-/// that name already exists (a user's file that happens to look like ours).
-fn create_temp(dir: BorrowedFd<'_>) -> Result<(OwnedFd, CString), OpError> {
-    loop {
-        let name = temp_name();
-        match rfs::openat(
-            dir,
-            &name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        ) {
-            Ok(fd) => return Ok((fd, name)),
-            Err(rustix::io::Errno::EXIST) => continue,
-            Err(e) => return Err(e).op("create temporary file"),
-        }
-    }
-}
-
 /// Opens a regular file for reading, refusing to follow a symlink and never
 /// blocking on a FIFO that appeared in its place.
 fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
@@ -419,41 +373,28 @@ pub fn copy_file(
 ) -> Result<Copied, OpError> {
     let src = open_file_at(src_dir, name).op("open")?;
     let before = stat_fd(src.as_fd()).op("stat")?;
-    let (tmp, tmp_name) = create_temp(dst_dir)?;
-    // Every way out before the rename removes the temporary file.
-    let remove_tmp = || {
-        let _ = rfs::unlinkat(dst_dir, &tmp_name, AtFlags::empty());
-    };
-    let discard = |e: OpError| {
-        remove_tmp();
-        e
-    };
+    // Every way out before the commit drops it, which removes it.
+    let tmp = TempFile::create(dst_dir)?;
     let mut hasher = hash.then(Md5::new);
     // Copy no further than the size seen before: no extra read to meet the
     // end of the file, and a file that grew or shrank meanwhile is caught
     // by the second stat below.
     let mut left = before.size;
     if hasher.is_none() {
-        match kernel_copy(src.as_fd(), tmp.as_fd(), &mut left, cancelled) {
+        match kernel_copy(src.as_fd(), tmp.fd(), &mut left, cancelled) {
             Ok(true) => {}
-            Ok(false) => {
-                remove_tmp();
-                return Ok(Copied::Cancelled);
-            }
-            Err(e) => return Err(discard(e)),
+            Ok(false) => return Ok(Copied::Cancelled),
+            Err(e) => return Err(e),
         }
     }
     // Whatever the kernel did not copy goes through our buffer.
     let (buf, _) = bufs.both();
     while left > 0 {
         if cancelled() {
-            remove_tmp();
             return Ok(Copied::Cancelled);
         }
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = read_full(src.as_fd(), &mut buf[..want])
-            .op("read")
-            .map_err(discard)?;
+        let n = read_full(src.as_fd(), &mut buf[..want]).op("read")?;
         if n == 0 {
             break;
         }
@@ -461,28 +402,19 @@ pub fn copy_file(
         if let Some(h) = hasher.as_mut() {
             h.update(&buf[..n]);
         }
-        write_all(tmp.as_fd(), &buf[..n])
-            .op("write")
-            .map_err(discard)?;
+        write_all(tmp.fd(), &buf[..n]).op("write")?;
     }
-    let after = stat_fd(src.as_fd()).op("stat").map_err(discard)?;
+    let after = stat_fd(src.as_fd()).op("stat")?;
     if (after.size, after.mtime, after.ctime) != (before.size, before.mtime, before.ctime) {
-        remove_tmp();
         return Ok(Copied::SourceChanged);
     }
-    rfs::fchmod(&tmp, Mode::from_raw_mode(after.mode))
-        .op("set mode")
-        .map_err(discard)?;
-    rfs::futimens(&tmp, &times(after.mtime))
-        .op("set mtime")
-        .map_err(discard)?;
+    rfs::fchmod(tmp.fd(), Mode::from_raw_mode(after.mode)).op("set mode")?;
+    rfs::futimens(tmp.fd(), &times(after.mtime)).op("set mtime")?;
     if fsync {
-        rfs::fsync(&tmp).op("fsync").map_err(discard)?;
+        rfs::fsync(tmp.fd()).op("fsync")?;
     }
-    rfs::renameat(dst_dir, &tmp_name, dst_dir, name)
-        .op("rename into place")
-        .map_err(discard)?;
-    let dst = stat_fd(tmp.as_fd()).op("stat replica")?;
+    let placed = tmp.commit(name)?;
+    let dst = stat_fd(placed.as_fd()).op("stat replica")?;
     Ok(Copied::Done {
         digest: hasher.map(|h| h.finalize().into()),
         src: after,
@@ -626,7 +558,7 @@ pub fn make_symlink(
     mtime: Time,
 ) -> Result<(), OpError> {
     loop {
-        let tmp = temp_name();
+        let tmp = random_name();
         match rfs::symlinkat(target, dir, &tmp) {
             Ok(()) => {
                 return set_link_mtime(dir, &tmp, mtime)
@@ -792,20 +724,4 @@ pub fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
     }
     rel.extend_from_slice(name);
     rel
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_names_are_recognised() {
-        let name = temp_name();
-        assert!(is_temp_name(name.as_bytes()));
-        assert!(is_temp_name(b".foldersync-12-0.tmp"));
-        assert!(!is_temp_name(b".foldersync-12.tmp"));
-        assert!(!is_temp_name(b".foldersync-a-1.tmp"));
-        assert!(!is_temp_name(b"foldersync-1-2.tmp"));
-        assert!(!is_temp_name(b".foldersync-1-2.tmp.bak"));
-    }
 }

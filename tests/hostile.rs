@@ -146,3 +146,68 @@ fn hangup_quits_safely_like_sigterm() {
         );
     }
 }
+
+/// Whether the tests must not skip what this machine cannot do: CI must
+/// prove every guarantee, so a missing prerequisite fails there.
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| v == "true")
+}
+
+/// A distinct 4 MiB content for file `i` of kind `k`, big enough that
+/// copies are still in flight when others start.
+fn content(k: u8, i: usize) -> Vec<u8> {
+    let mut bytes = vec![k; 4 << 20];
+    bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    bytes
+}
+
+#[test]
+fn source_files_named_like_our_temporaries_are_copied_exactly_even_as_pid_1() {
+    let env = TestEnv::new();
+    for i in 0..40 {
+        // As PID 1 (a container), these were the very names of the
+        // program's own temporaries: old-style and new-style alike.
+        env.write(format!("src/.foldersync-1-{i}.tmp"), content(1, i));
+        env.write(format!("src/{i:02}.data"), content(2, i));
+    }
+    env.write("src/.foldersync-0123456789abcdef.tmp", "random form");
+    let probe = std::process::Command::new("unshare")
+        .args(["-pf", "--mount-proc", "true"])
+        .status();
+    let prefix: Vec<&str> = if probe.is_ok_and(|s| s.success()) {
+        vec!["unshare", "-pf", "--mount-proc"]
+    } else {
+        assert!(
+            !in_ci(),
+            "unshare -pf --mount-proc is needed in CI (run as root)"
+        );
+        println!("cannot run as PID 1 here (unshare); running as is");
+        Vec::new()
+    };
+    for round in 0..3 {
+        let _ = fs::remove_dir_all(env.dst());
+        let mut args: Vec<std::ffi::OsString> = prefix.iter().map(Into::into).collect();
+        args.push(bin().into());
+        for a in ["--once", "-j", "8", "src", "dst", "10", "log.txt"] {
+            args.push(a.into());
+        }
+        let mut cmd = std::process::Command::new(&args[0]);
+        cmd.args(&args[1..])
+            .current_dir(env.root())
+            .stdin(std::process::Stdio::null());
+        let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "round {round}: {}",
+            stderr_of(&out)
+        );
+        assert_mirror(&env.src(), &env.dst());
+        // A second pass changes nothing: a user's file is never taken for
+        // a stale temporary of ours.
+        let second = env.once_ok(&[]);
+        let err = stderr_of(&second);
+        assert!(!err.contains("removed"), "round {round}: {err}");
+        assert_mirror(&env.src(), &env.dst());
+    }
+}

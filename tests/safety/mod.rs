@@ -93,8 +93,9 @@ pub fn fast_env() -> TestEnv {
     TestEnv { dir }
 }
 
-/// The program's temporary-file naming rule, `.foldersync-<pid>-<n>.tmp`,
-/// restated independently of `src/fsops.rs`.
+/// The program's temporary-file naming rules, restated independently of
+/// `src/fsops/temp.rs`: `.foldersync-<16 hex digits>.tmp` now,
+/// `.foldersync-<pid>-<n>.tmp` from earlier versions.
 pub fn is_temp_name(name: &[u8]) -> bool {
     let Some(rest) = name
         .strip_prefix(b".foldersync-")
@@ -102,6 +103,9 @@ pub fn is_temp_name(name: &[u8]) -> bool {
     else {
         return false;
     };
+    if rest.len() == 16 && rest.iter().all(u8::is_ascii_hexdigit) {
+        return true;
+    }
     let parts: Vec<&[u8]> = rest.split(|&b| b == b'-').collect();
     parts.len() == 2
         && parts
