@@ -29,20 +29,23 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Every pair the command line names, validated, checked for overlaps.
 fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
-    let mut specs = Vec::new();
+    let mut raws = Vec::new();
     if let (Some(source), Some(replica), Some(interval), Some(log_file)) =
         (&cli.source, &cli.replica, &cli.interval, &cli.log_file)
     {
-        specs.push(config::validate_pair(&RawPair {
+        let raw = RawPair {
             source: source.clone(),
             replica: replica.clone(),
             interval: interval.clone(),
             log_file: log_file.clone(),
-        })?);
+        };
+        raws.push((None, raw));
     }
     if let Some(file) = &cli.pairs {
-        specs.extend(config::load_pairs_file(file)?);
+        let listed = config::load_pairs_file(file)?;
+        raws.extend(listed.into_iter().map(|(at, raw)| (Some(at), raw)));
     }
+    let specs = config::validate_pairs(&raws, &[])?;
     config::check_overlaps(&[], &specs)?;
     if specs.is_empty() && (cli.once || cli.no_menu) {
         let mode = if cli.once { "--once" } else { "--no-menu" };
@@ -124,13 +127,9 @@ fn run_once(supervisor: &mut Supervisor, specs: Vec<PairSpec>) -> Result<bool, S
 
 /// Starts every pair; on a refusal, stops those already started.
 fn start_all(supervisor: &mut Supervisor, specs: Vec<PairSpec>) -> Result<(), String> {
-    for spec in specs {
-        if let Err(e) = supervisor.add(spec) {
-            supervisor.shutdown();
-            return Err(e);
-        }
-    }
-    Ok(())
+    supervisor.add_all(specs).inspect_err(|_| {
+        supervisor.shutdown();
+    })
 }
 
 /// Deep trees keep one folder handle open per level; allow as many as the

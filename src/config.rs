@@ -170,8 +170,10 @@ fn resolve_links(path: &Path, hops: u32) -> io::Result<PathBuf> {
 }
 
 /// Checks one pair the same way wherever it comes from and resolves its
-/// paths. Nothing is created or changed.
-pub fn validate_pair(raw: &RawPair) -> Result<PairSpec, String> {
+/// paths. Nothing is created or changed. `upstream` are the replicas of the
+/// other pairs that will run with it: a source that does not exist yet is
+/// accepted inside one of them, since that pair will create it (a chain).
+pub fn validate_pair(raw: &RawPair, upstream: &[PathBuf]) -> Result<PairSpec, String> {
     let interval = parse_interval(&raw.interval)?;
     if raw.source.as_os_str().is_empty() {
         return Err("source folder is empty".into());
@@ -186,6 +188,10 @@ pub fn validate_pair(raw: &RawPair) -> Result<PairSpec, String> {
     match fs::metadata(source_arg) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(format!("source {}: not a folder", source_arg.display())),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                && resolve(source_arg).is_ok_and(|s| upstream.iter().any(|r| s.starts_with(r))) => {
+        }
         Err(e) => return Err(format!("source {}: {e}", source_arg.display())),
     }
     let source =
@@ -297,6 +303,7 @@ fn check_log_file(path: &Path) -> Result<(), String> {
 /// replicas that are the same folder or nested. `running` are pairs already
 /// going; `new` are being added (and are checked against each other too).
 pub fn check_overlaps(running: &[&PairSpec], new: &[PairSpec]) -> Result<(), String> {
+    check_no_loop(running, new)?;
     for (i, a) in new.iter().enumerate() {
         let others = running.iter().copied().chain(new[..i].iter());
         for b in others {
@@ -335,6 +342,58 @@ pub fn check_overlaps(running: &[&PairSpec], new: &[PairSpec]) -> Result<(), Str
 /// Splits a pairs-file line into fields: white space separates them, a
 /// field in double quotes may hold spaces, and inside quotes `\"` and `\\`
 /// stand for `"` and `\`.
+/// Whether one path is the other or lies inside it.
+pub fn overlap(a: &Path, b: &Path) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+/// Whether pair `a` reads what pair `b` writes: `a`'s source and `b`'s
+/// replica overlap. Then `a` is downstream of `b` in a chain.
+pub fn reads_from(a: &PairSpec, b: &PairSpec) -> bool {
+    overlap(&a.source, &b.replica)
+}
+
+/// Refuses pairs that feed each other in a loop (A to B and B to A, or
+/// longer): each would keep undoing the other, and no order exists in
+/// which `--once` could run them.
+fn check_no_loop(running: &[&PairSpec], new: &[PairSpec]) -> Result<(), String> {
+    let all: Vec<&PairSpec> = running.iter().copied().chain(new).collect();
+    // Depth-first search; 0 unvisited, 1 on the path, 2 done.
+    fn visit(i: usize, all: &[&PairSpec], mark: &mut [u8], path: &mut Vec<usize>) -> bool {
+        mark[i] = 1;
+        path.push(i);
+        for j in 0..all.len() {
+            if j == i || !reads_from(all[j], all[i]) {
+                continue;
+            }
+            if mark[j] == 1 || (mark[j] == 0 && visit(j, all, mark, path)) {
+                path.push(j);
+                return true;
+            }
+        }
+        path.pop();
+        mark[i] = 2;
+        false
+    }
+    let mut mark = vec![0u8; all.len()];
+    for start in 0..all.len() {
+        let mut path = Vec::new();
+        if mark[start] == 0 && visit(start, &all, &mut mark, &mut path) {
+            let last = *path.last().expect("a loop has members");
+            let first = path.iter().position(|&i| i == last).unwrap_or(0);
+            let shown: Vec<String> = path[first..]
+                .iter()
+                .map(|&i| all[i].source.display().to_string())
+                .collect();
+            return Err(format!(
+                "pairs sync in a loop ({}): each would undo the other; a chain must end",
+                shown.join(" -> ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn split_fields(line: &str) -> Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut chars = line.chars().peekable();
@@ -408,14 +467,33 @@ pub fn parse_pairs(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, Str
 }
 
 /// Reads and validates a pairs file; errors name `FILE:LINE`.
-pub fn load_pairs_file(file: &Path) -> Result<Vec<PairSpec>, String> {
+pub fn load_pairs_file(file: &Path) -> Result<Vec<(String, RawPair)>, String> {
     let bytes = read_pairs_file(file).map_err(|e| format!("pairs file {}: {e}", file.display()))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| format!("pairs file {}: not valid UTF-8 text", file.display()))?;
-    parse_pairs(file, &text)?
+    Ok(parse_pairs(file, &text)?
+        .into_iter()
+        .map(|(line, pair)| (format!("{}:{line}", file.display()), pair))
+        .collect())
+}
+
+/// Validates pairs given together (each with where it was written, for the
+/// error message), knowing each other's replicas and those of `running`.
+pub fn validate_pairs(
+    raws: &[(Option<String>, RawPair)],
+    running: &[&PairSpec],
+) -> Result<Vec<PairSpec>, String> {
+    let upstream: Vec<PathBuf> = raws
         .iter()
-        .map(|(line, pair)| {
-            validate_pair(pair).map_err(|e| format!("{}:{line}: {e}", file.display()))
+        .filter_map(|(_, raw)| resolve(&raw.replica).ok())
+        .chain(running.iter().map(|p| p.replica.clone()))
+        .collect();
+    raws.iter()
+        .map(|(at, raw)| {
+            validate_pair(raw, &upstream).map_err(|e| match at {
+                Some(at) => format!("{at}: {e}"),
+                None => e,
+            })
         })
         .collect()
 }

@@ -1,7 +1,8 @@
 //! foldersync: keeps replica folders an exact copy of their source folders.
 //!
 //! The module list is the architecture: `cli` (what was typed), `config`
-//! (validated pairs), `app` (the modes), `menu` (main thread), `supervisor`
+//! (validated pairs), `app` (the modes), `gate` (which passes may run at
+//! once), `menu` (main thread), `supervisor`
 //! (owns the worker threads), `worker` (one pair's schedule), `pass` (one
 //! sync pass, with `pass::schedule` sharing its work out), `decide` (what a
 //! file needs), `cache`, `digests` (big files hashed after a pass), `fsops`
@@ -14,6 +15,7 @@ mod config;
 mod decide;
 mod digests;
 mod fsops;
+mod gate;
 mod logging;
 mod menu;
 mod pass;

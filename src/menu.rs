@@ -131,7 +131,13 @@ fn add(
         interval,
         log_file: expand_home(&log_file),
     };
-    let started = validate_pair(&raw).and_then(|spec| {
+    let upstream: Vec<_> = supervisor
+        .views()
+        .into_iter()
+        .filter(|v| !matches!(v.status.state, State::Stopped))
+        .map(|v| v.spec.replica)
+        .collect();
+    let started = validate_pair(&raw, &upstream).and_then(|spec| {
         let shown = format!(
             "{} -> {} every {}",
             spec.source.display(),
@@ -244,6 +250,11 @@ fn state_line(s: &PairStatus, now: Instant) -> String {
             "idle, next pass in {:.0} s",
             next.saturating_duration_since(now).as_secs_f64().ceil()
         ),
+        State::Waiting { on } => {
+            format!(
+                "waiting for pair {on}, whose pass writes what this pair reads or reads what it writes"
+            )
+        }
         State::Stopped => "stopped".into(),
     }
 }

@@ -77,6 +77,11 @@ pub enum State {
         files: u64,
         bytes: u64,
     },
+    /// Waiting for another pair's pass to end: it writes what this pair
+    /// reads, or reads what this pair writes.
+    Waiting {
+        on: usize,
+    },
     /// Waiting for the next pass.
     Idle {
         next: Instant,

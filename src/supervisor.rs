@@ -9,6 +9,7 @@ use crossbeam_channel::Sender;
 use log::info;
 
 use crate::config::{PairSpec, SyncOptions, check_overlaps};
+use crate::gate::Gate;
 use crate::logging::{Logs, display_root, pair_target};
 use crate::pass::Cancel;
 use crate::status::{PairStatus, State};
@@ -42,6 +43,8 @@ pub struct Supervisor {
     pairs: Vec<Pair>,
     /// Whether every joined worker's last pass was clean.
     all_clean: bool,
+    /// Keeps chained pairs' passes apart.
+    gate: Arc<Gate>,
 }
 
 impl Supervisor {
@@ -54,6 +57,7 @@ impl Supervisor {
             once,
             pairs: Vec::new(),
             all_clean: true,
+            gate: Arc::default(),
         }
     }
 
@@ -61,12 +65,42 @@ impl Supervisor {
     /// a tree a running pair writes into. Returns its number.
     pub fn add(&mut self, spec: PairSpec) -> Result<usize, String> {
         let (id, worker) = self.enlist(spec)?;
-        let thread = thread::Builder::new()
+        self.spawn(id, worker)
+    }
+
+    /// Starts several pairs given together: all are known to each other
+    /// before the first pass starts, so a chain runs in its order.
+    pub fn add_all(&mut self, specs: Vec<PairSpec>) -> Result<(), String> {
+        let mut workers = Vec::new();
+        for spec in specs {
+            workers.push(self.enlist(spec)?);
+        }
+        for (id, worker) in workers {
+            self.spawn(id, worker)?;
+        }
+        Ok(())
+    }
+
+    /// Starts an enlisted pair's thread; on failure, forgets the pair.
+    fn spawn(&mut self, id: usize, worker: Worker) -> Result<usize, String> {
+        match thread::Builder::new()
             .name(format!("pair-{id}"))
             .spawn(move || worker.run())
-            .map_err(|e| format!("cannot start a thread for pair {id}: {e}"))?;
-        self.pairs.last_mut().expect("just enlisted").thread = Some(thread);
-        Ok(id)
+        {
+            Ok(thread) => {
+                let pair = self.pairs.iter_mut().find(|p| p.id == id);
+                pair.expect("enlisted").thread = Some(thread);
+                Ok(id)
+            }
+            Err(e) => {
+                // The worker was dropped unstarted: it never ran a pass.
+                self.gate.leave(id);
+                if let Some(pair) = self.pairs.iter().find(|p| p.id == id) {
+                    pair.status.lock().expect("status poisoned").state = State::Stopped;
+                }
+                Err(format!("cannot start a thread for pair {id}: {e}"))
+            }
+        }
     }
 
     /// Runs a pair's one pass (`--once`) on the calling thread and returns
@@ -107,7 +141,9 @@ impl Supervisor {
             commands: receiver,
             status: Arc::clone(&status),
             once: self.once,
+            gate: Arc::clone(&self.gate),
         };
+        self.gate.join(id, &spec);
         info!(
             target: &pair_target(id),
             "pair {id}: started: {} -> {} every {}{}{}",
@@ -141,6 +177,8 @@ impl Supervisor {
         let pair = self.running(id)?;
         pair.stop.store(true, Ordering::Relaxed);
         let _ = pair.commands.send(Command::Stop);
+        self.gate.wake();
+        let pair = self.running(id)?;
         let thread = pair.thread.take().expect("a running pair has a thread");
         let clean = join(thread);
         self.all_clean &= clean;
@@ -188,6 +226,7 @@ impl Supervisor {
         for pair in &self.pairs {
             let _ = pair.commands.send(Command::Stop);
         }
+        self.gate.wake();
         self.wait_all()
     }
 }

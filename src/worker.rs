@@ -10,6 +10,7 @@ use log::{info, warn};
 use crate::cache::Cache;
 use crate::config::{PairSpec, SyncOptions};
 use crate::digests;
+use crate::gate::Gate;
 use crate::logging::pair_target;
 use crate::pass::{self, Cancel, PassContext};
 use crate::status::{Outcome, PairStatus, State};
@@ -33,12 +34,31 @@ pub struct Worker {
     pub status: Arc<Mutex<PairStatus>>,
     /// Run a single pass, then end (`--once`).
     pub once: bool,
+    /// Keeps this pair's passes apart from those of pairs it chains with.
+    pub gate: Arc<Gate>,
+}
+
+/// Takes a pair out of the gate when its worker ends, however it ends, so
+/// no other pair waits for it forever.
+struct Member<'g> {
+    gate: &'g Gate,
+    id: usize,
+}
+
+impl Drop for Member<'_> {
+    fn drop(&mut self) {
+        self.gate.leave(self.id);
+    }
 }
 
 impl Worker {
     /// Runs passes until stopped. Returns whether the last pass finished
     /// without an error.
     pub fn run(self) -> bool {
+        let _member = Member {
+            gate: &self.gate,
+            id: self.id,
+        };
         let target = pair_target(self.id);
         let mut cache = Cache::new(self.options.cache_limit);
         let ctx = PassContext {
@@ -49,12 +69,24 @@ impl Worker {
             cancel: &self.cancel,
             lasting_cache: !self.once,
         };
-        let mut clean;
+        let mut clean = true;
         // Whether the passes run longer than the interval, as last said in
         // the log: said once when it starts and once when it stops, not
         // every pass.
         let mut said_late = false;
         loop {
+            let entered = self.gate.enter(self.id, self.once, &self.cancel, |on| {
+                info!(
+                    target: &target,
+                    "pair {}: waiting for pair {}: its pass writes what this pair reads, or reads what it writes",
+                    self.id,
+                    on.iter().map(usize::to_string).collect::<Vec<_>>().join(", pair ")
+                );
+                self.set_state(State::Waiting { on: on[0] });
+            });
+            let Some(in_pass) = entered else {
+                break;
+            };
             let started = Instant::now();
             self.set_state(State::Syncing {
                 since: started,
@@ -68,6 +100,7 @@ impl Worker {
                     bytes: counts.bytes,
                 });
             });
+            drop(in_pass);
             clean = report.is_clean();
             let now = Instant::now();
             let late = started + self.spec.interval <= now;
