@@ -19,6 +19,7 @@ mod gate;
 mod logging;
 mod menu;
 mod pass;
+mod replica_lock;
 mod shutdown;
 mod status;
 mod supervisor;

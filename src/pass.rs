@@ -25,6 +25,7 @@ use crate::decide::{Plan, after_compare, plan_file};
 use crate::digests::Unhashed;
 use crate::fsops::{self, Compared, Copied, Digest, Kind, Meta, OpError, join_rel};
 use crate::logging::{display_path, display_root};
+use crate::replica_lock::ReplicaLock;
 use crate::status::{Counts, Outcome, PassReport};
 
 mod schedule;
@@ -57,6 +58,8 @@ pub struct PassContext<'a> {
     /// are worth their CPU: small files are hashed as they are read, big
     /// ones afterwards (see [`crate::digests`]).
     pub lasting_cache: bool,
+    /// Keeps other processes out of the replica (see [`ReplicaLock`]).
+    pub replica_lock: &'a ReplicaLock,
 }
 
 impl PassContext<'_> {
@@ -290,6 +293,9 @@ impl<'s, 'a> Walker<'s, 'a> {
         let dst_root = match fsops::open_root(&spec.replica) {
             Ok(fd) => Some(fd),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !self.locked(self.ctx.replica_lock.hold_ancestors(&spec.replica)) {
+                    return None;
+                }
                 if let Err(e) = self.create_replica_root() {
                     self.error_line(format_args!(
                         "cannot create replica folder {}: {e}",
@@ -320,6 +326,12 @@ impl<'s, 'a> Walker<'s, 'a> {
                 return None;
             }
         };
+        if let Some(dst) = &dst_root {
+            let lock = self.ctx.replica_lock;
+            if !self.locked(lock.hold(dst, &spec.replica, self.ctx.options.dry_run)) {
+                return None;
+            }
+        }
         let (src, src_meta) = src_root;
         Some(Task {
             open: Open::Root { src, dst: dst_root },
@@ -336,6 +348,27 @@ impl<'s, 'a> Walker<'s, 'a> {
         DirNode::release(node, self.ctx.cancel, |f| {
             self.finish_dir(&f.dst, &f.rel, &f.src_meta, f.found_mode);
         });
+    }
+
+    /// Whether the replica's lock is held; if not, says so (once while the
+    /// reason stays the same) and the pass is skipped, nothing changed.
+    fn locked(&mut self, held: Result<(), String>) -> bool {
+        let lock = self.ctx.replica_lock;
+        match held {
+            Ok(()) => {
+                lock.is_news(None);
+                true
+            }
+            Err(why) => {
+                let line = format_args!("{why}; this pass is skipped, nothing changed");
+                if lock.is_news(Some(&why)) {
+                    self.ctx.warn_line(line);
+                } else {
+                    self.ctx.log_debug(line);
+                }
+                false
+            }
+        }
     }
 
     fn create_replica_root(&self) -> io::Result<()> {

@@ -13,6 +13,7 @@ use crate::digests;
 use crate::gate::Gate;
 use crate::logging::pair_target;
 use crate::pass::{self, Cancel, PassContext};
+use crate::replica_lock::ReplicaLock;
 use crate::status::{Outcome, PairStatus, State};
 
 /// What the menu can ask of a worker.
@@ -61,6 +62,8 @@ impl Worker {
         };
         let target = pair_target(self.id);
         let mut cache = Cache::new(self.options.cache_limit);
+        // Held from pass to pass; released when the pair stops.
+        let replica_lock = ReplicaLock::default();
         let ctx = PassContext {
             id: self.id,
             target: &target,
@@ -68,6 +71,7 @@ impl Worker {
             options: self.options,
             cancel: &self.cancel,
             lasting_cache: !self.once,
+            replica_lock: &replica_lock,
         };
         let mut clean = true;
         // Whether the passes run longer than the interval, as last said in

@@ -146,3 +146,79 @@ fn a_missing_source_that_no_pair_creates_is_still_refused() {
         "{err}"
     );
 }
+
+/// Starts a daemon syncing `src` to `dst` hourly, and waits for its first
+/// pass; it then holds `dst` while idle.
+fn daemon(env: &TestEnv, src: &str, dst: &str, log: &str) -> MenuSession {
+    let session = MenuSession::start(
+        env.root(),
+        [
+            OsStr::new("--no-menu"),
+            OsStr::new(src),
+            OsStr::new(dst),
+            OsStr::new("3600"),
+            OsStr::new(log),
+        ],
+    );
+    wait_log(&env.path(log), "pass finished", 1);
+    session
+}
+
+#[test]
+fn a_second_process_on_the_same_or_a_nested_replica_skips_its_pass_naming_the_holder() {
+    let env = TestEnv::new();
+    fill(&env, "a");
+    env.write("other/x.txt", "another source");
+    let mut holder = daemon(&env, "a", "b", "daemon.log");
+    let pid = holder.child.id();
+    for (source, replica, want) in [
+        (
+            "other",
+            "b",
+            format!(
+                "replica {} is in use by another foldersync (PID {pid})",
+                env.path("b").display()
+            ),
+        ),
+        (
+            "other",
+            "b/d01",
+            format!(
+                "lies inside {}, which another foldersync (PID {pid}) is syncing into",
+                env.path("b").display()
+            ),
+        ),
+    ] {
+        let before = snapshot(&env.path("b"));
+        let out = env.run(["--once", source, replica, "10", "once.log"]);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&want), "want {want:?} in:\n{err}");
+        assert!(
+            err.contains("this pass is skipped, nothing changed"),
+            "{err}"
+        );
+        assert_eq!(snapshot(&env.path("b")), before, "{replica} was changed");
+    }
+    // The other way round: a daemon inside, a run around it.
+    env.mkdir("c");
+    let mut inner = daemon(&env, "other", "c/inner", "inner.log");
+    let inner_pid = inner.child.id();
+    let out = env.run(["--once", "a", "c", "10", "once.log"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("(PID {inner_pid})")), "{err}");
+    assert!(
+        env.path("c/inner/x.txt").exists(),
+        "the outer run deleted the inner replica"
+    );
+    // A holder that dies releases its lock with it.
+    signal(pid, "KILL");
+    holder.wait_exit(Duration::from_secs(10));
+    env.write("other/y.txt", "now mine");
+    let out = env.run(["--once", "other", "b", "10", "once.log"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_mirror(&env.path("other"), &env.path("b"));
+    signal(inner_pid, "TERM");
+    assert_eq!(inner.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
