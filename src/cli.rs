@@ -74,8 +74,10 @@ pub struct Cli {
     #[arg(long)]
     pub allow_empty_source: bool,
 
-    /// Remove at most N entries (files, links, folders) per pass; further
-    /// removals are skipped and the pass reports an error.
+    /// A pass that would remove more than N entries (files, links, folders
+    /// and everything in them) removes none: it does the rest of its work,
+    /// holds the removals and reports an error naming them; menu option 6
+    /// lets them through for one pass.
     #[arg(long, value_name = "N")]
     pub max_delete: Option<u64>,
 

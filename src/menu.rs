@@ -36,6 +36,7 @@ const MENU: &str = "\
 3. Quit safely
 4. Stop a sync pair
 5. Sync a pair now
+6. Approve held deletions
 ";
 
 /// The longest line kept; the rest of a longer one is dropped.
@@ -46,7 +47,7 @@ pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown) -> MenuEnd {
     let mut input = LineInput::new(shutdown.wake_fd());
     let mut out = io::stdout();
     loop {
-        say(&mut out, &format!("\n{MENU}Choose an option (1-5): "));
+        say(&mut out, &format!("\n{MENU}Choose an option (1-6): "));
         let choice = match input.next_line() {
             Line::Text(text) => text,
             Line::EndOfInput => return MenuEnd::EndOfInput,
@@ -59,11 +60,11 @@ pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown) -> MenuEnd {
                 Err(end) => return end,
             },
             "3" => return MenuEnd::Quit,
-            "4" | "5" => {
-                let verb = if choice.trim() == "4" {
-                    "stop"
-                } else {
-                    "sync now"
+            "4" | "5" | "6" => {
+                let verb = match choice.trim() {
+                    "4" => "stop",
+                    "5" => "sync now",
+                    _ => "approve deletions for",
                 };
                 let text = match ask(&mut input, &mut out, &format!("Pair number to {verb}: ")) {
                     Ok(text) => text,
@@ -74,6 +75,12 @@ pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown) -> MenuEnd {
                     Ok(id) if verb == "stop" => match supervisor.stop(id) {
                         Ok(()) => format!("Pair {id} stopped.\n"),
                         Err(e) => format!("Cannot stop: {e}.\n"),
+                    },
+                    Ok(id) if verb != "sync now" => match supervisor.approve_deletions(id) {
+                        Ok(n) => {
+                            format!("Pair {id}: pass started, removing the {n} held entries.\n")
+                        }
+                        Err(e) => format!("Cannot approve: {e}.\n"),
                     },
                     Ok(id) => match supervisor.sync_now(id) {
                         Ok(()) => format!("Pair {id}: pass started.\n"),
@@ -202,6 +209,12 @@ fn list(views: &[PairView]) -> String {
                 last.counts.checked,
                 changes(&last.counts)
             );
+            if last.held_deletions > 0 {
+                text += &format!(
+                    "  held: {} deletions over --max-delete, none made; option 6 approves them\n",
+                    last.held_deletions
+                );
+            }
         }
         let t = &s.totals;
         text += &format!(

@@ -28,8 +28,10 @@ use crate::logging::{display_path, display_root};
 use crate::replica_lock::ReplicaLock;
 use crate::status::{Counts, Outcome, PassReport};
 
+mod deletions;
 mod schedule;
 
+use deletions::{Deletions, Held, Mode, Verdict};
 use schedule::{DirNode, FileTask, Finish, Job, Open, Queue, Task};
 
 /// The stop signals a pass obeys at every file boundary: quit for all
@@ -102,10 +104,8 @@ struct Shared<'a> {
     queue: Queue<'a>,
     /// When the pass started, for the cache's racy check.
     now: SystemTime,
-    /// What `--max-delete` still allows in this pass, across all workers.
-    deletions_left: Mutex<Option<u64>>,
-    /// `--max-delete` ran out (reported once).
-    max_delete_hit: AtomicBool,
+    /// What `--max-delete` allows in this walk, across all workers.
+    deletions: Deletions,
     /// The pass refused to run (the empty-source guard); nothing changed.
     refused: AtomicBool,
     /// Counts of the whole pass; workers add theirs after each folder and
@@ -150,16 +150,67 @@ pub fn jobs(options: &SyncOptions) -> usize {
 pub fn run(
     ctx: &PassContext<'_>,
     cache: &mut Cache,
+    deletions_approved: bool,
     progress: &mut (dyn FnMut(&Counts) + Send),
 ) -> (PassReport, Vec<Unhashed>) {
     let started = Instant::now();
+    ctx.log_debug(format_args!("pass started"));
+    let guarded = ctx.options.max_delete.filter(|_| !deletions_approved);
+    let mode = if guarded.is_some() {
+        Mode::Count
+    } else {
+        Mode::Free
+    };
+    let mut walked = walk_with(ctx, cache, mode, progress);
+    let mut held = 0;
+    if let (Some(limit), true) = (guarded, walked.outcome == Outcome::Finished) {
+        let count = walked.held.entries;
+        if count > limit {
+            held = count;
+            walked.counts.errors += 1;
+            log_held(ctx, limit, &walked.held);
+        } else if count > 0 {
+            // Within the limit: a second walk removes them.
+            let checked = walked.counts.checked;
+            let second = walk_with(ctx, cache, Mode::Limit(limit), progress);
+            walked.counts.add(&second.counts);
+            walked.counts.checked = checked;
+            walked.outcome = second.outcome;
+            walked.unhashed.extend(second.unhashed);
+        }
+    }
+    let report = PassReport {
+        outcome: walked.outcome,
+        counts: walked.counts,
+        duration: started.elapsed(),
+        held_deletions: held,
+    };
+    log_summary(ctx, &report);
+    (report, walked.unhashed)
+}
+
+/// What one walk over the tree did.
+struct Walked {
+    outcome: Outcome,
+    counts: Counts,
+    /// Removals held back (`Mode::Count`).
+    held: Held,
+    unhashed: Vec<Unhashed>,
+}
+
+/// One walk of the whole tree, with removals treated as `mode` says.
+fn walk_with(
+    ctx: &PassContext<'_>,
+    cache: &mut Cache,
+    mode: Mode,
+    progress: &mut (dyn FnMut(&Counts) + Send),
+) -> Walked {
     let shared = Shared {
         ctx,
         cache: Mutex::new(cache),
         queue: Queue::new(ctx.cancel),
         now: SystemTime::now(),
-        deletions_left: Mutex::new(ctx.options.max_delete),
-        max_delete_hit: AtomicBool::new(false),
+        deletions: Deletions::new(mode),
         refused: AtomicBool::new(false),
         totals: Mutex::new(Totals {
             counts: Counts::default(),
@@ -167,17 +218,38 @@ pub fn run(
         }),
         unhashed: Mutex::new(Vec::new()),
     };
-    ctx.log_debug(format_args!("pass started"));
     let outcome = walk(&shared);
-    let counts = shared.totals.into_inner().expect("totals poisoned").counts;
-    let report = PassReport {
+    Walked {
         outcome,
-        counts,
-        duration: started.elapsed(),
-    };
-    log_summary(ctx, &report);
-    let unhashed = shared.unhashed.into_inner().expect("unhashed poisoned");
-    (report, unhashed)
+        counts: shared.totals.into_inner().expect("totals poisoned").counts,
+        held: shared.deletions.held(),
+        unhashed: shared.unhashed.into_inner().expect("unhashed poisoned"),
+    }
+}
+
+/// Says which removals a pass held back, and how to let them through.
+fn log_held(ctx: &PassContext<'_>, limit: u64, held: &Held) {
+    let mut shown: Vec<String> = held
+        .named
+        .iter()
+        .map(|(path, entries)| match entries {
+            1 => display_path(path).to_string(),
+            n => format!("{} (a folder of {n} entries)", display_path(path)),
+        })
+        .collect();
+    let unnamed = held.removals.saturating_sub(held.named.len() as u64);
+    if unnamed > 0 {
+        shown.push(format!("and {unnamed} more"));
+    }
+    error!(
+        target: ctx.target,
+        "pair {}: error {}this pass would remove {} entries, more than --max-delete {limit}: {}; none were removed. \
+         Approve them for one pass with menu option 6, or run with a higher --max-delete",
+        ctx.id,
+        ctx.prefix(),
+        held.entries,
+        shown.join(", ")
+    );
 }
 
 /// Opens the roots, runs the workers over the tree, and says how it ended.
@@ -726,27 +798,23 @@ impl<'s, 'a> Walker<'s, 'a> {
         true
     }
 
-    /// Whether `--max-delete` allows one more removal; says so once when it
-    /// runs out.
-    fn may_delete(&mut self) -> bool {
-        let mut left = self
-            .shared
-            .deletions_left
-            .lock()
-            .expect("deletions poisoned");
-        match left.as_mut() {
-            None => true,
-            Some(left) if *left > 0 => {
-                *left -= 1;
-                true
+    /// Whether `--max-delete` lets the entry at `rel` (holding `entries`,
+    /// asked only when counting) be removed now.
+    fn may_delete(&mut self, rel: &[u8], entries: impl FnOnce() -> u64) -> bool {
+        match self.shared.deletions.ask(rel, entries) {
+            Verdict::Remove => true,
+            Verdict::Held => {
+                self.ctx.log_debug(format_args!(
+                    "removal of {} held until the pass has counted them all",
+                    display_path(rel)
+                ));
+                false
             }
-            Some(_) => {
-                drop(left);
-                if !self.shared.max_delete_hit.swap(true, Ordering::Relaxed) {
+            Verdict::Refused { first } => {
+                if first {
                     let limit = self.ctx.options.max_delete.unwrap_or(0);
                     self.error_line(format_args!(
-                        "--max-delete {limit} reached: further deletions skipped in this pass \
-                         (the replica keeps entries the source no longer has)"
+                        "--max-delete {limit} reached: the source changed while the pass ran, and further deletions are skipped in this pass"
                     ));
                 }
                 false
@@ -1034,8 +1102,12 @@ impl<'s, 'a> Walker<'s, 'a> {
     /// Returns false when that failed.
     fn remove_entry(&mut self, dst: BorrowedFd<'_>, rel: &[u8], name: &CStr, meta: &Meta) -> bool {
         let dry_run = self.ctx.options.dry_run;
+        if meta.kind == Kind::Dir && self.shared.deletions.mode() == Mode::Count {
+            // Counted whole; removed entry by entry in the second walk.
+            return self.may_delete(rel, || deletions::count_tree(dst, name));
+        }
         if meta.kind != Kind::Dir {
-            if !self.may_delete() {
+            if !self.may_delete(rel, || 1) {
                 return false;
             }
             if !dry_run {
@@ -1054,7 +1126,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             return true;
         }
         if dry_run {
-            if !self.may_delete() {
+            if !self.may_delete(rel, || 1) {
                 return false;
             }
             self.ctx.action(
@@ -1163,7 +1235,7 @@ struct TreeRemoval<'p, 's, 'a> {
 
 impl fsops::RemovalObserver for TreeRemoval<'_, '_, '_> {
     fn may_remove(&mut self) -> bool {
-        self.pass.may_delete()
+        self.pass.may_delete(self.parent, || 1)
     }
 
     fn removed(&mut self, rel: &[u8], is_dir: bool) {

@@ -58,6 +58,9 @@ pub struct PassReport {
     pub outcome: Outcome,
     pub counts: Counts,
     pub duration: Duration,
+    /// Removals held back by `--max-delete` (none made), waiting for the
+    /// user's approval.
+    pub held_deletions: u64,
 }
 
 impl PassReport {

@@ -197,6 +197,26 @@ impl Supervisor {
             .map_err(|_| format!("pair {id} has stopped"))
     }
 
+    /// Lets the removals that `--max-delete` held back in a pair's last
+    /// pass through, in a pass that starts now. Returns how many.
+    pub fn approve_deletions(&mut self, id: usize) -> Result<u64, String> {
+        let pair = self.running(id)?;
+        let status = pair.status.lock().expect("status poisoned").clone();
+        let held = status.last.map_or(0, |l| l.held_deletions);
+        if held == 0 {
+            return Err(format!("pair {id} holds no deletions"));
+        }
+        if matches!(status.state, State::Syncing { .. } | State::Waiting { .. }) {
+            return Err(format!(
+                "pair {id} is syncing already; approve once its pass ends"
+            ));
+        }
+        pair.commands
+            .send(Command::ApproveDeletions)
+            .map_err(|_| format!("pair {id} has stopped"))?;
+        Ok(held)
+    }
+
     /// A snapshot of every pair, running or stopped.
     pub fn views(&self) -> Vec<PairView> {
         self.pairs

@@ -23,6 +23,9 @@ pub enum Command {
     SyncNow,
     /// Stop after the current file; ends the thread.
     Stop,
+    /// Start the next pass now, with the removals `--max-delete` held back
+    /// let through (for that pass only).
+    ApproveDeletions,
 }
 
 /// One pair's worker, owning its cache and its end of the command channel.
@@ -78,6 +81,7 @@ impl Worker {
         // the log: said once when it starts and once when it stops, not
         // every pass.
         let mut said_late = false;
+        let mut approved = false;
         loop {
             let entered = self.gate.enter(self.id, self.once, &self.cancel, |on| {
                 info!(
@@ -97,7 +101,7 @@ impl Worker {
                 files: 0,
                 bytes: 0,
             });
-            let (report, unhashed) = pass::run(&ctx, &mut cache, &mut |counts| {
+            let (report, unhashed) = pass::run(&ctx, &mut cache, approved, &mut |counts| {
                 self.set_state(State::Syncing {
                     since: started,
                     files: counts.checked,
@@ -105,6 +109,7 @@ impl Worker {
                 });
             });
             drop(in_pass);
+            approved = false;
             clean = report.is_clean();
             let now = Instant::now();
             let late = started + self.spec.interval <= now;
@@ -152,6 +157,7 @@ impl Worker {
                 .recv_timeout(next.saturating_duration_since(Instant::now()))
             {
                 Ok(Command::SyncNow) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Command::ApproveDeletions) => approved = true,
                 Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             }
             if self.cancel.is_set() {

@@ -3,11 +3,14 @@
 //! each other's trees. (Read-only entries: tests/faults.rs.)
 
 mod common;
+mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use common::*;
+use support::{PATIENCE, wait_log};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -54,7 +57,7 @@ fn an_empty_source_onto_an_empty_replica_is_fine() {
 }
 
 #[test]
-fn max_delete_stops_removals_past_the_limit() {
+fn max_delete_holds_every_removal_when_a_pass_would_remove_more() {
     let env = TestEnv::new();
     for i in 0..10 {
         env.write(format!("src/f{i}"), format!("{i}"));
@@ -64,16 +67,25 @@ fn max_delete_stops_removals_past_the_limit() {
     for i in 0..10 {
         fs::remove_file(env.path(format!("src/f{i}"))).unwrap();
     }
+    env.write("src/stay", "changed");
+    let before = snapshot(&env.dst()).len();
     let out = env.once(&["--max-delete", "3"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let left = snapshot(&env.dst());
-    assert_eq!(left.len(), 11 - 3, "{:?}", left.keys());
+    // None removed, not three: the replica is the old tree plus the rest
+    // of the pass's work.
+    assert_eq!(snapshot(&env.dst()).len(), before);
+    assert_eq!(fs::read(env.path("dst/stay")).unwrap(), b"changed");
     let log = env.log_text();
-    assert_eq!(log.matches("removed file").count(), 3, "{log}");
-    assert_eq!(log.matches("--max-delete 3 reached").count(), 1, "{log}");
+    assert_eq!(log.matches("removed file").count(), 0, "{log}");
+    assert!(
+        log.contains(
+            "error this pass would remove 10 entries, more than --max-delete 3: f0, f1, f2, f3, f4, and 5 more; none were removed"
+        ),
+        "{log}"
+    );
 
-    // A later pass with room finishes the job.
-    env.once_ok(&["--max-delete", "100"]);
+    // Within the limit, one pass removes them all.
+    env.once_ok(&["--max-delete", "10"]);
     assert_mirror(&env.src(), &env.dst());
 }
 
@@ -86,13 +98,35 @@ fn max_delete_counts_every_entry_of_a_removed_folder() {
     env.once_ok(&[]);
     fs::remove_dir_all(env.path("src/gone")).unwrap();
     env.write("src/new", "n");
-    let out = env.once(&["--max-delete", "2"]);
+    let out = env.once(&["--max-delete", "4"]);
     assert_eq!(out.status.code(), Some(1));
     let log = env.log_text();
-    assert_eq!(log.matches("removed ").count(), 2, "{log}");
-    // The new file is still copied: the limit stops deletions only.
+    assert!(
+        log.contains(
+            "would remove 5 entries, more than --max-delete 4: gone (a folder of 5 entries); none"
+        ),
+        "{log}"
+    );
+    assert_eq!(log.matches("removed ").count(), 0, "{log}");
+    assert!(env.path("dst/gone/deeper/c").exists());
+    // The new file is still copied: the limit holds deletions only.
     assert_eq!(fs::read(env.path("dst/new")).unwrap(), b"n");
+    env.once_ok(&["--max-delete", "5"]);
+    assert_mirror(&env.src(), &env.dst());
+}
+
+#[test]
+fn max_delete_within_the_limit_also_makes_type_changes_in_one_pass() {
+    let env = TestEnv::new();
+    env.write("src/was_dir/a", "a");
+    env.write("src/was_file", "f");
     env.once_ok(&[]);
+    fs::remove_dir_all(env.path("src/was_dir")).unwrap();
+    env.write("src/was_dir", "now a file");
+    fs::remove_file(env.path("src/was_file")).unwrap();
+    env.write("src/was_file/inside", "now a folder");
+    let out = env.once(&["--max-delete", "3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_mirror(&env.src(), &env.dst());
 }
 
@@ -121,4 +155,41 @@ fn a_log_file_inside_another_pairs_replica_is_refused() {
         "{err}"
     );
     assert!(!env.path("dst2").exists() && !env.path("dst/log2.txt").exists());
+}
+
+#[test]
+fn held_deletions_are_listed_and_approved_from_the_menu_for_one_pass() {
+    let env = TestEnv::new();
+    env.write("src/keep", "keep");
+    for i in 0..5 {
+        env.write(format!("dst/old{i}"), "from before");
+    }
+    let mut session = MenuSession::start(
+        env.root(),
+        ["--max-delete", "2", "src", "dst", "3600", "log.txt"],
+    );
+    wait_log(&env.log(), "pass finished", 1);
+    session.send("1");
+    session.wait_stdout(
+        "held: 5 deletions over --max-delete, none made",
+        1,
+        PATIENCE,
+    );
+    assert!(env.path("dst/old0").exists());
+    session.send("6");
+    session.send("1");
+    session.wait_stdout(
+        "Pair 1: pass started, removing the 5 held entries.",
+        1,
+        PATIENCE,
+    );
+    wait_log(&env.log(), "pass finished", 2);
+    assert_mirror(&env.src(), &env.dst());
+    assert_eq!(env.log_text().matches("removed file old").count(), 5);
+    // Approval is for one pass: nothing is held any more.
+    session.send("6");
+    session.send("1");
+    session.wait_stdout("Cannot approve: pair 1 holds no deletions.", 1, PATIENCE);
+    session.send("3");
+    assert_eq!(session.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }

@@ -134,15 +134,21 @@ fn max_delete_is_one_budget_across_parallel_folders() {
         }
     }
 
-    let out = env.once(&["--jobs", "4", "--max-delete", "7"]);
+    let out = env.once(&["--jobs", "4", "--max-delete", "99"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(snapshot(&env.dst()).len(), full - 7);
+    assert_eq!(snapshot(&env.dst()).len(), full);
     let log = env.log_text();
-    assert_eq!(log.matches("removed file").count(), 7, "{log}");
-    assert_eq!(log.matches("--max-delete 7 reached").count(), 1, "{log}");
+    assert_eq!(log.matches("removed file").count(), 0, "{log}");
+    assert_eq!(
+        log.matches("would remove 100 entries, more than --max-delete 99")
+            .count(),
+        1,
+        "{log}"
+    );
 
-    env.once_ok(&["--jobs", "4", "--max-delete", "1000"]);
+    env.once_ok(&["--jobs", "4", "--max-delete", "100"]);
     assert_mirror(&env.src(), &env.dst());
+    assert_eq!(env.log_text().matches("removed file").count(), 100);
 }
 
 #[test]
