@@ -154,7 +154,9 @@ fn spawn_appender(
         while !stop.load(Ordering::SeqCst) {
             f.write_all(&chunk).unwrap();
             appends.fetch_add(1, Ordering::SeqCst);
-            thread::sleep(Duration::from_millis(1));
+            // Often enough that a copy of the file (a few ms: the kernel
+            // copies it) always sees one, even on a loaded machine.
+            thread::sleep(Duration::from_micros(100));
         }
     })
 }
@@ -226,7 +228,8 @@ fn pass_while_growing(env: &TestEnv, chunk: &[u8], previous: Option<&Node>) -> u
 fn file_growing_during_its_copy_is_not_recorded_as_synced() {
     let env = fast_env();
     let mut rng = Rng::new(0x6120);
-    env.write("src/grow.bin", rng.bytes(6 * 1024 * 1024 + 123));
+    // Big, so its copy lasts long enough to overlap appends for sure.
+    env.write("src/grow.bin", rng.bytes(48 * 1024 * 1024 + 123));
     env.write("src/other.txt", "steady");
     let chunk = rng.bytes(4096);
 
