@@ -81,7 +81,7 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
     let mut supervisor = Supervisor::new(options, logs, shutdown.quit_flag(), cli.once);
     if cli.once {
         let clean = run_once(&mut supervisor, specs)?;
-        if shutdown.quitting() {
+        if shutdown.signalled() {
             // The passes logged that they stopped; this says why.
             info!("signal received: the passes stopped at a file boundary");
         }

@@ -221,9 +221,16 @@ fn walk_with(
     let outcome = walk(&shared);
     Walked {
         outcome,
-        counts: shared.totals.into_inner().expect("totals poisoned").counts,
+        counts: shared
+            .totals
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .counts,
         held: shared.deletions.held(),
-        unhashed: shared.unhashed.into_inner().expect("unhashed poisoned"),
+        unhashed: shared
+            .unhashed
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner()),
     }
 }
 
@@ -262,6 +269,43 @@ fn walk(shared: &Shared<'_>) -> Outcome {
     first.flush();
     shared.cache.lock().expect("cache poisoned").begin_pass();
     shared.queue.push(vec![Job::Dir(root)]);
+    drop(first);
+    // A worker that panics ends the pass with an error; the pair, and the
+    // program, go on.
+    let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_workers(shared)));
+    if let Err(panic) = worked {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        error!(
+            target: shared.ctx.target,
+            "pair {}: error internal: a worker of this pass panicked ({why}); the pass ended there. Please report this",
+            shared.ctx.id
+        );
+        let mut totals = shared.totals.lock().unwrap_or_else(|e| e.into_inner());
+        totals.counts.errors += 1;
+        return Outcome::Failed;
+    }
+    if shared.refused.load(Ordering::Relaxed) {
+        return Outcome::Failed;
+    }
+    if shared.ctx.cancel.is_set() {
+        return Outcome::Stopped;
+    }
+    shared
+        .cache
+        .lock()
+        .expect("cache poisoned")
+        .end_complete_pass();
+    Outcome::Finished
+}
+
+/// The pass's pool of workers over the queue, the calling thread one of
+/// them.
+fn run_workers(shared: &Shared<'_>) {
+    let mut first = Walker::new(shared);
     // The root folder first, alone: a pass that finds no sub-folder and no
     // big file to work on (nothing to do in a flat folder) starts no thread.
     first.work_one();
@@ -282,18 +326,34 @@ fn walk(shared: &Shared<'_>) -> Outcome {
             first.work();
         });
     }
-    if shared.refused.load(Ordering::Relaxed) {
-        return Outcome::Failed;
+}
+
+/// Tells the queue a job is over when dropped; after a panic, it ends the
+/// pass for every worker.
+struct TaskDone<'q, 'a>(&'q Queue<'a>);
+
+impl Drop for TaskDone<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandon();
+        }
+        self.0.task_done();
     }
-    if shared.ctx.cancel.is_set() {
-        return Outcome::Stopped;
+}
+
+/// Debug builds only: a folder named as `FOLDERSYNC_TEST_PANIC` says makes
+/// the worker that takes it panic, so the tests can prove that a panicking
+/// worker ends its pass with an error instead of hanging the others.
+fn crash_test_hook(rel: &[u8]) {
+    #[cfg(debug_assertions)]
+    if let Some(name) = std::env::var_os("FOLDERSYNC_TEST_PANIC") {
+        use std::os::unix::ffi::OsStrExt;
+        if rel.rsplit(|&b| b == b'/').next() == Some(name.as_bytes()) {
+            panic!("test panic in folder {}", display_path(rel));
+        }
     }
-    shared
-        .cache
-        .lock()
-        .expect("cache poisoned")
-        .end_complete_pass();
-    Outcome::Finished
+    #[cfg(not(debug_assertions))]
+    let _ = rel;
 }
 
 /// One worker of a pass: its counts since it last reported them, and its
@@ -326,12 +386,17 @@ impl<'s, 'a> Walker<'s, 'a> {
         let Some(job) = self.shared.queue.next_task() else {
             return false;
         };
+        // Done even if the job panics: the other workers must not wait
+        // for it forever.
+        let _done = TaskDone(&self.shared.queue);
         match job {
-            Job::Dir(task) => self.sync_dir(task),
+            Job::Dir(task) => {
+                crash_test_hook(&task.rel);
+                self.sync_dir(task)
+            }
             Job::File(task) => self.sync_big(task),
         }
         self.flush();
-        self.shared.queue.task_done();
         true
     }
 
@@ -681,6 +746,11 @@ impl<'s, 'a> Walker<'s, 'a> {
                     dst_meta.as_ref(),
                 ),
                 Kind::Special(what) => {
+                    // Not copied; nor may the replica keep what the source
+                    // had there before (a file that became a FIFO).
+                    if let (Some(dst), Some(d)) = (dst_fd, dst_meta.as_ref()) {
+                        self.remove_entry(dst, &child, &s.name, d);
+                    }
                     self.counts.skipped += 1;
                     self.ctx
                         .warn_line(format_args!("skipped {} ({what})", display_path(&child)));

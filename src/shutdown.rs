@@ -22,7 +22,11 @@ const EXIT_AT_ONCE: i32 = 130;
 
 /// The quit flag and the pipe that carries a signal to the main thread.
 pub struct Shutdown {
+    /// Every worker stops when it is set: by a signal or by the menu.
     quit: Arc<AtomicBool>,
+    /// Set by a signal only: a second signal exits at once, while a signal
+    /// after the menu's Quit is only the first one.
+    signalled: Arc<AtomicBool>,
     wake: OwnedFd,
 }
 
@@ -34,17 +38,23 @@ impl Shutdown {
         let fail = |e: std::io::Error| format!("cannot install the signal handlers: {e}");
         let (wake, ring) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| fail(e.into()))?;
         let quit = Arc::new(AtomicBool::new(false));
+        let signalled = Arc::new(AtomicBool::new(false));
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             // Handlers run in the order registered: exiting on a second
             // signal must be checked before the flag is set by this one.
-            flag::register_conditional_shutdown(signal, EXIT_AT_ONCE, Arc::clone(&quit))
+            flag::register_conditional_shutdown(signal, EXIT_AT_ONCE, Arc::clone(&signalled))
                 .map_err(fail)?;
+            flag::register(signal, Arc::clone(&signalled)).map_err(fail)?;
             flag::register(signal, Arc::clone(&quit)).map_err(fail)?;
             // Each registration owns (and keeps for good) its write end.
             let ring = rustix::io::dup(&ring).map_err(|e| fail(e.into()))?;
             pipe::register(signal, ring).map_err(fail)?;
         }
-        Ok(Shutdown { quit, wake })
+        Ok(Shutdown {
+            quit,
+            signalled,
+            wake,
+        })
     }
 
     /// The flag every worker checks.
@@ -52,10 +62,9 @@ impl Shutdown {
         Arc::clone(&self.quit)
     }
 
-    /// Whether quitting was asked for (by a signal, unless the menu's quit
-    /// set it).
-    pub fn quitting(&self) -> bool {
-        self.quit.load(Ordering::SeqCst)
+    /// Whether a signal asked to quit.
+    pub fn signalled(&self) -> bool {
+        self.signalled.load(Ordering::SeqCst)
     }
 
     /// Readable once a signal arrived; for the menu's `poll`.
@@ -66,9 +75,24 @@ impl Shutdown {
     /// Blocks until a signal arrives (no polling loop: the thread sleeps in
     /// `poll`).
     pub fn wait(&self) {
-        while !self.quitting() {
+        while !self.signalled() {
             let mut fds = [PollFd::new(&self.wake, PollFlags::IN)];
             let _ = poll(&mut fds, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_menus_quit_is_not_a_first_signal() {
+        let shutdown = Shutdown::install().expect("handlers");
+        // What the menu's Quit does: stop the workers.
+        shutdown.quit_flag().store(true, Ordering::SeqCst);
+        // A Ctrl-C now must count as the first signal (quit safely), not
+        // the second (exit at once): its handler checks this flag.
+        assert!(!shutdown.signalled());
     }
 }

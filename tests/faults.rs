@@ -80,7 +80,7 @@ fn disk_full_fails_cleanly_then_recovers_after_remount() {
     let guard = match TmpfsMount::mount(&mnt, "2m") {
         Ok(guard) => guard,
         Err(reason) => {
-            println!("SKIPPED: cannot mount tmpfs: {reason}");
+            missing_prerequisite(&format!("cannot mount tmpfs: {reason}"));
             return;
         }
     };
@@ -921,4 +921,67 @@ fn entry_whose_path_exceeds_path_max_still_syncs() {
     );
     remove_deep(&env.src());
     remove_deep(&env.dst());
+}
+
+#[test]
+fn a_worker_that_panics_ends_its_pass_with_an_error_and_the_program_stays_usable() {
+    let env = TestEnv::new();
+    for d in 0..30 {
+        for f in 0..20 {
+            env.write(format!("src/d{d}/f{f}.txt"), format!("{d} {f}"));
+        }
+    }
+    env.write("src/d17/boom/inside.txt", "the folder that panics");
+    for jobs in ["1", "4"] {
+        let out = run_with_timeout(
+            Command::new(bin())
+                .args(["--once", "-j", jobs, "src", "dst", "1", "log.txt"])
+                .env("FOLDERSYNC_TEST_PANIC", "boom")
+                .current_dir(env.root()),
+            Duration::from_secs(30),
+        );
+        let log = env.log_text();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "-j {jobs}: {}\n{log}",
+            stderr_of(&out)
+        );
+        assert!(
+            log.contains(
+                "error internal: a worker of this pass panicked (test panic in folder d17/boom)"
+            ),
+            "{log}"
+        );
+    }
+    // A daemon goes on after such a pass, and quits when asked.
+    let (s, d, l) = (env.src(), env.dst(), env.log());
+    let mut session = MenuSession::start_with_env(
+        env.root(),
+        [
+            OsStr::new("--no-menu"),
+            s.as_os_str(),
+            d.as_os_str(),
+            OsStr::new("0.2"),
+            l.as_os_str(),
+        ],
+        &[("FOLDERSYNC_TEST_PANIC", "boom")],
+    );
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            env.log_text()
+                .matches("a worker of this pass panicked")
+                .count()
+                >= 4
+        },
+        || {
+            format!(
+                "the daemon stopped passing after a panic:\n{}",
+                env.log_text()
+            )
+        },
+    );
+    signal(session.child.id(), "TERM");
+    assert_eq!(session.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }

@@ -132,6 +132,31 @@ fn extras_at_every_depth_are_removed() {
 }
 
 #[test]
+fn a_source_file_that_became_a_fifo_is_not_kept_in_the_replica() {
+    let env = TestEnv::new();
+    env.write("src/was_file", "a file once");
+    env.write("src/was_dir/inner.txt", "a folder once");
+    env.once_ok(&[]);
+    for name in ["was_file", "was_dir"] {
+        let path = env.path(format!("src/{name}"));
+        if path.is_dir() {
+            fs::remove_dir_all(&path).unwrap();
+        } else {
+            fs::remove_file(&path).unwrap();
+        }
+        let made = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success());
+    }
+    env.once_ok(&[]);
+    let log = env.log_text();
+    assert!(!env.path("dst/was_file").exists(), "{log}");
+    assert!(!env.path("dst/was_dir").exists(), "{log}");
+    assert_action(&log, 1, "removed file was_file");
+    assert_action(&log, 1, "skipped was_file (fifo)");
+    assert_action(&log, 1, "removed folder was_dir");
+}
+
+#[test]
 fn fifo_in_the_source_is_skipped_with_a_warning_and_never_opened() {
     let env = TestEnv::new();
     env.write("src/a.txt", "a");
@@ -320,7 +345,9 @@ fn unreadable_source_file_is_logged_its_replica_copy_kept_and_once_exits_1() {
     let prefix = match permission_prefix() {
         Ok(p) => p,
         Err(why) => {
-            println!("SKIPPED: cannot make a file unreadable to foldersync: {why}");
+            missing_prerequisite(&format!(
+                "cannot make a file unreadable to foldersync: {why}"
+            ));
             return;
         }
     };

@@ -181,6 +181,8 @@ struct State {
     tasks: Vec<Job>,
     /// Workers in the middle of a job (which may queue more).
     working: usize,
+    /// A worker panicked: no more jobs are handed out.
+    abandoned: bool,
 }
 
 impl<'a> Queue<'a> {
@@ -190,6 +192,7 @@ impl<'a> Queue<'a> {
             state: Mutex::new(State {
                 tasks: Vec::new(),
                 working: 0,
+                abandoned: false,
             }),
             wake: Condvar::new(),
             cancel,
@@ -200,9 +203,9 @@ impl<'a> Queue<'a> {
     /// workers may still add to it. `None` when the pass is done or
     /// stopped.
     pub(super) fn next_task(&self) -> Option<Job> {
-        let mut queue = self.state.lock().expect("queue poisoned");
+        let mut queue = self.lock();
         loop {
-            if self.cancel.is_set() {
+            if self.cancel.is_set() || queue.abandoned {
                 return None;
             }
             if let Some(task) = queue.tasks.pop() {
@@ -212,13 +215,13 @@ impl<'a> Queue<'a> {
             if queue.working == 0 {
                 return None;
             }
-            queue = self.wake.wait(queue).expect("queue poisoned");
+            queue = self.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
         }
     }
 
     /// Whether any job is waiting.
     pub(super) fn queued(&self) -> bool {
-        !self.state.lock().expect("queue poisoned").tasks.is_empty()
+        !self.lock().tasks.is_empty()
     }
 
     /// Queues jobs, first one on top.
@@ -226,7 +229,7 @@ impl<'a> Queue<'a> {
         if tasks.is_empty() {
             return;
         }
-        let mut queue = self.state.lock().expect("queue poisoned");
+        let mut queue = self.lock();
         queue.tasks.extend(tasks.into_iter().rev());
         self.wake.notify_all();
     }
@@ -234,10 +237,23 @@ impl<'a> Queue<'a> {
     /// A worker is done with its folder; when no worker is busy and nothing
     /// is queued, the waiting ones are woken to leave.
     pub(super) fn task_done(&self) {
-        let mut queue = self.state.lock().expect("queue poisoned");
+        let mut queue = self.lock();
         queue.working -= 1;
-        if queue.working == 0 || self.cancel.is_set() {
+        if queue.working == 0 || self.cancel.is_set() || queue.abandoned {
             self.wake.notify_all();
         }
+    }
+
+    /// A worker panicked: the pass hands out no more jobs, and the waiting
+    /// workers leave.
+    pub(super) fn abandon(&self) {
+        self.lock().abandoned = true;
+        self.wake.notify_all();
+    }
+
+    /// The state, even after a panic elsewhere (it holds no invariant a
+    /// panic could break half way: counts and a list).
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -333,8 +333,18 @@ impl MenuSession {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// Like [`MenuSession::start`], with extra environment variables.
+    pub fn start_with_env<I, S>(dir: &Path, args: I, env: &[(&str, &str)]) -> MenuSession
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut child = Command::new(bin())
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -458,4 +468,15 @@ pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool, why: impl FnOnc
         }
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A test whose prerequisite this machine lacks (a tmpfs mount, `setpriv`,
+/// FUSE) says so and returns, except in CI (`CI=true`), where every
+/// guarantee must be proven: there it fails.
+#[track_caller]
+pub fn missing_prerequisite(why: &str) {
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("prerequisite missing in CI (.ci/run must provide it): {why}");
+    }
+    println!("SKIPPED (not in CI): {why}");
 }
