@@ -388,6 +388,9 @@ mod tests {
                 nsec: 0,
             },
             ino: 1,
+            dev: 1,
+            nlink: 1,
+            blocks: 8,
             mode: 0o644,
         }
     }

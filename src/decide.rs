@@ -91,6 +91,9 @@ mod tests {
                 nsec: 0,
             },
             ino,
+            dev: 1,
+            nlink: 1,
+            blocks: size.div_ceil(512),
             mode: 0o644,
         }
     }
