@@ -621,6 +621,41 @@ pub fn make_symlink(
     }
 }
 
+/// Makes `name` in `dir` another name (a hard link) of the file `from_name`
+/// in `from_dir`, replacing whatever `name` was atomically: the link is
+/// made under a fresh temporary name and renamed over it. The file linked
+/// must still be `expect` (same device and inode), else nothing changes.
+/// Returns the file's metadata once linked.
+pub fn hard_link(
+    from_dir: BorrowedFd<'_>,
+    from_name: &CStr,
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    expect: &Meta,
+) -> Result<Meta, OpError> {
+    loop {
+        let tmp = random_name();
+        match rfs::linkat(from_dir, from_name, dir, &tmp, AtFlags::empty()) {
+            Ok(()) => {
+                let undo = || {
+                    let _ = rfs::unlinkat(dir, &tmp, AtFlags::empty());
+                };
+                let linked = stat_at(dir, &tmp).op("stat link").inspect_err(|_| undo())?;
+                if (linked.dev, linked.ino) != (expect.dev, expect.ino) {
+                    undo();
+                    return Err(io::Error::other("the file to link to was replaced")).op("link");
+                }
+                rfs::renameat(dir, &tmp, dir, name)
+                    .op("rename link into place")
+                    .inspect_err(|_| undo())?;
+                return Ok(linked);
+            }
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e).op("link"),
+        }
+    }
+}
+
 /// Sets a symlink's own mtime (not its target's), as `rsync -a` keeps it.
 pub fn set_link_mtime(dir: BorrowedFd<'_>, name: &CStr, mtime: Time) -> Result<(), OpError> {
     rfs::utimensat(dir, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW).op("set link mtime")
