@@ -348,6 +348,19 @@ impl Cache {
         }
     }
 
+    /// Records the replica side of a file's entry again after hard links
+    /// made to the replica file moved its ctime, provided the entry still
+    /// describes that file with that size and mtime.
+    pub fn restamp_replica(&mut self, rel: &[u8], dst: Stamp) {
+        let (dir, name) = split_rel(rel);
+        let entry = self.dirs.get_mut(dir).and_then(|d| d.entries.get_mut(name));
+        if let Some(e) = entry {
+            if (e.dst.ino, e.dst.size, e.dst.mtime_ns) == (dst.ino, dst.size, dst.mtime_ns) {
+                e.dst = dst;
+            }
+        }
+    }
+
     /// Number of files remembered.
     pub fn len(&self) -> usize {
         self.entries
@@ -388,6 +401,9 @@ mod tests {
                 nsec: 0,
             },
             ino: 1,
+            dev: 1,
+            nlink: 1,
+            blocks: 8,
             mode: 0o644,
         }
     }

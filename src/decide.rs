@@ -36,12 +36,7 @@ pub fn plan_file(src: &Meta, dst: &Meta, cached: Option<&Entry>, checksum: bool)
     if checksum {
         return Plan::CompareBoth;
     }
-    let attrs_equal = src.mtime == dst.mtime && src.mode == dst.mode;
-    let settled = if attrs_equal {
-        Plan::Skip
-    } else {
-        Plan::FixAttrs
-    };
+    let settled = same_bytes(src, dst);
     let Some(entry) = cached else {
         return if src.mtime == dst.mtime {
             settled
@@ -61,10 +56,22 @@ pub fn plan_file(src: &Meta, dst: &Meta, cached: Option<&Entry>, checksum: bool)
 
 /// The plan once the bytes have been compared.
 pub fn after_compare(equal: bool, src: &Meta, dst: &Meta) -> Plan {
-    if !equal {
+    if equal {
+        same_bytes(src, dst)
+    } else {
         Plan::Copy
-    } else if src.mtime == dst.mtime && src.mode == dst.mode {
+    }
+}
+
+/// The plan for a replica file with the source's bytes. Its mode and mtime
+/// are set in place, unless it has more names than the source file (a
+/// hard link the source no longer has, or a snapshot made with `cp -al`):
+/// those names would change too, so it is copied instead.
+fn same_bytes(src: &Meta, dst: &Meta) -> Plan {
+    if src.mtime == dst.mtime && src.mode == dst.mode {
         Plan::Skip
+    } else if dst.nlink > src.nlink {
+        Plan::Copy
     } else {
         Plan::FixAttrs
     }
@@ -91,6 +98,9 @@ mod tests {
                 nsec: 0,
             },
             ino,
+            dev: 1,
+            nlink: 1,
+            blocks: size.div_ceil(512),
             mode: 0o644,
         }
     }
@@ -210,6 +220,22 @@ mod tests {
             plan_file(&touched, &dst, Some(&entry), false),
             Plan::CompareBoth
         );
+    }
+
+    #[test]
+    fn a_replica_with_more_names_than_its_source_is_copied_not_touched() {
+        let src = file(10, 300, 300, 1);
+        let mut dst = file(10, 100, 200, 2);
+        dst.nlink = 3;
+        assert_eq!(plan_file(&src, &dst, None, false), Plan::CompareBoth);
+        assert_eq!(after_compare(true, &src, &dst), Plan::Copy);
+        let mut linked = src;
+        linked.nlink = 3;
+        assert_eq!(after_compare(true, &linked, &dst), Plan::FixAttrs);
+        // Nothing to set: the extra names do no harm.
+        let mut same = file(10, 300, 1, 2);
+        same.nlink = 3;
+        assert_eq!(after_compare(true, &src, &same), Plan::Skip);
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::path::Path;
 use md5::{Digest as _, Md5};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps};
 
+use crate::sparse::{self, Segments};
+
 mod temp;
 
 pub use temp::is_temp_name;
@@ -77,6 +79,12 @@ pub struct Meta {
     pub mtime: Time,
     pub ctime: Time,
     pub ino: u64,
+    /// The device the inode is on: with `ino`, what names one file.
+    pub dev: u64,
+    /// Names of this inode (hard links), anywhere on its file system.
+    pub nlink: u64,
+    /// 512-byte blocks allocated: fewer than the size needs means holes.
+    pub blocks: u64,
     /// Permission bits only (`mode & 0o7777`).
     pub mode: u32,
 }
@@ -108,8 +116,18 @@ impl Meta {
                 nsec: st.st_ctime_nsec as u32,
             },
             ino: st.st_ino as u64,
+            dev: st.st_dev as u64,
+            nlink: st.st_nlink as u64,
+            blocks: st.st_blocks as u64,
             mode: (st.st_mode as u32) & 0o7777,
         }
+    }
+
+    /// Whether the file may have holes (fewer blocks than its size needs),
+    /// so copying it segment by segment can keep them; false for ordinary
+    /// files, which then cost no extra call.
+    pub fn looks_sparse(&self) -> bool {
+        self.blocks.saturating_mul(512) < self.size
     }
 }
 
@@ -336,6 +354,8 @@ pub fn compare_files(
 }
 
 /// How a copy ended, when it did not fail.
+// Returned once per copy and never stored: boxing would only cost.
+#[allow(clippy::large_enum_variant)]
 pub enum Copied {
     /// The replica now holds the source's bytes under the real name.
     Done {
@@ -361,7 +381,9 @@ pub enum Copied {
 /// With `hash`, the bytes pass through this process and are hashed on the
 /// way; without, the kernel copies them (`copy_file_range`: no copy into
 /// user space, a reflink or server-side copy where the file system has
-/// one), which is several times faster than MD5 can go.
+/// one), which is several times faster than MD5 can go. A source that
+/// looks sparse is copied segment by segment, so its holes stay holes
+/// (see [`crate::sparse`]).
 pub fn copy_file(
     src_dir: BorrowedFd<'_>,
     dst_dir: BorrowedFd<'_>,
@@ -380,8 +402,23 @@ pub fn copy_file(
     // end of the file, and a file that grew or shrank meanwhile is caught
     // by the second stat below.
     let mut left = before.size;
-    if hasher.is_none() {
-        match kernel_copy(src.as_fd(), tmp.fd(), &mut left, cancelled) {
+    if before.looks_sparse() {
+        let (buf, _) = bufs.both();
+        match sparse::copy(
+            src.as_fd(),
+            tmp.fd(),
+            before.size,
+            hasher.as_mut(),
+            cancelled,
+            buf,
+        )? {
+            Segments::Done => left = 0,
+            Segments::Unsupported => {}
+            Segments::Cancelled => return Ok(Copied::Cancelled),
+        }
+    }
+    if hasher.is_none() && left > 0 {
+        match kernel_copy(src.as_fd(), tmp.fd(), None, &mut left, cancelled) {
             Ok(true) => {}
             Ok(false) => return Ok(Copied::Cancelled),
             Err(e) => return Err(e),
@@ -427,13 +464,15 @@ pub fn copy_file(
 const KERNEL_CHUNK: usize = 16 << 20;
 
 /// Has the kernel copy up to `left` bytes from the current offset of `src`
-/// to that of `dst`, counting `left` down. Stops early, leaving the rest to
-/// the caller's read-and-write loop, where the kernel cannot do it (another
-/// file system before Linux 5.19, a file system without support, a file
-/// that ends sooner). Returns `false` when cancelled.
-fn kernel_copy(
+/// to that of `dst` (or from offset `at` in both, moving it on), counting
+/// `left` down. Stops early, leaving the rest to the caller's
+/// read-and-write loop, where the kernel cannot do it (another file system
+/// before Linux 5.19, a file system without support, a file that ends
+/// sooner). Returns `false` when cancelled.
+pub(crate) fn kernel_copy(
     src: BorrowedFd<'_>,
     dst: BorrowedFd<'_>,
+    mut at: Option<&mut u64>,
     left: &mut u64,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<bool, OpError> {
@@ -445,7 +484,16 @@ fn kernel_copy(
         let want = usize::try_from(*left)
             .unwrap_or(usize::MAX)
             .min(KERNEL_CHUNK);
-        match rfs::copy_file_range(src, None, dst, None, want) {
+        let copied = match at.as_deref_mut() {
+            Some(at) => {
+                let (mut from, mut to) = (*at, *at);
+                let copied = rfs::copy_file_range(src, Some(&mut from), dst, Some(&mut to), want);
+                *at = from;
+                copied
+            }
+            None => rfs::copy_file_range(src, None, dst, None, want),
+        };
+        match copied {
             Ok(0) => break,
             Ok(n) => *left -= n as u64,
             Err(Errno::INTR) => continue,
@@ -569,6 +617,41 @@ pub fn make_symlink(
             }
             Err(rustix::io::Errno::EXIST) => continue,
             Err(e) => return Err(e).op("create link"),
+        }
+    }
+}
+
+/// Makes `name` in `dir` another name (a hard link) of the file `from_name`
+/// in `from_dir`, replacing whatever `name` was atomically: the link is
+/// made under a fresh temporary name and renamed over it. The file linked
+/// must still be `expect` (same device and inode), else nothing changes.
+/// Returns the file's metadata once linked.
+pub fn hard_link(
+    from_dir: BorrowedFd<'_>,
+    from_name: &CStr,
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    expect: &Meta,
+) -> Result<Meta, OpError> {
+    loop {
+        let tmp = random_name();
+        match rfs::linkat(from_dir, from_name, dir, &tmp, AtFlags::empty()) {
+            Ok(()) => {
+                let undo = || {
+                    let _ = rfs::unlinkat(dir, &tmp, AtFlags::empty());
+                };
+                let linked = stat_at(dir, &tmp).op("stat link").inspect_err(|_| undo())?;
+                if (linked.dev, linked.ino) != (expect.dev, expect.ino) {
+                    undo();
+                    return Err(io::Error::other("the file to link to was replaced")).op("link");
+                }
+                rfs::renameat(dir, &tmp, dir, name)
+                    .op("rename link into place")
+                    .inspect_err(|_| undo())?;
+                return Ok(linked);
+            }
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e).op("link"),
         }
     }
 }

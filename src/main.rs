@@ -21,6 +21,7 @@ mod menu;
 mod pass;
 mod replica_lock;
 mod shutdown;
+mod sparse;
 mod status;
 mod supervisor;
 mod worker;

@@ -29,9 +29,11 @@ use crate::replica_lock::ReplicaLock;
 use crate::status::{Counts, Outcome, PassReport};
 
 mod deletions;
+mod links;
 mod schedule;
 
 use deletions::{Deletions, Held, Mode, Verdict};
+use links::{Links, Role};
 use schedule::{DirNode, FileTask, Finish, Job, Open, Queue, Task};
 
 /// The stop signals a pass obeys at every file boundary: quit for all
@@ -114,6 +116,19 @@ struct Shared<'a> {
     /// Big files read or written without being hashed, for
     /// [`crate::digests::fill`] to hash once the replica is right.
     unhashed: Mutex<Vec<Unhashed>>,
+    /// The hard-link groups of source files with several names.
+    links: Links,
+    /// The replica's root folder, to reach a hard link's leader from.
+    replica_root: OnceLock<OwnedFd>,
+}
+
+/// A file the pass left right (or, in a dry run, would have).
+struct Synced {
+    /// The cache entry to keep for it, if any.
+    entry: Option<Entry>,
+    /// The replica file as it now stands; `None` in a dry run that would
+    /// copy it.
+    replica: Option<Meta>,
 }
 
 struct Totals<'a> {
@@ -217,8 +232,12 @@ fn walk_with(
             progress,
         }),
         unhashed: Mutex::new(Vec::new()),
+        links: Links::default(),
+        replica_root: OnceLock::new(),
     };
     let outcome = walk(&shared);
+    let cache = shared.cache.into_inner().expect("cache poisoned");
+    shared.links.restamp(shared.replica_root.get(), cache);
     Walked {
         outcome,
         counts: shared
@@ -470,6 +489,17 @@ impl<'s, 'a> Walker<'s, 'a> {
             }
         }
         let (src, src_meta) = src_root;
+        if let Some(dst) = &dst_root {
+            match dst.try_clone() {
+                Ok(fd) => {
+                    let _ = self.shared.replica_root.set(fd);
+                }
+                // Hard links are then copied as separate files.
+                Err(e) => self
+                    .ctx
+                    .log_debug(format_args!("replica root not kept for hard links: {e}")),
+            }
+        }
         Some(Task {
             open: Open::Root { src, dst: dst_root },
             rel: Vec::new(),
@@ -710,6 +740,43 @@ impl<'s, 'a> Walker<'s, 'a> {
                 }
                 Kind::File => {
                     let old_entry = old.get(s.name.to_bytes()).copied();
+                    let role = if src_meta.nlink > 1 {
+                        self.shared
+                            .links
+                            .join(links::key(&src_meta), || links::Follower {
+                                src: Arc::clone(src),
+                                dst: dst.cloned(),
+                                dir_rel: rel.to_vec(),
+                                name: s.name.clone(),
+                                src_meta,
+                                dst_meta,
+                                old: old_entry,
+                                node: Arc::clone(node),
+                            })
+                    } else {
+                        Role::Alone
+                    };
+                    let leads = match role {
+                        Role::Leader => true,
+                        Role::Alone => false,
+                        Role::Waiting => continue,
+                        Role::Follow(leader) => {
+                            let entry = self.follow(
+                                &leader,
+                                src.as_fd(),
+                                dst_fd,
+                                &child,
+                                &s.name,
+                                &src_meta,
+                                dst_meta.as_ref(),
+                                old_entry.as_ref(),
+                            );
+                            if let Some(entry) = entry {
+                                new.insert(s.name.to_bytes(), entry);
+                            }
+                            continue;
+                        }
+                    };
                     if let Some(dst) = dst.filter(|_| {
                         self.is_big_job(&src_meta, dst_meta.as_ref(), old_entry.as_ref())
                     }) {
@@ -722,10 +789,11 @@ impl<'s, 'a> Walker<'s, 'a> {
                             dst_meta,
                             old: old_entry,
                             node: Arc::clone(node),
+                            leads,
                         }));
                         continue;
                     }
-                    if let Some(entry) = self.sync_file(
+                    let synced = self.sync_file(
                         src.as_fd(),
                         dst_fd,
                         &child,
@@ -733,7 +801,14 @@ impl<'s, 'a> Walker<'s, 'a> {
                         &src_meta,
                         dst_meta.as_ref(),
                         old_entry.as_ref(),
-                    ) {
+                    );
+                    if leads {
+                        self.leader_done(&src_meta, &child, synced.as_ref());
+                    }
+                    if let Some(Synced {
+                        entry: Some(entry), ..
+                    }) = synced
+                    {
                         new.insert(s.name.to_bytes(), entry);
                     }
                 }
@@ -791,7 +866,7 @@ impl<'s, 'a> Walker<'s, 'a> {
     /// and releases the folder.
     fn sync_big(&mut self, task: FileTask) {
         let rel = join_rel(&task.dir_rel, task.name.to_bytes());
-        let entry = self.sync_file(
+        let synced = self.sync_file(
             task.src.as_fd(),
             Some(task.dst.as_fd()),
             &rel,
@@ -800,13 +875,25 @@ impl<'s, 'a> Walker<'s, 'a> {
             task.dst_meta.as_ref(),
             task.old.as_ref(),
         );
-        if let Some(entry) = entry {
-            let mut cache = self.shared.cache.lock().expect("cache poisoned");
-            let mut dir = cache.take_dir(&task.dir_rel);
-            dir.insert(task.name.to_bytes(), entry);
-            cache.put_dir(&task.dir_rel, dir);
+        if task.leads {
+            self.leader_done(&task.src_meta, &rel, synced.as_ref());
+        }
+        if let Some(Synced {
+            entry: Some(entry), ..
+        }) = synced
+        {
+            self.record(&task.dir_rel, &task.name, entry);
         }
         self.release(Some(task.node));
+    }
+
+    /// Records a file's cache entry from outside its folder's own work (a
+    /// big-file job, a hard link made for a waiting name).
+    fn record(&self, dir_rel: &[u8], name: &CStr, entry: Entry) {
+        let mut cache = self.shared.cache.lock().expect("cache poisoned");
+        let mut dir = cache.take_dir(dir_rel);
+        dir.insert(name.to_bytes(), entry);
+        cache.put_dir(dir_rel, dir);
     }
 
     /// Makes sure the replica has a real folder (not a file or a symlink)
@@ -901,7 +988,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         }
     }
 
-    /// Brings one regular file over; returns the cache entry to keep for it.
+    /// Brings one regular file over; `None` when that failed (logged).
     #[allow(clippy::too_many_arguments)]
     fn sync_file(
         &mut self,
@@ -912,7 +999,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         s: &Meta,
         d: Option<&Meta>,
         old: Option<&Entry>,
-    ) -> Option<Entry> {
+    ) -> Option<Synced> {
         let dry_run = self.ctx.options.dry_run;
         let replica_file = d.filter(|d| d.kind == Kind::File);
         let (plan, digest) = match (dst, replica_file) {
@@ -928,12 +1015,15 @@ impl<'s, 'a> Walker<'s, 'a> {
         match plan {
             Plan::Skip => {
                 let d = replica_file.expect("a skipped file has a replica");
-                Some(Entry::new(
-                    s,
-                    d,
-                    digest.or(old.and_then(|e| e.digest)),
-                    self.shared.now,
-                ))
+                Some(Synced {
+                    entry: Some(Entry::new(
+                        s,
+                        d,
+                        digest.or(old.and_then(|e| e.digest)),
+                        self.shared.now,
+                    )),
+                    replica: Some(*d),
+                })
             }
             Plan::FixAttrs => {
                 let d = replica_file.expect("a file with attrs to fix has a replica");
@@ -941,14 +1031,20 @@ impl<'s, 'a> Walker<'s, 'a> {
                 if dry_run {
                     self.ctx.action("touched", rel, format_args!(" ({what})"));
                     self.counts.touched += 1;
-                    return old.copied();
+                    return Some(Synced {
+                        entry: old.copied(),
+                        replica: Some(*d),
+                    });
                 }
                 let dst = dst.expect("not a dry run");
                 match fsops::set_file_attrs(dst, name, s.mode, s.mtime) {
                     Ok(after) => {
                         self.ctx.action("touched", rel, format_args!(" ({what})"));
                         self.counts.touched += 1;
-                        Some(Entry::new(s, &after, digest, self.shared.now))
+                        Some(Synced {
+                            entry: Some(Entry::new(s, &after, digest, self.shared.now)),
+                            replica: Some(after),
+                        })
                     }
                     Err(e) => {
                         self.op_error(rel, &e);
@@ -1033,7 +1129,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         name: &CStr,
         s: &Meta,
         d: Option<&Meta>,
-    ) -> Option<Entry> {
+    ) -> Option<Synced> {
         let verb = if d.is_some_and(|d| d.kind == Kind::File) {
             "updated"
         } else {
@@ -1050,7 +1146,10 @@ impl<'s, 'a> Walker<'s, 'a> {
             self.ctx
                 .action(verb, rel, format_args!(" ({} bytes)", s.size));
             count(&mut self.counts);
-            return None;
+            return Some(Synced {
+                entry: None,
+                replica: None,
+            });
         };
         // A folder in the way cannot be renamed over; anything else can.
         if let Some(d) = d.filter(|d| d.kind == Kind::Dir) {
@@ -1076,7 +1175,10 @@ impl<'s, 'a> Walker<'s, 'a> {
                 if digest.is_none() {
                     self.hash_later(rel);
                 }
-                Some(Entry::new(&src, &dst, digest, self.shared.now))
+                Some(Synced {
+                    entry: Some(Entry::new(&src, &dst, digest, self.shared.now)),
+                    replica: Some(dst),
+                })
             }
             Ok(Copied::SourceChanged) => {
                 self.counts.errors += 1;

@@ -58,6 +58,9 @@ pub(super) struct FileTask {
     pub(super) old: Option<Entry>,
     /// The folder it is in: finished only after this file.
     pub(super) node: Arc<DirNode>,
+    /// It leads a group of hard links, whose waiting names are linked
+    /// once it is done (see [`super::links`]).
+    pub(super) leads: bool,
 }
 
 /// Work in the queue.
