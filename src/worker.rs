@@ -82,8 +82,13 @@ impl Worker {
         // every pass.
         let mut said_late = false;
         let mut approved = false;
+        let mut first_pass = true;
         loop {
-            let entered = self.gate.enter(self.id, self.once, &self.cancel, |on| {
+            // A chain's first passes run in its order, so a pair does not
+            // start on a folder the pair before it has yet to create.
+            let in_order = self.once || first_pass;
+            first_pass = false;
+            let entered = self.gate.enter(self.id, in_order, &self.cancel, |on| {
                 info!(
                     target: &target,
                     "pair {}: waiting for pair {}: its pass writes what this pair reads, or reads what it writes",

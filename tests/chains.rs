@@ -108,7 +108,10 @@ fn a_daemon_never_runs_a_pass_while_a_chained_pair_is_in_one() {
                     "pair {id} started a pass during one of pair {other}:\n{log}"
                 );
                 in_pass[id] = true;
-            } else if rest.starts_with("pass finished") || rest.starts_with("pass stopped") {
+            } else if ["pass finished", "pass stopped", "pass failed"]
+                .iter()
+                .any(|end| rest.starts_with(end))
+            {
                 in_pass[id] = false;
             }
         }
