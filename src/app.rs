@@ -8,21 +8,19 @@ use log::{LevelFilter, info};
 
 use crate::cli::Cli;
 use crate::config::{self, PairSpec, RawPair, SyncOptions};
+use crate::daemon::shutdown::Shutdown;
+use crate::daemon::supervisor::Supervisor;
+use crate::error::{Error, Exit};
 use crate::logging;
 use crate::menu::{self, MenuEnd};
-use crate::shutdown::Shutdown;
-use crate::supervisor::Supervisor;
-
-/// Exit status for bad input: nothing was created or changed.
-const USAGE_ERROR: u8 = 2;
 
 /// Runs foldersync and returns its exit status.
 pub fn run(cli: Cli) -> ExitCode {
     match try_run(cli) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("foldersync: {message}");
-            ExitCode::from(USAGE_ERROR)
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("foldersync: {e}");
+            e.exit().into()
         }
     }
 }
@@ -42,7 +40,7 @@ fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
         raws.push((None, raw));
     }
     if let Some(file) = &cli.pairs {
-        let listed = config::load_pairs_file(file)?;
+        let listed = config::pairs_file::load(file)?;
         raws.extend(listed.into_iter().map(|(at, raw)| (Some(at), raw)));
     }
     let specs = config::validate_pairs(&raws, &[])?;
@@ -56,7 +54,7 @@ fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
     Ok(specs)
 }
 
-fn try_run(cli: Cli) -> Result<ExitCode, String> {
+fn try_run(cli: Cli) -> Result<Exit, Error> {
     let specs = pairs_from_cli(&cli)?;
     let console = if cli.quiet {
         LevelFilter::Warn
@@ -68,7 +66,7 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
     raise_open_file_limit();
     // Before any thread exists: simplelog needs that to learn local time.
     let logs = logging::init(console)?;
-    let shutdown = Shutdown::install()?;
+    let shutdown = Shutdown::install().map_err(Error::Setup)?;
     let options = SyncOptions {
         checksum: cli.checksum,
         dry_run: cli.dry_run,
@@ -84,11 +82,12 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
         if shutdown.signalled() {
             // The passes logged that they stopped; this says why.
             info!("signal received: the passes stopped at a file boundary");
+            return Ok(Exit::Interrupted);
         }
         return Ok(if clean {
-            ExitCode::SUCCESS
+            Exit::Success
         } else {
-            ExitCode::FAILURE
+            Exit::PassFailed
         });
     }
     start_all(&mut supervisor, specs)?;
@@ -111,7 +110,7 @@ fn try_run(cli: Cli) -> Result<ExitCode, String> {
     info!("quitting: waiting for every pair to stop");
     supervisor.shutdown();
     info!("all pairs stopped; goodbye");
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// `--once`: one pass of every pair; whether all were clean. A single pair

@@ -366,6 +366,11 @@ impl Cache {
         self.entries
     }
 
+    /// Whether no file is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
     /// Approximate memory used, in bytes.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -17,7 +17,9 @@ use std::path::Path;
 use md5::{Digest as _, Md5};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps};
 
-use crate::sparse::{self, Segments};
+mod sparse;
+
+use sparse::Segments;
 
 mod temp;
 
@@ -383,7 +385,7 @@ pub enum Copied {
 /// user space, a reflink or server-side copy where the file system has
 /// one), which is several times faster than MD5 can go. A source that
 /// looks sparse is copied segment by segment, so its holes stay holes
-/// (see [`crate::sparse`]).
+/// (see [`crate::fsops::sparse`]).
 pub fn copy_file(
     src_dir: BorrowedFd<'_>,
     dst_dir: BorrowedFd<'_>,

@@ -1,35 +1,9 @@
-//! foldersync: keeps replica folders an exact copy of their source folders.
-//!
-//! The module list is the architecture: `cli` (what was typed), `config`
-//! (validated pairs), `app` (the modes), `gate` (which passes may run at
-//! once), `menu` (main thread), `supervisor`
-//! (owns the worker threads), `worker` (one pair's schedule), `pass` (one
-//! sync pass, with `pass::schedule` sharing its work out), `decide` (what a
-//! file needs), `cache`, `digests` (big files hashed after a pass), `fsops`
-//! (every file system call), `logging`, `shutdown` (signals), `status`.
-
-mod app;
-mod cache;
-mod cli;
-mod config;
-mod decide;
-mod digests;
-mod fsops;
-mod gate;
-mod logging;
-mod menu;
-mod pass;
-mod replica_lock;
-mod shutdown;
-mod sparse;
-mod status;
-mod supervisor;
-mod worker;
+//! The `foldersync` command: parses the command line and runs the library.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    app::run(cli::Cli::parse())
+    foldersync::app::run(foldersync::cli::Cli::parse())
 }

@@ -14,10 +14,10 @@ use std::time::Instant;
 use rustix::event::{PollFd, PollFlags, poll};
 
 use crate::config::{RawPair, validate_pair};
-use crate::shutdown::Shutdown;
+use crate::daemon::shutdown::Shutdown;
+use crate::daemon::supervisor::{PairView, Supervisor};
+use crate::daemon::worker::format_interval;
 use crate::status::{Counts, Outcome, PairStatus, State};
-use crate::supervisor::{PairView, Supervisor};
-use crate::worker::format_interval;
 
 /// How the menu ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

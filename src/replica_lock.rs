@@ -4,7 +4,7 @@
 //! lock on every folder above it, so a second foldersync whose replica
 //! nests inside this one, or around it, is caught too.
 //!
-//! Inside one process [`crate::gate`] orders the pairs; this is for two
+//! Inside one process [`crate::daemon::gate`] orders the pairs; this is for two
 //! cron runs that overlap, or two daemons given nesting replicas.
 
 use std::os::fd::OwnedFd;

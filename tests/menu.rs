@@ -374,15 +374,15 @@ fn quitting_mid_pass_on_a_large_tree_is_quick_and_leaves_no_temporary_or_partial
     assert_no_partial_file(&env.src(), &env.dst());
 
     // The same with --once, whose single pair runs on the main thread:
-    // the signal still stops it at a file boundary. Exit status 1, since
-    // the replica is not complete.
+    // the signal still stops it at a file boundary. Exit status 130
+    // (interrupted), since the replica is not complete.
     fs::remove_file(env.log()).unwrap();
     let mut once = start(&env, &["--once", "src", "dst", "3600", "log.txt"]);
     once.wait_stderr("] pair 1: copied ", 300, PATIENCE);
     let since = Instant::now();
     signal(once.child.id(), "INT");
     let status = once.wait_exit(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(1), "stderr:\n{}", once.stderr());
+    assert_eq!(status.code(), Some(130), "stderr:\n{}", once.stderr());
     assert!(
         since.elapsed() < QUICK,
         "took {:?} to stop",

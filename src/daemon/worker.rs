@@ -9,23 +9,26 @@ use log::{info, warn};
 
 use crate::cache::Cache;
 use crate::config::{PairSpec, SyncOptions};
+use crate::daemon::gate::Gate;
 use crate::digests;
-use crate::gate::Gate;
 use crate::logging::pair_target;
 use crate::pass::{self, Cancel, PassContext};
 use crate::replica_lock::ReplicaLock;
 use crate::status::{Outcome, PairStatus, State};
 
-/// What the menu can ask of a worker.
+/// What starts a worker's next pass, or ends it: the one thing a worker
+/// waits for between passes (a watch mode will add changed paths).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Start the next pass now instead of waiting for the interval.
+pub enum Trigger {
+    /// The interval since the last pass started is over.
+    Interval,
+    /// The menu asked for a pass now.
     SyncNow,
+    /// A pass now, with the removals `--max-delete` held back let through
+    /// (for that pass only).
+    ApproveDeletions,
     /// Stop after the current file; ends the thread.
     Stop,
-    /// Start the next pass now, with the removals `--max-delete` held back
-    /// let through (for that pass only).
-    ApproveDeletions,
 }
 
 /// One pair's worker, owning its cache and its end of the command channel.
@@ -34,7 +37,7 @@ pub struct Worker {
     pub spec: PairSpec,
     pub options: SyncOptions,
     pub cancel: Cancel,
-    pub commands: Receiver<Command>,
+    pub triggers: Receiver<Trigger>,
     pub status: Arc<Mutex<PairStatus>>,
     /// Run a single pass, then end (`--once`).
     pub once: bool,
@@ -157,13 +160,10 @@ impl Worker {
                 );
             }
             said_late = late;
-            match self
-                .commands
-                .recv_timeout(next.saturating_duration_since(Instant::now()))
-            {
-                Ok(Command::SyncNow) | Err(RecvTimeoutError::Timeout) => {}
-                Ok(Command::ApproveDeletions) => approved = true,
-                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            match self.wait(next) {
+                Trigger::Interval | Trigger::SyncNow => {}
+                Trigger::ApproveDeletions => approved = true,
+                Trigger::Stop => break,
             }
             if self.cancel.is_set() {
                 break;
@@ -180,6 +180,19 @@ impl Worker {
         info!(target: &target, "pair {}: stopped", self.id);
         self.set_state(State::Stopped);
         clean
+    }
+
+    /// Sleeps until the next trigger: one sent, or the interval's end at
+    /// `next`. A supervisor gone counts as a stop.
+    fn wait(&self, next: Instant) -> Trigger {
+        match self
+            .triggers
+            .recv_timeout(next.saturating_duration_since(Instant::now()))
+        {
+            Ok(trigger) => trigger,
+            Err(RecvTimeoutError::Timeout) => Trigger::Interval,
+            Err(RecvTimeoutError::Disconnected) => Trigger::Stop,
+        }
     }
 
     fn set_state(&self, state: State) {

@@ -17,8 +17,10 @@ use rustix::pipe::{PipeFlags, pipe_with};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::{flag, low_level::pipe};
 
-/// Exit status of a second signal: 128 + SIGINT, as a shell reports it.
-const EXIT_AT_ONCE: i32 = 130;
+use crate::error::Exit;
+
+/// Exit status of a second signal.
+const EXIT_AT_ONCE: i32 = Exit::Interrupted.code() as i32;
 
 /// The quit flag and the pipe that carries a signal to the main thread.
 pub struct Shutdown {

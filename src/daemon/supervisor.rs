@@ -9,18 +9,18 @@ use crossbeam_channel::Sender;
 use log::info;
 
 use crate::config::{PairSpec, SyncOptions, check_overlaps};
-use crate::gate::Gate;
+use crate::daemon::gate::Gate;
+use crate::daemon::worker::{Trigger, Worker, format_interval};
 use crate::logging::{Logs, display_root, pair_target};
 use crate::pass::Cancel;
 use crate::status::{PairStatus, State};
-use crate::worker::{Command, Worker, format_interval};
 
 /// A pair as the supervisor keeps it.
 struct Pair {
     id: usize,
     spec: PairSpec,
     status: Arc<Mutex<PairStatus>>,
-    commands: Sender<Command>,
+    triggers: Sender<Trigger>,
     stop: Arc<AtomicBool>,
     /// `None` once joined.
     thread: Option<JoinHandle<bool>>,
@@ -127,7 +127,7 @@ impl Supervisor {
         self.logs
             .attach(id, &spec.log_file)
             .map_err(|e| format!("log file {}: {e}", spec.log_file.display()))?;
-        let (commands, receiver) = crossbeam_channel::unbounded();
+        let (triggers, receiver) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(Mutex::new(PairStatus::default()));
         let worker = Worker {
@@ -138,7 +138,7 @@ impl Supervisor {
                 all: Arc::clone(&self.quit),
                 pair: Arc::clone(&stop),
             },
-            commands: receiver,
+            triggers: receiver,
             status: Arc::clone(&status),
             once: self.once,
             gate: Arc::clone(&self.gate),
@@ -157,7 +157,7 @@ impl Supervisor {
             id,
             spec,
             status,
-            commands,
+            triggers,
             stop,
             thread: None,
         });
@@ -176,7 +176,7 @@ impl Supervisor {
     pub fn stop(&mut self, id: usize) -> Result<(), String> {
         let pair = self.running(id)?;
         pair.stop.store(true, Ordering::Relaxed);
-        let _ = pair.commands.send(Command::Stop);
+        let _ = pair.triggers.send(Trigger::Stop);
         self.gate.wake();
         let pair = self.running(id)?;
         let thread = pair.thread.take().expect("a running pair has a thread");
@@ -192,8 +192,8 @@ impl Supervisor {
         if matches!(state, State::Syncing { .. } | State::Starting) {
             return Err(format!("pair {id} is syncing already"));
         }
-        pair.commands
-            .send(Command::SyncNow)
+        pair.triggers
+            .send(Trigger::SyncNow)
             .map_err(|_| format!("pair {id} has stopped"))
     }
 
@@ -211,8 +211,8 @@ impl Supervisor {
                 "pair {id} is syncing already; approve once its pass ends"
             ));
         }
-        pair.commands
-            .send(Command::ApproveDeletions)
+        pair.triggers
+            .send(Trigger::ApproveDeletions)
             .map_err(|_| format!("pair {id} has stopped"))?;
         Ok(held)
     }
@@ -244,7 +244,7 @@ impl Supervisor {
     pub fn shutdown(&mut self) -> bool {
         self.quit.store(true, Ordering::Relaxed);
         for pair in &self.pairs {
-            let _ = pair.commands.send(Command::Stop);
+            let _ = pair.triggers.send(Trigger::Stop);
         }
         self.gate.wake();
         self.wait_all()

@@ -12,7 +12,7 @@ use md5::{Digest as _, Md5};
 use rustix::fs::{self as rfs, SeekFrom};
 use rustix::io::Errno;
 
-use crate::fsops::{Op, OpError, kernel_copy};
+use super::{Op, OpError, kernel_copy};
 
 /// How a segment copy ended, when it did not fail.
 pub enum Segments {

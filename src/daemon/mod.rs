@@ -1,0 +1,8 @@
+//! What keeps the pairs running: the supervisor owns one worker thread per
+//! pair; each worker waits on its triggers and runs passes; the gate keeps
+//! chained pairs' passes apart; shutdown turns signals into the quit flag.
+
+pub mod gate;
+pub mod shutdown;
+pub mod supervisor;
+pub mod worker;

@@ -1,0 +1,33 @@
+//! foldersync: keeps replica folders an exact copy of their source folders.
+//!
+//! The module list is the architecture:
+//!
+//! - `cli` (what was typed), `config` (validated pairs; `config::pairs_file`
+//!   parses a pairs file), `app` (the modes: menu, `--no-menu`, `--once`),
+//!   `error` (what a run ends with, and its exit status).
+//! - `daemon`: `supervisor` owns the pairs' threads, `worker` runs one
+//!   pair's passes on its triggers, `gate` keeps chained pairs apart,
+//!   `shutdown` turns signals into the quit flag.
+//! - `menu`: the console on the main thread.
+//! - `pass`: one sync pass, a pipeline of `walk` (both trees, folder by
+//!   folder, on a pool of workers), `filter`, `plan` (pure: what an entry
+//!   needs), `apply` (does it, or only reports it in a dry run) and
+//!   `report` (one log line and one count per outcome).
+//! - `cache` (what was last known equal), `digests` (big files hashed after
+//!   a pass), `replica_lock` (other processes kept out), `fsops` (every
+//!   file system call), `logging`, `status`.
+
+pub mod app;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod decide;
+pub mod digests;
+pub mod error;
+pub mod fsops;
+pub mod logging;
+pub mod menu;
+pub mod pass;
+pub mod replica_lock;
+pub mod status;
