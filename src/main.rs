@@ -16,6 +16,7 @@ mod digests;
 mod fsops;
 mod logging;
 mod menu;
+mod mounts;
 mod pass;
 mod shutdown;
 mod status;

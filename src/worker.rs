@@ -11,6 +11,7 @@ use crate::cache::Cache;
 use crate::config::{PairSpec, SyncOptions};
 use crate::digests;
 use crate::logging::pair_target;
+use crate::mounts::Mounts;
 use crate::pass::{self, Cancel, PassContext};
 use crate::status::{Outcome, PairStatus, State};
 
@@ -41,6 +42,7 @@ impl Worker {
     pub fn run(self) -> bool {
         let target = pair_target(self.id);
         let mut cache = Cache::new(self.options.cache_limit);
+        let mounts = Mutex::new(Mounts::default());
         let ctx = PassContext {
             id: self.id,
             target: &target,
@@ -48,6 +50,7 @@ impl Worker {
             options: self.options,
             cancel: &self.cancel,
             lasting_cache: !self.once,
+            mounts: &mounts,
         };
         let mut clean;
         loop {
