@@ -4,6 +4,7 @@
 
 use crate::cache::{Entry, Stamp};
 use crate::fsops::{Digest, Meta};
+use crate::mounts::Caps;
 
 /// What a pass must do to bring one replica file in line with its source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,23 +30,32 @@ pub enum Plan {
 /// The cache is trusted only where both stamps still match and the source
 /// was not racy when recorded; without a cache entry, equal size and mtime
 /// count as equal bytes (rsync's quick check) unless `checksum` is set.
-pub fn plan_file(src: &Meta, dst: &Meta, cached: Option<&Entry>, checksum: bool) -> Plan {
+/// Replica times and modes are compared as far as its file system keeps
+/// them (`caps`): the source is compared exactly with what it was.
+pub fn plan_file(
+    src: &Meta,
+    dst: &Meta,
+    cached: Option<&Entry>,
+    checksum: bool,
+    caps: &Caps,
+) -> Plan {
     if src.size != dst.size {
         return Plan::Copy;
     }
     if checksum {
         return Plan::CompareBoth;
     }
-    let settled = same_bytes(src, dst);
+    let same_mtime = caps.same_mtime(src.mtime, dst.mtime);
+    let settled = same_bytes(src, dst, caps);
     let Some(entry) = cached else {
-        return if src.mtime == dst.mtime {
+        return if same_mtime {
             settled
         } else {
             Plan::CompareBoth
         };
     };
     let src_known = entry.src == Stamp::from(src) && !entry.racy;
-    let dst_known = entry.dst == Stamp::from(dst);
+    let dst_known = caps.same_stamp(&entry.dst, &Stamp::from(dst));
     match (src_known, dst_known, entry.digest) {
         (true, true, _) => settled,
         (false, true, Some(digest)) => Plan::HashSource(digest),
@@ -55,9 +65,9 @@ pub fn plan_file(src: &Meta, dst: &Meta, cached: Option<&Entry>, checksum: bool)
 }
 
 /// The plan once the bytes have been compared.
-pub fn after_compare(equal: bool, src: &Meta, dst: &Meta) -> Plan {
+pub fn after_compare(equal: bool, src: &Meta, dst: &Meta, caps: &Caps) -> Plan {
     if equal {
-        same_bytes(src, dst)
+        same_bytes(src, dst, caps)
     } else {
         Plan::Copy
     }
@@ -67,8 +77,8 @@ pub fn after_compare(equal: bool, src: &Meta, dst: &Meta) -> Plan {
 /// are set in place, unless it has more names than the source file (a
 /// hard link the source no longer has, or a snapshot made with `cp -al`):
 /// those names would change too, so it is copied instead.
-fn same_bytes(src: &Meta, dst: &Meta) -> Plan {
-    if src.mtime == dst.mtime && src.mode == dst.mode {
+fn same_bytes(src: &Meta, dst: &Meta, caps: &Caps) -> Plan {
+    if caps.same_mtime(src.mtime, dst.mtime) && caps.same_mode(src.mode, dst.mode) {
         Plan::Skip
     } else if dst.nlink > src.nlink {
         Plan::Copy
@@ -119,18 +129,21 @@ mod tests {
     fn different_sizes_always_copy() {
         let src = file(10, 100, 100, 1);
         let dst = file(11, 100, 100, 2);
-        assert_eq!(plan_file(&src, &dst, None, false), Plan::Copy);
-        assert_eq!(plan_file(&src, &dst, None, true), Plan::Copy);
+        assert_eq!(plan_file(&src, &dst, None, false, &Caps::EXACT), Plan::Copy);
+        assert_eq!(plan_file(&src, &dst, None, true, &Caps::EXACT), Plan::Copy);
     }
 
     #[test]
     fn quick_check_without_cache_trusts_size_and_mtime() {
         let src = file(10, 100, 100, 1);
         let dst = file(10, 100, 200, 2);
-        assert_eq!(plan_file(&src, &dst, None, false), Plan::Skip);
+        assert_eq!(plan_file(&src, &dst, None, false, &Caps::EXACT), Plan::Skip);
         let mut chmodded = src;
         chmodded.mode = 0o600;
-        assert_eq!(plan_file(&chmodded, &dst, None, false), Plan::FixAttrs);
+        assert_eq!(
+            plan_file(&chmodded, &dst, None, false, &Caps::EXACT),
+            Plan::FixAttrs
+        );
     }
 
     #[test]
@@ -138,14 +151,20 @@ mod tests {
         let src = file(10, 100, 100, 1);
         let dst = file(10, 100, 200, 2);
         let entry = settled(&src, &dst, Some(DIGEST));
-        assert_eq!(plan_file(&src, &dst, Some(&entry), true), Plan::CompareBoth);
+        assert_eq!(
+            plan_file(&src, &dst, Some(&entry), true, &Caps::EXACT),
+            Plan::CompareBoth
+        );
     }
 
     #[test]
     fn touched_source_without_cache_is_compared_not_copied() {
         let src = file(10, 500, 500, 1);
         let dst = file(10, 100, 200, 2);
-        assert_eq!(plan_file(&src, &dst, None, false), Plan::CompareBoth);
+        assert_eq!(
+            plan_file(&src, &dst, None, false, &Caps::EXACT),
+            Plan::CompareBoth
+        );
     }
 
     #[test]
@@ -153,7 +172,10 @@ mod tests {
         let src = file(10, 100, 100, 1);
         let dst = file(10, 100, 200, 2);
         let entry = settled(&src, &dst, Some(DIGEST));
-        assert_eq!(plan_file(&src, &dst, Some(&entry), false), Plan::Skip);
+        assert_eq!(
+            plan_file(&src, &dst, Some(&entry), false, &Caps::EXACT),
+            Plan::Skip
+        );
     }
 
     #[test]
@@ -163,19 +185,19 @@ mod tests {
         let entry = settled(&old, &dst, Some(DIGEST));
         let touched = file(10, 300, 300, 1);
         assert_eq!(
-            plan_file(&touched, &dst, Some(&entry), false),
+            plan_file(&touched, &dst, Some(&entry), false, &Caps::EXACT),
             Plan::HashSource(DIGEST)
         );
         // Same size and mtime, but ctime moved: content may have changed.
         let rewritten = file(10, 100, 300, 1);
         assert_eq!(
-            plan_file(&rewritten, &dst, Some(&entry), false),
+            plan_file(&rewritten, &dst, Some(&entry), false, &Caps::EXACT),
             Plan::HashSource(DIGEST)
         );
         // Replaced by another file with the same size and mtime.
         let replaced = file(10, 100, 100, 9);
         assert_eq!(
-            plan_file(&replaced, &dst, Some(&entry), false),
+            plan_file(&replaced, &dst, Some(&entry), false, &Caps::EXACT),
             Plan::HashSource(DIGEST)
         );
     }
@@ -188,7 +210,7 @@ mod tests {
         // Rewritten in place with the same size, mtime reset: ctime moved.
         let tampered = file(10, 100, 400, 2);
         assert_eq!(
-            plan_file(&src, &tampered, Some(&entry), false),
+            plan_file(&src, &tampered, Some(&entry), false, &Caps::EXACT),
             Plan::HashReplica(DIGEST)
         );
     }
@@ -205,7 +227,7 @@ mod tests {
         );
         assert!(racy.racy);
         assert_eq!(
-            plan_file(&src, &dst, Some(&racy), false),
+            plan_file(&src, &dst, Some(&racy), false, &Caps::EXACT),
             Plan::HashSource(DIGEST)
         );
     }
@@ -217,7 +239,7 @@ mod tests {
         let entry = settled(&src, &dst, None);
         let touched = file(10, 300, 300, 1);
         assert_eq!(
-            plan_file(&touched, &dst, Some(&entry), false),
+            plan_file(&touched, &dst, Some(&entry), false, &Caps::EXACT),
             Plan::CompareBoth
         );
     }
@@ -227,23 +249,81 @@ mod tests {
         let src = file(10, 300, 300, 1);
         let mut dst = file(10, 100, 200, 2);
         dst.nlink = 3;
-        assert_eq!(plan_file(&src, &dst, None, false), Plan::CompareBoth);
-        assert_eq!(after_compare(true, &src, &dst), Plan::Copy);
+        assert_eq!(
+            plan_file(&src, &dst, None, false, &Caps::EXACT),
+            Plan::CompareBoth
+        );
+        assert_eq!(after_compare(true, &src, &dst, &Caps::EXACT), Plan::Copy);
         let mut linked = src;
         linked.nlink = 3;
-        assert_eq!(after_compare(true, &linked, &dst), Plan::FixAttrs);
+        assert_eq!(
+            after_compare(true, &linked, &dst, &Caps::EXACT),
+            Plan::FixAttrs
+        );
         // Nothing to set: the extra names do no harm.
         let mut same = file(10, 300, 1, 2);
         same.nlink = 3;
-        assert_eq!(after_compare(true, &src, &same), Plan::Skip);
+        assert_eq!(after_compare(true, &src, &same, &Caps::EXACT), Plan::Skip);
+    }
+
+    #[test]
+    fn whole_second_replica_times_count_as_equal_there() {
+        let seconds = Caps {
+            mtime_step_ns: 1_000_000_000,
+            ..Caps::EXACT
+        };
+        let mut src = file(10, 100, 100, 1);
+        src.mtime.nsec = 500_000_000;
+        let dst = file(10, 100, 100, 2);
+        assert_eq!(plan_file(&src, &dst, None, false, &seconds), Plan::Skip);
+        assert_eq!(
+            plan_file(&src, &dst, None, false, &Caps::EXACT),
+            Plan::CompareBoth
+        );
+        // The cache's replica stamp, recorded with the time the file was
+        // given, still matches the truncated time the share reports.
+        let mut recorded = dst;
+        recorded.mtime.nsec = 500_000_000;
+        let entry = settled(&src, &recorded, Some(DIGEST));
+        assert_eq!(
+            plan_file(&src, &dst, Some(&entry), false, &seconds),
+            Plan::Skip
+        );
+        assert_eq!(after_compare(true, &src, &dst, &seconds), Plan::Skip);
+        // A real change is still one.
+        let mut later = src;
+        later.mtime.sec = 101;
+        assert_eq!(
+            plan_file(&later, &dst, None, false, &seconds),
+            Plan::CompareBoth
+        );
+    }
+
+    #[test]
+    fn modes_are_ignored_where_the_replica_cannot_keep_them() {
+        let no_modes = Caps {
+            modes: false,
+            ..Caps::EXACT
+        };
+        let src = file(10, 100, 100, 1);
+        let mut dst = file(10, 100, 100, 2);
+        dst.mode = 0o755;
+        assert_eq!(plan_file(&src, &dst, None, false, &no_modes), Plan::Skip);
+        assert_eq!(
+            plan_file(&src, &dst, None, false, &Caps::EXACT),
+            Plan::FixAttrs
+        );
     }
 
     #[test]
     fn after_compare_copies_only_different_bytes() {
         let src = file(10, 300, 300, 1);
         let dst = file(10, 100, 200, 2);
-        assert_eq!(after_compare(false, &src, &dst), Plan::Copy);
-        assert_eq!(after_compare(true, &src, &dst), Plan::FixAttrs);
-        assert_eq!(after_compare(true, &src, &src), Plan::Skip);
+        assert_eq!(after_compare(false, &src, &dst, &Caps::EXACT), Plan::Copy);
+        assert_eq!(
+            after_compare(true, &src, &dst, &Caps::EXACT),
+            Plan::FixAttrs
+        );
+        assert_eq!(after_compare(true, &src, &src, &Caps::EXACT), Plan::Skip);
     }
 }

@@ -22,6 +22,7 @@ use log::debug;
 use crate::cache::{Cache, Stamp};
 use crate::fsops::{self, Buffers};
 use crate::logging::display_path;
+use crate::mounts::Caps;
 use crate::pass::{self, PassContext};
 
 /// A file a pass read or wrote without hashing it.
@@ -47,6 +48,7 @@ pub fn fill(ctx: &PassContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
             return;
         }
     };
+    let caps = ctx.mounts.lock().expect("mounts poisoned").caps();
     let next = AtomicUsize::new(0);
     let cache = Mutex::new(cache);
     let done = Mutex::new((0usize, 0u64));
@@ -64,7 +66,7 @@ pub fn fill(ctx: &PassContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
             else {
                 continue;
             };
-            match hash_replica(root.as_fd(), &file.rel, expected, ctx, &mut bufs) {
+            match hash_replica(root.as_fd(), &file.rel, expected, &caps, ctx, &mut bufs) {
                 Ok(Some(digest)) => {
                     if cache
                         .lock()
@@ -109,6 +111,7 @@ fn hash_replica(
     root: BorrowedFd<'_>,
     rel: &[u8],
     expected: Stamp,
+    caps: &Caps,
     ctx: &PassContext<'_>,
     bufs: &mut Buffers,
 ) -> Result<Option<fsops::Digest>, String> {
@@ -124,7 +127,7 @@ fn hash_replica(
     fsops::hash_file_if(
         parent,
         &c_name(name),
-        &|m| Stamp::from(m) == expected,
+        &|m| caps.same_stamp(&Stamp::from(m), &expected),
         &|| ctx.cancel.is_set(),
         bufs,
     )

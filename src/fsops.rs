@@ -24,7 +24,9 @@ use sparse::Segments;
 mod temp;
 
 pub use temp::is_temp_name;
-use temp::{TempFile, random_name};
+use temp::{TempFile, create_named, random_name};
+
+use crate::mounts::Caps;
 
 /// An MD5 digest of a file's bytes.
 pub type Digest = [u8; 16];
@@ -386,12 +388,17 @@ pub enum Copied {
 /// one), which is several times faster than MD5 can go. A source that
 /// looks sparse is copied segment by segment, so its holes stay holes
 /// (see [`crate::fsops::sparse`]).
+///
+/// `caps` says whether the replica's file system keeps modes; where it
+/// does not, none is set (a chmod there fails or is ignored).
+#[allow(clippy::too_many_arguments)]
 pub fn copy_file(
     src_dir: BorrowedFd<'_>,
     dst_dir: BorrowedFd<'_>,
     name: &CStr,
     hash: bool,
     fsync: bool,
+    caps: &Caps,
     cancelled: &dyn Fn() -> bool,
     bufs: &mut Buffers,
 ) -> Result<Copied, OpError> {
@@ -447,7 +454,9 @@ pub fn copy_file(
     if (after.size, after.mtime, after.ctime) != (before.size, before.mtime, before.ctime) {
         return Ok(Copied::SourceChanged);
     }
-    rfs::fchmod(tmp.fd(), Mode::from_raw_mode(after.mode)).op("set mode")?;
+    if caps.modes {
+        rfs::fchmod(tmp.fd(), Mode::from_raw_mode(after.mode)).op("set mode")?;
+    }
     rfs::futimens(tmp.fd(), &times(after.mtime)).op("set mtime")?;
     if fsync {
         rfs::fsync(tmp.fd()).op("fsync")?;
@@ -537,6 +546,7 @@ pub fn set_file_attrs(
     name: &CStr,
     mode: u32,
     mtime: Time,
+    caps: &Caps,
 ) -> Result<Meta, OpError> {
     let fd = match rfs::openat(
         dir,
@@ -556,20 +566,26 @@ pub fn set_file_attrs(
         .op("open")?,
         Err(e) => return Err(e).op("open"),
     };
-    set_fd_attrs(fd.as_fd(), mode, mtime)?;
+    set_fd_attrs(fd.as_fd(), mode, mtime, caps)?;
     stat_fd(fd.as_fd()).op("stat")
 }
 
 /// Sets mode and mtime on an open file or folder, each only when it
-/// differs.
-pub fn set_fd_attrs(fd: BorrowedFd<'_>, mode: u32, mtime: Time) -> Result<(), OpError> {
+/// differs as far as the file system can tell (`caps`): a mount that keeps
+/// whole seconds gets no time set that it would only truncate again.
+pub fn set_fd_attrs(
+    fd: BorrowedFd<'_>,
+    mode: u32,
+    mtime: Time,
+    caps: &Caps,
+) -> Result<(), OpError> {
     let now = stat_fd(fd).op("stat")?;
-    if now.mode != mode {
+    if !caps.same_mode(now.mode, mode) {
         rfs::fchmod(fd, Mode::from_raw_mode(mode))
             .or_else(|_| chmod_via_proc(fd, mode))
             .op("set mode")?;
     }
-    if now.mtime != mtime {
+    if !caps.same_mtime(now.mtime, mtime) {
         rfs::futimens(fd, &times(mtime))
             .or_else(|_| rfs::utimensat(rfs::CWD, proc_path(fd), &times(mtime), AtFlags::empty()))
             .op("set mtime")?;
@@ -600,18 +616,20 @@ pub fn make_dir(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
 }
 
 /// Creates or replaces a symlink atomically: the new link is made under a
-/// temporary name and renamed over the old entry.
+/// temporary name and renamed over the old entry. `mtime` is `None` where
+/// the file system cannot set a link's own time (see [`probe_links`]).
 pub fn make_symlink(
     dir: BorrowedFd<'_>,
     name: &CStr,
     target: &CStr,
-    mtime: Time,
+    mtime: Option<Time>,
 ) -> Result<(), OpError> {
     loop {
         let tmp = random_name();
         match rfs::symlinkat(target, dir, &tmp) {
             Ok(()) => {
-                return set_link_mtime(dir, &tmp, mtime)
+                return mtime
+                    .map_or(Ok(()), |mtime| set_link_mtime(dir, &tmp, mtime))
                     .and_then(|()| rfs::renameat(dir, &tmp, dir, name).op("rename link into place"))
                     .inspect_err(|_| {
                         let _ = rfs::unlinkat(dir, &tmp, AtFlags::empty());
@@ -666,6 +684,132 @@ pub fn set_link_mtime(dir: BorrowedFd<'_>, name: &CStr, mtime: Time) -> Result<(
 /// Removes a file, symlink or other non-folder entry.
 pub fn remove_file(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
     rfs::unlinkat(dir, name, AtFlags::empty()).op("remove")
+}
+
+/// The device a file or folder is on (`st_dev`), to notice a root that
+/// moved to another file system between passes (an unmounted share).
+pub fn device(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    Ok(rfs::fstat(fd)?.st_dev)
+}
+
+/// What a probe file in a folder showed about its file system.
+pub struct FileProbe {
+    /// The mtime set on the probe file, and what a stat read back.
+    pub mtime_set: Time,
+    pub mtime_read: Time,
+    /// Whether a chmod was kept; `false` when it failed or was ignored.
+    pub modes: bool,
+}
+
+/// An mtime with every sub-second digit set and an odd second, so a file
+/// system that keeps less (whole seconds, FAT's two) shows it.
+const PROBE_MTIME: Time = Time {
+    sec: 1_000_000_001,
+    nsec: 123_456_789,
+};
+
+/// Learns what a folder's file system keeps of a file's mtime and mode:
+/// creates a temporary file there, sets both, stats it by name (as a
+/// listing does) and removes it.
+pub fn probe_file(dir: BorrowedFd<'_>) -> Result<FileProbe, OpError> {
+    let (fd, name) = create_named(dir)?;
+    let result = (|| {
+        rfs::futimens(&fd, &times(PROBE_MTIME)).op("probe: set mtime")?;
+        const MODE: u32 = 0o604;
+        let chmod_ok = rfs::fchmod(&fd, Mode::from_raw_mode(MODE)).is_ok();
+        let read = stat_at(dir, &name).op("probe: stat")?;
+        Ok(FileProbe {
+            mtime_set: PROBE_MTIME,
+            mtime_read: read.mtime,
+            modes: chmod_ok && read.mode == MODE,
+        })
+    })();
+    drop(fd);
+    let removed = remove_file(dir, &name).map_err(|e| OpError {
+        op: "probe: remove temporary file",
+        err: e.err,
+    });
+    let probe = result?;
+    removed?;
+    Ok(probe)
+}
+
+/// What a folder's file system does with a symlink's own time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkTimes {
+    /// Set on the link itself, as asked.
+    Kept,
+    /// Not possible there (the call fails or changes nothing).
+    Unsupported,
+    /// Applied to the link's target instead (sshfs): setting one would
+    /// write outside the replica.
+    FollowTheLink,
+    /// The file system holds no symlinks at all.
+    NoSymlinks,
+}
+
+/// What a probe link in a folder showed about its file system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkProbe {
+    pub times: LinkTimes,
+    /// An absolute link target reads back as written (Debian's sshfs
+    /// refuses to show targets that are absolute or hold `..`, others
+    /// rewrite them).
+    pub targets: bool,
+}
+
+/// Learns how a folder's file system treats symlinks: makes a dangling
+/// link of ours there (a temporary name, pointing at an absolute path
+/// under another temporary name that does not exist), reads its target
+/// back and sets its time without following it. A file system that
+/// follows the link anyway fails with ENOENT; nothing outside is touched,
+/// since there is no target. The link is removed afterwards.
+pub fn probe_links(dir: BorrowedFd<'_>) -> Result<LinkProbe, OpError> {
+    use rustix::io::Errno;
+    let target = CString::new(format!("/{}/missing", random_name().to_string_lossy()))
+        .expect("temp name has no NUL byte");
+    let name = loop {
+        let name = random_name();
+        match rfs::symlinkat(&target, dir, &name) {
+            Ok(()) => break name,
+            Err(Errno::EXIST) => continue,
+            Err(Errno::PERM | Errno::OPNOTSUPP | Errno::NOSYS) => {
+                return Ok(LinkProbe {
+                    times: LinkTimes::NoSymlinks,
+                    targets: false,
+                });
+            }
+            Err(e) => return Err(e).op("probe: create link"),
+        }
+    };
+    let targets = read_link(dir, &name).is_ok_and(|t| t == target);
+    let times = match set_link_mtime(dir, &name, PROBE_MTIME) {
+        Err(e) if e.err.kind() == io::ErrorKind::NotFound => Ok(LinkTimes::FollowTheLink),
+        Err(e)
+            if matches!(
+                e.err.raw_os_error().map(Errno::from_raw_os_error),
+                Some(Errno::OPNOTSUPP | Errno::NOSYS | Errno::PERM | Errno::INVAL)
+            ) =>
+        {
+            Ok(LinkTimes::Unsupported)
+        }
+        Err(e) => Err(e),
+        // Accepted: did it take? (Read back to the second, the coarsest
+        // any file system with symlinks keeps.)
+        Ok(()) => stat_at(dir, &name).op("probe: stat link").map(|m| {
+            match m.mtime.sec == PROBE_MTIME.sec {
+                true => LinkTimes::Kept,
+                false => LinkTimes::Unsupported,
+            }
+        }),
+    };
+    let removed = remove_file(dir, &name).map_err(|e| OpError {
+        op: "probe: remove temporary link",
+        err: e.err,
+    });
+    let times = times?;
+    removed?;
+    Ok(LinkProbe { times, targets })
 }
 
 /// Hears of a tree removal entry by entry, and may stop it (`--max-delete`).

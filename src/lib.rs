@@ -28,6 +28,7 @@ pub mod error;
 pub mod fsops;
 pub mod logging;
 pub mod menu;
+pub mod mounts;
 pub mod pass;
 pub mod replica_lock;
 pub mod status;

@@ -25,6 +25,7 @@ use crate::decide::{Plan, after_compare, plan_file};
 use crate::digests::Unhashed;
 use crate::fsops::{self, Compared, Copied, Digest, Kind, Meta, OpError, join_rel};
 use crate::logging::{display_path, display_root};
+use crate::mounts::{Caps, Mounts, Note};
 use crate::replica_lock::ReplicaLock;
 use crate::status::{Counts, Outcome, PassReport};
 
@@ -64,6 +65,9 @@ pub struct PassContext<'a> {
     pub lasting_cache: bool,
     /// Keeps other processes out of the replica (see [`ReplicaLock`]).
     pub replica_lock: &'a ReplicaLock,
+    /// What the pair learnt about its roots' file systems at earlier
+    /// passes; the pass adds to it.
+    pub mounts: &'a Mutex<Mounts>,
 }
 
 impl PassContext<'_> {
@@ -83,6 +87,10 @@ impl PassContext<'_> {
 
     fn warn_line(&self, msg: std::fmt::Arguments<'_>) {
         warn!(target: self.target, "pair {}: {msg}", self.id);
+    }
+
+    fn log_info(&self, msg: std::fmt::Arguments<'_>) {
+        info!(target: self.target, "pair {}: {msg}", self.id);
     }
 
     fn log_debug(&self, msg: std::fmt::Arguments<'_>) {
@@ -120,6 +128,10 @@ struct Shared<'a> {
     links: Links,
     /// The replica's root folder, to reach a hard link's leader from.
     replica_root: OnceLock<OwnedFd>,
+    /// What the replica's file system keeps, known once its root is open.
+    caps: OnceLock<Caps>,
+    /// The replica root's device, remembered after a good pass.
+    replica_dev: OnceLock<u64>,
 }
 
 /// A file the pass left right (or, in a dry run, would have).
@@ -234,9 +246,14 @@ fn walk_with(
         unhashed: Mutex::new(Vec::new()),
         links: Links::default(),
         replica_root: OnceLock::new(),
+        caps: OnceLock::new(),
+        replica_dev: OnceLock::new(),
     };
     let outcome = walk(&shared);
-    let cache = shared.cache.into_inner().expect("cache poisoned");
+    if let (Outcome::Finished, Some(&dev)) = (outcome, shared.replica_dev.get()) {
+        lock_mounts(ctx).replica.remember(dev);
+    }
+    let cache = shared.cache.into_inner().unwrap_or_else(|e| e.into_inner());
     shared.links.restamp(shared.replica_root.get(), cache);
     Walked {
         outcome,
@@ -449,6 +466,13 @@ impl<'s, 'a> Walker<'s, 'a> {
         let dst_root = match fsops::open_root(&spec.replica) {
             Ok(fd) => Some(fd),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Err(e) = lock_mounts(self.ctx).replica.check_missing() {
+                    self.error_line(format_args!(
+                        "replica folder {} {e}",
+                        display_root(&spec.replica)
+                    ));
+                    return None;
+                }
                 if !self.locked(self.ctx.replica_lock.hold_ancestors(&spec.replica)) {
                     return None;
                 }
@@ -487,6 +511,9 @@ impl<'s, 'a> Walker<'s, 'a> {
             if !self.locked(lock.hold(dst, &spec.replica, self.ctx.options.dry_run)) {
                 return None;
             }
+            if !self.learn_replica(dst) {
+                return None;
+            }
         }
         let (src, src_meta) = src_root;
         if let Some(dst) = &dst_root {
@@ -507,6 +534,42 @@ impl<'s, 'a> Walker<'s, 'a> {
             fresh,
             parent: None,
         })
+    }
+
+    /// Checks the open replica root against what earlier passes saw and
+    /// learns its file system (see [`Mounts::check_replica`]); `false`
+    /// when the pass must not run.
+    fn learn_replica(&mut self, dst: &OwnedFd) -> bool {
+        let shown = display_root(&self.ctx.spec.replica);
+        let checked = lock_mounts(self.ctx).check_replica(dst.as_fd(), !self.ctx.options.dry_run);
+        let replica = match checked {
+            Ok(replica) => replica,
+            Err(e) => {
+                self.error_line(format_args!("replica folder {shown} {e}"));
+                return false;
+            }
+        };
+        for note in &replica.notes {
+            match note {
+                Note::Limits(what) => self
+                    .ctx
+                    .warn_line(format_args!("replica folder {shown} {what}")),
+                Note::Remounted => self.ctx.log_info(format_args!(
+                    "replica folder {shown}: its file system was mounted again; syncing on"
+                )),
+                Note::Unprobed(e) => self.ctx.log_debug(format_args!(
+                    "replica folder {shown}: what its file system keeps is not known yet: {e}"
+                )),
+            }
+        }
+        let _ = self.shared.replica_dev.set(replica.dev);
+        let _ = self.shared.caps.set(replica.caps);
+        true
+    }
+
+    /// How replica metadata is compared in this pass.
+    fn caps(&self) -> Caps {
+        self.shared.caps.get().copied().unwrap_or(Caps::EXACT)
     }
 
     /// One count of `node` is done; sets the mode and mtime of every
@@ -601,7 +664,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         let src = Arc::new(src);
         let dst = dst.map(Arc::new);
         let finish = dst.as_ref().map(|dst| {
-            let found_mode = if fresh || self.ctx.options.dry_run {
+            let found_mode = if fresh || self.ctx.options.dry_run || !self.caps().modes {
                 None
             } else {
                 // A read-only replica folder gets owner rwx while the pass
@@ -855,7 +918,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         }
         match d {
             Some(d) if d.kind == Kind::File => !matches!(
-                plan_file(s, d, old, self.ctx.options.checksum),
+                plan_file(s, d, old, self.ctx.options.checksum, &self.caps()),
                 Plan::Skip | Plan::FixAttrs
             ),
             _ => true,
@@ -1027,7 +1090,8 @@ impl<'s, 'a> Walker<'s, 'a> {
             }
             Plan::FixAttrs => {
                 let d = replica_file.expect("a file with attrs to fix has a replica");
-                let what = attr_change(s, d);
+                let caps = self.caps();
+                let what = attr_change(s, d, &caps);
                 if dry_run {
                     self.ctx.action("touched", rel, format_args!(" ({what})"));
                     self.counts.touched += 1;
@@ -1037,7 +1101,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                     });
                 }
                 let dst = dst.expect("not a dry run");
-                match fsops::set_file_attrs(dst, name, s.mode, s.mtime) {
+                match fsops::set_file_attrs(dst, name, s.mode, s.mtime, &caps) {
                     Ok(after) => {
                         self.ctx.action("touched", rel, format_args!(" ({what})"));
                         self.counts.touched += 1;
@@ -1096,14 +1160,15 @@ impl<'s, 'a> Walker<'s, 'a> {
         old: Option<&Entry>,
     ) -> Result<(Plan, Option<Digest>), OpError> {
         let checksum = self.ctx.options.checksum;
-        Ok(match plan_file(s, d, old, checksum) {
+        let caps = self.caps();
+        Ok(match plan_file(s, d, old, checksum, &caps) {
             Plan::HashSource(known) => {
                 let digest = fsops::hash_file(src, name, &mut self.bufs)?;
-                (after_compare(digest == known, s, d), Some(digest))
+                (after_compare(digest == known, s, d, &caps), Some(digest))
             }
             Plan::HashReplica(known) => {
                 let digest = fsops::hash_file(dst, name, &mut self.bufs)?;
-                (after_compare(digest == known, s, d), Some(known))
+                (after_compare(digest == known, s, d, &caps), Some(known))
             }
             Plan::CompareBoth => {
                 let hash = self.hash_inline(s.size);
@@ -1112,7 +1177,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                         if digest.is_none() {
                             self.hash_later(rel);
                         }
-                        (after_compare(true, s, d), digest)
+                        (after_compare(true, s, d, &caps), digest)
                     }
                     Compared::Different => (Plan::Copy, None),
                 }
@@ -1164,6 +1229,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             name,
             self.hash_inline(s.size),
             self.ctx.options.fsync,
+            &self.caps(),
             &|| cancel.is_set(),
             &mut self.bufs,
         ) {
@@ -1207,6 +1273,22 @@ impl<'s, 'a> Walker<'s, 'a> {
         s: &Meta,
         d: Option<&Meta>,
     ) {
+        let caps = self.caps();
+        if !caps.symlinks {
+            // Said once when the replica was probed. Whatever the replica
+            // has in its place, the source does not have.
+            if let (Some(dst), Some(d)) = (dst, d) {
+                if !self.remove_entry(dst, rel, name, d) {
+                    return;
+                }
+            }
+            self.counts.skipped += 1;
+            self.ctx.log_debug(format_args!(
+                "skipped {} (symlink; the replica's file system has none)",
+                display_path(rel)
+            ));
+            return;
+        }
         let target = match fsops::read_link(src, name) {
             Ok(t) => t,
             Err(e) => {
@@ -1215,8 +1297,10 @@ impl<'s, 'a> Walker<'s, 'a> {
             }
         };
         if let (Some(dst), Some(d)) = (dst, d.filter(|d| d.kind == Kind::Symlink)) {
-            if fsops::read_link(dst, name).is_ok_and(|t| t == target) {
-                if d.mtime != s.mtime {
+            let read = fsops::read_link(dst, name).ok();
+            let read = read.as_ref().map(|t| t.as_bytes());
+            if caps.same_link_target(read, d.size, target.as_bytes()) {
+                if !caps.same_link_mtime(d.mtime, s.mtime) {
                     if !self.ctx.options.dry_run {
                         if let Err(e) = fsops::set_link_mtime(dst, name, s.mtime) {
                             self.op_error(rel, &e);
@@ -1236,7 +1320,8 @@ impl<'s, 'a> Walker<'s, 'a> {
                     return;
                 }
             }
-            if let Err(e) = fsops::make_symlink(dst, name, &target, s.mtime) {
+            let mtime = caps.link_times.then_some(s.mtime);
+            if let Err(e) = fsops::make_symlink(dst, name, &target, mtime) {
                 self.op_error(rel, &e);
                 return;
             }
@@ -1256,7 +1341,10 @@ impl<'s, 'a> Walker<'s, 'a> {
                 return;
             }
         };
-        if meta.kind == Kind::File && fsops::is_temp_name(d.name.to_bytes()) {
+        // Links too: a link being made, or a probe's, when the process
+        // was killed.
+        if matches!(meta.kind, Kind::File | Kind::Symlink) && fsops::is_temp_name(d.name.to_bytes())
+        {
             if !self.ctx.options.dry_run {
                 if let Err(e) = fsops::remove_file(dst, &d.name) {
                     self.op_error(&rel, &e);
@@ -1327,11 +1415,12 @@ impl<'s, 'a> Walker<'s, 'a> {
         if self.ctx.options.dry_run {
             return;
         }
-        if let Err(e) = fsops::set_fd_attrs(dst.as_fd(), s.mode, s.mtime) {
+        let caps = self.caps();
+        if let Err(e) = fsops::set_fd_attrs(dst.as_fd(), s.mode, s.mtime, &caps) {
             self.op_error(rel, &e);
             return;
         }
-        if found_mode.is_some_and(|m| m != s.mode) {
+        if found_mode.is_some_and(|m| !caps.same_mode(m, s.mode)) {
             self.ctx
                 .action("touched", rel, format_args!(" (mode {:o})", s.mode));
             self.counts.touched += 1;
@@ -1427,12 +1516,20 @@ impl fsops::RemovalObserver for TreeRemoval<'_, '_, '_> {
 }
 
 /// Says which attributes of a replica file differ from its source.
-fn attr_change(s: &Meta, d: &Meta) -> String {
-    match (s.mtime != d.mtime, s.mode != d.mode) {
+fn attr_change(s: &Meta, d: &Meta, caps: &Caps) -> String {
+    match (
+        !caps.same_mtime(s.mtime, d.mtime),
+        !caps.same_mode(s.mode, d.mode),
+    ) {
         (true, true) => format!("mtime, mode {:o}", s.mode),
         (false, true) => format!("mode {:o}", s.mode),
         _ => "mtime".into(),
     }
+}
+
+/// The pair's knowledge of its file systems, for this worker's turn.
+fn lock_mounts<'a>(ctx: &'a PassContext<'_>) -> std::sync::MutexGuard<'a, Mounts> {
+    ctx.mounts.lock().expect("mounts poisoned")
 }
 
 /// Pairs up two name-sorted listings by name.

@@ -12,6 +12,7 @@ use crate::config::{PairSpec, SyncOptions};
 use crate::daemon::gate::Gate;
 use crate::digests;
 use crate::logging::pair_target;
+use crate::mounts::Mounts;
 use crate::pass::{self, Cancel, PassContext};
 use crate::replica_lock::ReplicaLock;
 use crate::status::{Outcome, PairStatus, State};
@@ -70,6 +71,7 @@ impl Worker {
         let mut cache = Cache::new(self.options.cache_limit);
         // Held from pass to pass; released when the pair stops.
         let replica_lock = ReplicaLock::default();
+        let mounts = Mutex::new(Mounts::default());
         let ctx = PassContext {
             id: self.id,
             target: &target,
@@ -78,6 +80,7 @@ impl Worker {
             cancel: &self.cancel,
             lasting_cache: !self.once,
             replica_lock: &replica_lock,
+            mounts: &mounts,
         };
         let mut clean = true;
         // Whether the passes run longer than the interval, as last said in
@@ -117,6 +120,7 @@ impl Worker {
                 });
             });
             drop(in_pass);
+            replica_lock.end_pass();
             approved = false;
             clean = report.is_clean();
             let now = Instant::now();

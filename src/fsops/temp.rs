@@ -115,25 +115,12 @@ impl<'d> TempFile<'d> {
                 Err(e) => return Err(e).op("create temporary file"),
             }
         }
-        loop {
-            let tmp = random_name();
-            match rfs::openat(
-                dir,
-                &tmp,
-                flags | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW,
-                mode,
-            ) {
-                Ok(fd) => {
-                    let name = TempName {
-                        dir,
-                        name: Some(tmp),
-                    };
-                    return Ok(TempFile { fd, name });
-                }
-                Err(Errno::EXIST) => continue,
-                Err(e) => return Err(e).op("create temporary file"),
-            }
-        }
+        let (fd, tmp) = create_named(dir)?;
+        let name = TempName {
+            dir,
+            name: Some(tmp),
+        };
+        Ok(TempFile { fd, name })
     }
 
     /// The open file, to write into.
@@ -170,6 +157,25 @@ impl<'d> TempFile<'d> {
         rfs::renameat(dir, tmp, dir, target).op("rename into place")?;
         name.name = None;
         Ok(fd)
+    }
+}
+
+/// Creates a new, empty, private file in `dir` under a fresh random name
+/// (for probes, which must see the file by name as a listing does). The
+/// caller removes it.
+pub fn create_named(dir: BorrowedFd<'_>) -> Result<(OwnedFd, CString), OpError> {
+    loop {
+        let name = random_name();
+        match rfs::openat(
+            dir,
+            &name,
+            OFlags::WRONLY | OFlags::CLOEXEC | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => return Ok((fd, name)),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e).op("create temporary file"),
+        }
     }
 }
 
