@@ -48,7 +48,10 @@ pub fn fill(ctx: &PassContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
             return;
         }
     };
-    let caps = ctx.mounts.lock().expect("mounts poisoned").caps();
+    let (caps, network) = {
+        let mounts = ctx.mounts.lock().expect("mounts poisoned");
+        (mounts.caps(), mounts.replica_on_network())
+    };
     let next = AtomicUsize::new(0);
     let cache = Mutex::new(cache);
     let done = Mutex::new((0usize, 0u64));
@@ -89,7 +92,7 @@ pub fn fill(ctx: &PassContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
         }
     };
     std::thread::scope(|scope| {
-        for _ in 1..pass::jobs(&ctx.options).min(files.len()) {
+        for _ in 1..pass::jobs(&ctx.options, network).min(files.len()) {
             scope.spawn(work);
         }
         work();

@@ -20,12 +20,21 @@ pub struct Mounts {
     pub replica: RootWatch,
     /// What the replica's file system keeps; `None` until a probe worked.
     pub caps: Option<Caps>,
+    /// The replica's file system type (`/proc/self/mountinfo`), looked up
+    /// at the first pass and after a remount.
+    pub replica_fstype: Option<String>,
 }
 
 impl Mounts {
     /// How replica metadata is compared: as probed, or exactly until then.
     pub fn caps(&self) -> Caps {
         self.caps.unwrap_or(Caps::EXACT)
+    }
+
+    /// Whether the replica is reached over a network, where every call
+    /// waits for a server and more of them in flight pay.
+    pub fn replica_on_network(&self) -> bool {
+        self.replica_fstype.as_deref().is_some_and(is_network)
     }
 }
 
@@ -59,8 +68,12 @@ impl Mounts {
     pub fn check_replica(&mut self, root: BorrowedFd<'_>, probe: bool) -> Result<Replica, String> {
         let dev = fsops::device(root).map_err(|e| format!("unavailable: {e}"))?;
         let mut notes = Vec::new();
-        if self.replica.check(dev).map_err(|e| e.to_string())? {
+        let remounted = self.replica.check(dev).map_err(|e| e.to_string())?;
+        if remounted {
             notes.push(Note::Remounted);
+        }
+        if remounted || self.replica_fstype.is_none() {
+            self.replica_fstype = mount_of(dev).map(|m| m.fstype);
         }
         if self.caps.is_none() && probe {
             match self::probe(root) {
@@ -68,11 +81,10 @@ impl Mounts {
                     self.caps = Some(caps);
                     let limits = caps.limits(links);
                     if !limits.is_empty() {
-                        let fstype = mount_of(dev).map(|m| m.fstype);
                         notes.push(Note::Limits(format!(
                             "is on a file system ({}) that keeps {}; the replica is exact in \
                              everything else",
-                            fstype.as_deref().unwrap_or("of unknown type"),
+                            self.replica_fstype.as_deref().unwrap_or("of unknown type"),
                             limits.join(", ")
                         )));
                     }
@@ -288,6 +300,16 @@ pub fn mount_of(dev: u64) -> Option<MountInfo> {
     })
 }
 
+/// Whether a file system type is reached over a network, where every
+/// call waits for a server and more calls in flight pay.
+pub fn is_network(fstype: &str) -> bool {
+    matches!(
+        fstype,
+        "nfs" | "nfs4" | "cifs" | "smb3" | "smbfs" | "9p" | "ceph" | "afs" | "glusterfs"
+    ) || fstype.starts_with("fuse.sshfs")
+        || fstype.starts_with("fuse.rclone")
+}
+
 /// One root of a pair (replica, or source) as it was at the pair's first
 /// good pass: on which device, and which mount that was. A root that was
 /// there and is now missing, or now sits on another file system, is far
@@ -429,6 +451,16 @@ mod tests {
         let t = |sec| Time { sec, nsec: 0 };
         assert!(caps.same_link_mtime(t(1), t(2)));
         assert!(!Caps::EXACT.same_link_mtime(t(1), t(2)));
+    }
+
+    #[test]
+    fn network_file_systems_are_told_apart() {
+        for t in ["fuse.sshfs", "nfs", "nfs4", "cifs", "smb3"] {
+            assert!(is_network(t), "{t}");
+        }
+        for t in ["ext4", "tmpfs", "btrfs", "fuse.ntfs-3g", "fuseblk"] {
+            assert!(!is_network(t), "{t}");
+        }
     }
 
     #[test]

@@ -151,15 +151,25 @@ struct Totals<'a> {
 /// How many threads a pass works with: `--jobs`, or two per core, at most
 /// 8. Much of a pass is waiting on the file system (a deletion waits for
 /// its discard, a stat on a network mount for the server), and a second
-/// thread per core fills those waits; beyond 8 they mostly contend.
-pub fn jobs(options: &SyncOptions) -> usize {
+/// thread per core fills those waits; beyond 8 they mostly contend. A
+/// replica on a network file system gets 8 whatever the cores: there the
+/// waits are the server's (on sshfs, 8 took 23% less time than 4 for a
+/// first pass on 2 cores, 16 no less than 8; see bench/RESULTS.md).
+pub fn jobs(options: &SyncOptions, network: bool) -> usize {
+    /// For a replica reached over a network.
+    const NETWORK_JOBS: usize = 8;
     // Asked once: std reads cgroup files to answer.
     static DEFAULT: OnceLock<usize> = OnceLock::new();
     options.jobs.map_or_else(
         || {
-            *DEFAULT.get_or_init(|| {
+            let local = *DEFAULT.get_or_init(|| {
                 std::thread::available_parallelism().map_or(2, |n| (2 * n.get()).min(8))
-            })
+            });
+            if network {
+                local.max(NETWORK_JOBS)
+            } else {
+                local
+            }
         },
         usize::from,
     )
@@ -349,7 +359,8 @@ fn run_workers(shared: &Shared<'_>) {
         std::thread::scope(|scope| {
             // Named, so a profile tells the workers apart; one that cannot
             // be started only makes the pass use fewer.
-            for n in 2..=jobs(&shared.ctx.options) {
+            let network = lock_mounts(shared.ctx).replica_on_network();
+            for n in 2..=jobs(&shared.ctx.options, network) {
                 let builder =
                     std::thread::Builder::new().name(format!("pair-{}-w{n}", shared.ctx.id));
                 if let Err(e) = builder.spawn_scoped(scope, || Walker::new(shared).work()) {
