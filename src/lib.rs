@@ -22,7 +22,6 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod decide;
 pub mod digests;
 pub mod error;
 pub mod fsops;

@@ -25,8 +25,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
+use super::Synced;
 use super::schedule::DirNode;
-use super::{Synced, Walker};
+use super::walk::Walker;
 use crate::cache::{Cache, Entry, Stamp};
 use crate::fsops::{self, Digest, Kind, Meta, join_rel};
 use crate::logging::display_path;

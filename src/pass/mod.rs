@@ -1,0 +1,261 @@
+//! One sync pass: make the replica an exact copy of the source, as a
+//! pipeline whose steps are modules:
+//!
+//! - [`walk`]: both trees together, folder by folder, on a pool of
+//!   workers sharing a job queue ([`schedule`]); a folder's mode and mtime
+//!   are set once everything below it is done.
+//! - [`entries`]: one folder's merged listing through the next steps.
+//! - [`filter`]: which entries take part.
+//! - [`plan`]: what a file needs, a pure function of the two sides and
+//!   the cache.
+//! - [`apply`]: doing it (or, in a dry run, only saying so), within
+//!   `--max-delete` ([`deletions`]); hard-linked names are kept together
+//!   ([`links`]).
+//! - [`report`]: the log lines and the pass's summary.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime};
+
+use crate::cache::{Cache, Entry};
+use crate::config::{PairSpec, SyncOptions};
+use crate::digests::Unhashed;
+use crate::fsops::Meta;
+use crate::mounts::{Caps, Mounts};
+use crate::replica_lock::ReplicaLock;
+use crate::status::{Counts, Outcome, PassReport};
+
+mod apply;
+mod deletions;
+mod entries;
+mod filter;
+mod links;
+pub mod plan;
+mod report;
+mod schedule;
+mod walk;
+
+use deletions::{Deletions, Held, Mode};
+use links::Links;
+use schedule::Queue;
+
+/// The stop signals a pass obeys at every file boundary: quit for all
+/// pairs, stop for this one.
+#[derive(Clone, Default)]
+pub struct Cancel {
+    pub all: Arc<AtomicBool>,
+    pub pair: Arc<AtomicBool>,
+}
+
+impl Cancel {
+    /// Whether the pass should stop now.
+    pub fn is_set(&self) -> bool {
+        self.all.load(Ordering::Relaxed) || self.pair.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything a pass needs from its pair.
+pub struct PassContext<'a> {
+    pub id: usize,
+    pub target: &'a str,
+    pub spec: &'a PairSpec,
+    pub options: SyncOptions,
+    pub cancel: &'a Cancel,
+    /// The cache outlives this pass (a daemon, not `--once`), so digests
+    /// are worth their CPU: small files are hashed as they are read, big
+    /// ones afterwards (see [`crate::digests`]).
+    pub lasting_cache: bool,
+    /// Keeps other processes out of the replica (see [`ReplicaLock`]).
+    pub replica_lock: &'a ReplicaLock,
+    /// What the pair learnt about its roots' file systems at earlier
+    /// passes; the pass adds to it.
+    pub mounts: &'a Mutex<Mounts>,
+}
+
+/// Files at least this big whose data must be read are synced as jobs of
+/// their own; below it, the per-job overhead and the folder's inode lock
+/// make it pointless.
+const BIG_FILE: u64 = 4 << 20;
+
+/// What the pass's workers share. Each folder is handled by one worker
+/// from listing to queueing its sub-folders; everything else they touch is
+/// here, behind a lock or atomic.
+struct Shared<'a> {
+    ctx: &'a PassContext<'a>,
+    /// Taken once per folder (take_dir, put_dir), so contention is low.
+    cache: Mutex<&'a mut Cache>,
+    /// The jobs (folders and big files) waiting for a worker.
+    queue: Queue<'a>,
+    /// When the pass started, for the cache's racy check.
+    now: SystemTime,
+    /// What `--max-delete` allows in this walk, across all workers.
+    deletions: Deletions,
+    /// The pass refused to run (the empty-source guard); nothing changed.
+    refused: AtomicBool,
+    /// Counts of the whole pass; workers add theirs after each folder and
+    /// tell `progress`.
+    totals: Mutex<Totals<'a>>,
+    /// Big files read or written without being hashed, for
+    /// [`crate::digests::fill`] to hash once the replica is right.
+    unhashed: Mutex<Vec<Unhashed>>,
+    /// The hard-link groups of source files with several names.
+    links: Links,
+    /// The replica's root folder, to reach a hard link's leader from.
+    replica_root: OnceLock<OwnedFd>,
+    /// What the replica's file system keeps, known once its root is open.
+    caps: OnceLock<Caps>,
+    /// The replica root's device, remembered after a good pass.
+    replica_dev: OnceLock<u64>,
+}
+
+/// A file the pass left right (or, in a dry run, would have).
+struct Synced {
+    /// The cache entry to keep for it, if any.
+    entry: Option<Entry>,
+    /// The replica file as it now stands; `None` in a dry run that would
+    /// copy it.
+    replica: Option<Meta>,
+}
+
+struct Totals<'a> {
+    counts: Counts,
+    progress: &'a mut (dyn FnMut(&Counts) + Send),
+}
+
+/// How many threads a pass works with: `--jobs`, or two per core, at most
+/// 8. Much of a pass is waiting on the file system (a deletion waits for
+/// its discard, a stat on a network mount for the server), and a second
+/// thread per core fills those waits; beyond 8 they mostly contend. A
+/// replica on a network file system gets 8 whatever the cores: there the
+/// waits are the server's (on sshfs, 8 took 23% less time than 4 for a
+/// first pass on 2 cores, 16 no less than 8; see bench/RESULTS.md).
+pub fn jobs(options: &SyncOptions, network: bool) -> usize {
+    /// For a replica reached over a network.
+    const NETWORK_JOBS: usize = 8;
+    // Asked once: std reads cgroup files to answer.
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    options.jobs.map_or_else(
+        || {
+            let local = *DEFAULT.get_or_init(|| {
+                std::thread::available_parallelism().map_or(2, |n| (2 * n.get()).min(8))
+            });
+            if network {
+                local.max(NETWORK_JOBS)
+            } else {
+                local
+            }
+        },
+        usize::from,
+    )
+}
+
+/// Runs one pass and reports what it did, with the big files it left to be
+/// hashed later. `progress` hears the counts so far now and then (from
+/// whichever worker just finished a folder).
+///
+/// Scheduling: folders are tasks in a shared LIFO queue served by a pool of
+/// `--jobs` workers (the calling thread is one of them). A worker takes a
+/// folder, opens and lists both sides, does its removals and file work, and
+/// queues its sub-folders. Folder mode and mtime are set by [`DirNode`]
+/// counting, after everything below.
+pub fn run(
+    ctx: &PassContext<'_>,
+    cache: &mut Cache,
+    deletions_approved: bool,
+    progress: &mut (dyn FnMut(&Counts) + Send),
+) -> (PassReport, Vec<Unhashed>) {
+    let started = Instant::now();
+    ctx.log_debug(format_args!("pass started"));
+    let guarded = ctx.options.max_delete.filter(|_| !deletions_approved);
+    let mode = if guarded.is_some() {
+        Mode::Count
+    } else {
+        Mode::Free
+    };
+    let mut walked = walk_with(ctx, cache, mode, progress);
+    let mut held = 0;
+    if let (Some(limit), true) = (guarded, walked.outcome == Outcome::Finished) {
+        let count = walked.held.entries;
+        if count > limit {
+            held = count;
+            walked.counts.errors += 1;
+            report::log_held(ctx, limit, &walked.held);
+        } else if count > 0 {
+            // Within the limit: a second walk removes them.
+            let checked = walked.counts.checked;
+            let second = walk_with(ctx, cache, Mode::Limit(limit), progress);
+            walked.counts.add(&second.counts);
+            walked.counts.checked = checked;
+            walked.outcome = second.outcome;
+            walked.unhashed.extend(second.unhashed);
+        }
+    }
+    let report = PassReport {
+        outcome: walked.outcome,
+        counts: walked.counts,
+        duration: started.elapsed(),
+        held_deletions: held,
+    };
+    report::log_summary(ctx, &report);
+    (report, walked.unhashed)
+}
+
+/// What one walk over the tree did.
+struct Walked {
+    outcome: Outcome,
+    counts: Counts,
+    /// Removals held back (`Mode::Count`).
+    held: Held,
+    unhashed: Vec<Unhashed>,
+}
+
+/// One walk of the whole tree, with removals treated as `mode` says.
+fn walk_with(
+    ctx: &PassContext<'_>,
+    cache: &mut Cache,
+    mode: Mode,
+    progress: &mut (dyn FnMut(&Counts) + Send),
+) -> Walked {
+    let shared = Shared {
+        ctx,
+        cache: Mutex::new(cache),
+        queue: Queue::new(ctx.cancel),
+        now: SystemTime::now(),
+        deletions: Deletions::new(mode),
+        refused: AtomicBool::new(false),
+        totals: Mutex::new(Totals {
+            counts: Counts::default(),
+            progress,
+        }),
+        unhashed: Mutex::new(Vec::new()),
+        links: Links::default(),
+        replica_root: OnceLock::new(),
+        caps: OnceLock::new(),
+        replica_dev: OnceLock::new(),
+    };
+    let outcome = walk::walk(&shared);
+    if let (Outcome::Finished, Some(&dev)) = (outcome, shared.replica_dev.get()) {
+        lock_mounts(ctx).replica.remember(dev);
+    }
+    let cache = shared.cache.into_inner().unwrap_or_else(|e| e.into_inner());
+    shared.links.restamp(shared.replica_root.get(), cache);
+    Walked {
+        outcome,
+        counts: shared
+            .totals
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .counts,
+        held: shared.deletions.held(),
+        unhashed: shared
+            .unhashed
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner()),
+    }
+}
+
+/// The pair's knowledge of its file systems, for this worker's turn.
+fn lock_mounts<'a>(ctx: &'a PassContext<'_>) -> std::sync::MutexGuard<'a, Mounts> {
+    ctx.mounts.lock().expect("mounts poisoned")
+}

@@ -1,0 +1,141 @@
+//! Report: every outcome of a pass becomes one log line (and one count),
+//! here; the pass's summary line too.
+
+use std::io;
+
+use log::{debug, error, info, warn};
+
+use crate::fsops::{Meta, OpError};
+use crate::logging::display_path;
+use crate::mounts::Caps;
+use crate::status::{Counts, Outcome, PassReport};
+
+use super::PassContext;
+use super::deletions::Held;
+
+use super::walk::Walker;
+
+impl PassContext<'_> {
+    pub(super) fn prefix(&self) -> &'static str {
+        if self.options.dry_run {
+            "[dry run] "
+        } else {
+            ""
+        }
+    }
+
+    /// One action, one log line: verb, path relative to the pair's root,
+    /// detail.
+    pub(super) fn action(&self, verb: &str, rel: &[u8], detail: std::fmt::Arguments<'_>) {
+        info!(target: self.target, "pair {}: {}{verb} {}{detail}", self.id, self.prefix(), display_path(rel));
+    }
+
+    pub(super) fn warn_line(&self, msg: std::fmt::Arguments<'_>) {
+        warn!(target: self.target, "pair {}: {msg}", self.id);
+    }
+
+    pub(super) fn log_info(&self, msg: std::fmt::Arguments<'_>) {
+        info!(target: self.target, "pair {}: {msg}", self.id);
+    }
+
+    pub(super) fn log_debug(&self, msg: std::fmt::Arguments<'_>) {
+        debug!(target: self.target, "pair {}: {msg}", self.id);
+    }
+}
+
+impl Walker<'_, '_> {
+    pub(super) fn error(&mut self, rel: &[u8], op: &str, e: &io::Error, consequence: &str) {
+        self.counts.errors += 1;
+        error!(target: self.ctx.target, "pair {}: error {}: {op}: {e}; {consequence}", self.ctx.id, display_path(rel));
+    }
+
+    pub(super) fn op_error(&mut self, rel: &[u8], e: &OpError) {
+        self.counts.errors += 1;
+        error!(target: self.ctx.target, "pair {}: error {}: {e}", self.ctx.id, display_path(rel));
+    }
+
+    pub(super) fn error_line(&mut self, msg: std::fmt::Arguments<'_>) {
+        self.counts.errors += 1;
+        error!(target: self.ctx.target, "pair {}: error {msg}", self.ctx.id);
+    }
+}
+
+/// The pass's summary line.
+///
+/// A pass that found nothing to do logs its summary at debug level: the log
+/// file still gets it, but a console left open on the menu is not filled
+/// with a line every interval (use `-v` to see them).
+pub(super) fn log_summary(ctx: &PassContext<'_>, r: &PassReport) {
+    let c = &r.counts;
+    let how = match r.outcome {
+        Outcome::Finished => "pass finished",
+        Outcome::Stopped => "pass stopped",
+        Outcome::Failed => "pass failed",
+    };
+    let quiet = Counts {
+        checked: c.checked,
+        skipped: c.skipped,
+        ..Counts::default()
+    };
+    let level = if r.outcome == Outcome::Finished && *c == quiet {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    };
+    log::log!(
+        target: ctx.target,
+        level,
+        "pair {}: {}{how} in {:.3} s: {} checked, {} copied, {} updated, {} touched, {} linked, {} folders created, {} files and {} folders removed, {} skipped, {} errors, {} bytes written",
+        ctx.id,
+        ctx.prefix(),
+        r.duration.as_secs_f64(),
+        c.checked,
+        c.copied,
+        c.updated,
+        c.touched,
+        c.linked,
+        c.created_dirs,
+        c.removed_files,
+        c.removed_dirs,
+        c.skipped,
+        c.errors,
+        c.bytes
+    );
+}
+
+/// Says which removals a pass held back, and how to let them through.
+pub(super) fn log_held(ctx: &PassContext<'_>, limit: u64, held: &Held) {
+    let mut shown: Vec<String> = held
+        .named
+        .iter()
+        .map(|(path, entries)| match entries {
+            1 => display_path(path).to_string(),
+            n => format!("{} (a folder of {n} entries)", display_path(path)),
+        })
+        .collect();
+    let unnamed = held.removals.saturating_sub(held.named.len() as u64);
+    if unnamed > 0 {
+        shown.push(format!("and {unnamed} more"));
+    }
+    error!(
+        target: ctx.target,
+        "pair {}: error {}this pass would remove {} entries, more than --max-delete {limit}: {}; none were removed. \
+         Approve them for one pass with menu option 6, or run with a higher --max-delete",
+        ctx.id,
+        ctx.prefix(),
+        held.entries,
+        shown.join(", ")
+    );
+}
+
+/// Says which attributes of a replica file differ from its source.
+pub(super) fn attr_change(s: &Meta, d: &Meta, caps: &Caps) -> String {
+    match (
+        !caps.same_mtime(s.mtime, d.mtime),
+        !caps.same_mode(s.mode, d.mode),
+    ) {
+        (true, true) => format!("mtime, mode {:o}", s.mode),
+        (false, true) => format!("mode {:o}", s.mode),
+        _ => "mtime".into(),
+    }
+}
