@@ -9,7 +9,6 @@ use crate::cache::Entry;
 use crate::digests::Unhashed;
 use crate::fsops::{self, Compared, Copied, Digest, Kind, Meta, OpError, join_rel};
 use crate::logging::display_path;
-use crate::status::Counts;
 
 use super::deletions::{self, Mode, Verdict};
 use super::filter;
@@ -17,6 +16,7 @@ use super::plan::{Plan, after_compare, plan_file};
 use super::report::attr_change;
 use super::{BIG_FILE, Synced};
 
+use super::report::Done;
 use super::walk::Walker;
 
 impl Walker<'_, '_> {
@@ -86,8 +86,7 @@ impl Walker<'_, '_> {
                 let caps = self.caps();
                 let what = attr_change(s, d, &caps);
                 if dry_run {
-                    self.ctx.action("touched", rel, format_args!(" ({what})"));
-                    self.counts.touched += 1;
+                    self.done(rel, Done::Touched(format_args!("{what}")));
                     return Some(Synced {
                         entry: old.copied(),
                         replica: Some(*d),
@@ -96,8 +95,7 @@ impl Walker<'_, '_> {
                 let dst = dst.expect("not a dry run");
                 match fsops::set_file_attrs(dst, name, s.mode, s.mtime, &caps) {
                     Ok(after) => {
-                        self.ctx.action("touched", rel, format_args!(" ({what})"));
-                        self.counts.touched += 1;
+                        self.done(rel, Done::Touched(format_args!("{what}")));
                         Some(Synced {
                             entry: Some(Entry::new(s, &after, digest, self.shared.now)),
                             replica: Some(after),
@@ -188,22 +186,17 @@ impl Walker<'_, '_> {
         s: &Meta,
         d: Option<&Meta>,
     ) -> Option<Synced> {
-        let verb = if d.is_some_and(|d| d.kind == Kind::File) {
-            "updated"
-        } else {
-            "copied"
-        };
-        let count = |c: &mut Counts| {
-            if verb == "updated" {
-                c.updated += 1
-            } else {
-                c.copied += 1
-            }
-        };
+        let new = !d.is_some_and(|d| d.kind == Kind::File);
         let Some(dst) = dst.filter(|_| !self.ctx.options.dry_run) else {
-            self.ctx
-                .action(verb, rel, format_args!(" ({} bytes)", s.size));
-            count(&mut self.counts);
+            let size = s.size;
+            self.done(
+                rel,
+                Done::Copied {
+                    new,
+                    size,
+                    written: false,
+                },
+            );
             return Some(Synced {
                 entry: None,
                 replica: None,
@@ -227,10 +220,15 @@ impl Walker<'_, '_> {
             &mut self.bufs,
         ) {
             Ok(Copied::Done { digest, src, dst }) => {
-                self.ctx
-                    .action(verb, rel, format_args!(" ({} bytes)", dst.size));
-                count(&mut self.counts);
-                self.counts.bytes += dst.size;
+                let size = dst.size;
+                self.done(
+                    rel,
+                    Done::Copied {
+                        new,
+                        size,
+                        written: true,
+                    },
+                );
                 if digest.is_none() {
                     self.hash_later(rel);
                 }
@@ -240,11 +238,7 @@ impl Walker<'_, '_> {
                 })
             }
             Ok(Copied::SourceChanged) => {
-                self.counts.errors += 1;
-                self.ctx.warn_line(format_args!(
-                    "error {}: changed while being copied; the replica keeps its previous version, the next pass copies it again",
-                    display_path(rel)
-                ));
+                self.changed_while_copied(rel);
                 None
             }
             Ok(Copied::Cancelled) => None,
@@ -275,11 +269,8 @@ impl Walker<'_, '_> {
                     return;
                 }
             }
-            self.counts.skipped += 1;
-            self.ctx.log_debug(format_args!(
-                "skipped {} (symlink; the replica's file system has none)",
-                display_path(rel)
-            ));
+            let why = "symlink; the replica's file system has none";
+            self.done(rel, Done::SkippedAsSaid(why));
             return;
         }
         let target = match fsops::read_link(src, name) {
@@ -300,13 +291,11 @@ impl Walker<'_, '_> {
                             return;
                         }
                     }
-                    self.ctx.action("touched", rel, format_args!(" (mtime)"));
-                    self.counts.touched += 1;
+                    self.done(rel, Done::Touched(format_args!("mtime")));
                 }
                 return;
             }
         }
-        let shown = display_path(target.as_bytes());
         if let Some(dst) = dst.filter(|_| !self.ctx.options.dry_run) {
             if let Some(d) = d.filter(|d| d.kind == Kind::Dir) {
                 if !self.remove_entry(dst, rel, name, d) {
@@ -319,8 +308,8 @@ impl Walker<'_, '_> {
                 return;
             }
         }
-        self.ctx.action("linked", rel, format_args!(" -> {shown}"));
-        self.counts.linked += 1;
+        let target = target.as_bytes();
+        self.done(rel, Done::Linked { target });
     }
 
     /// Removes a replica entry the source does not have.
@@ -343,8 +332,7 @@ impl Walker<'_, '_> {
                     return;
                 }
             }
-            self.ctx
-                .action("removed stale temporary file", &rel, format_args!(""));
+            self.done(&rel, Done::RemovedStaleTemporary);
             return;
         }
         self.remove_entry(dst, &rel, &d.name, &meta);
@@ -374,25 +362,19 @@ impl Walker<'_, '_> {
                     return false;
                 }
             }
-            let verb = if meta.kind == Kind::Symlink {
-                "removed link"
+            let done = if meta.kind == Kind::Symlink {
+                Done::RemovedLink
             } else {
-                "removed file"
+                Done::RemovedFile
             };
-            self.ctx.action(verb, rel, format_args!(""));
-            self.counts.removed_files += 1;
+            self.done(rel, done);
             return true;
         }
         if dry_run {
             if !self.may_delete(rel, || 1) {
                 return false;
             }
-            self.ctx.action(
-                "removed folder",
-                rel,
-                format_args!(" (and everything in it)"),
-            );
-            self.counts.removed_dirs += 1;
+            self.done(rel, Done::RemovedFolder { whole: true });
             return true;
         }
         let parent = &rel[..rel.len() - name.to_bytes().len()];
@@ -422,8 +404,7 @@ impl Walker<'_, '_> {
         }
         let Some(dst) = dst else {
             // Dry run below a folder that does not exist yet.
-            self.ctx.action("created folder", rel, format_args!(""));
-            self.counts.created_dirs += 1;
+            self.done(rel, Done::CreatedFolder);
             return Some(true);
         };
         if let Some(m) = dst_meta {
@@ -437,8 +418,7 @@ impl Walker<'_, '_> {
                 return None;
             }
         }
-        self.ctx.action("created folder", rel, format_args!(""));
-        self.counts.created_dirs += 1;
+        self.done(rel, Done::CreatedFolder);
         Some(true)
     }
 
@@ -482,16 +462,11 @@ impl fsops::RemovalObserver for TreeRemoval<'_, '_, '_> {
 
     fn removed(&mut self, rel: &[u8], is_dir: bool) {
         let path = join_rel(self.parent, rel);
-        if is_dir {
-            self.pass.counts.removed_dirs += 1;
-            self.pass
-                .ctx
-                .action("removed folder", &path, format_args!(""));
+        let done = if is_dir {
+            Done::RemovedFolder { whole: false }
         } else {
-            self.pass.counts.removed_files += 1;
-            self.pass
-                .ctx
-                .action("removed file", &path, format_args!(""));
-        }
+            Done::RemovedFile
+        };
+        self.pass.done(&path, done);
     }
 }

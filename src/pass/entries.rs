@@ -20,6 +20,7 @@ use super::schedule::{DirNode, FileTask, Job, Open, Task};
 use super::walk::merge;
 use super::{BIG_FILE, Synced};
 
+use super::report::Done;
 use super::walk::Walker;
 
 impl Walker<'_, '_> {
@@ -91,9 +92,7 @@ impl Walker<'_, '_> {
                 if let (Some(dst), Some(d)) = (dst_fd, dst_meta.as_ref()) {
                     self.remove_entry(dst, &child, &s.name, d);
                 }
-                self.counts.skipped += 1;
-                self.ctx
-                    .warn_line(format_args!("skipped {} ({what})", display_path(&child)));
+                self.done(&child, Done::Skipped(what));
                 continue;
             }
             match src_meta.kind {

@@ -26,6 +26,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use super::Synced;
+use super::report::Done;
 use super::schedule::DirNode;
 use super::walk::Walker;
 use crate::cache::{Cache, Entry, Stamp};
@@ -253,11 +254,13 @@ impl Walker<'_, '_> {
                 return Some(Entry::new(s, r, leader.digest, self.shared.now));
             }
         }
-        let shown = display_path(&leader.rel);
         if self.ctx.options.dry_run {
-            self.ctx
-                .action("linked", rel, format_args!(" => {shown} (hard link)"));
-            self.counts.linked += 1;
+            self.done(
+                rel,
+                Done::HardLinked {
+                    leader: &leader.rel,
+                },
+            );
             return None;
         }
         let (Some(dst), Some(root), Some(r)) =
@@ -282,16 +285,20 @@ impl Walker<'_, '_> {
             .and_then(|(from, from_name)| fsops::hard_link(from.as_fd(), &from_name, dst, name, r));
         match linked {
             Ok(linked) => {
-                self.ctx
-                    .action("linked", rel, format_args!(" => {shown} (hard link)"));
-                self.counts.linked += 1;
+                self.done(
+                    rel,
+                    Done::HardLinked {
+                        leader: &leader.rel,
+                    },
+                );
                 self.shared.links.note(key(s), rel, true);
                 Some(Entry::new(s, &linked, leader.digest, self.shared.now))
             }
             Err(e) => {
                 self.ctx.log_debug(format_args!(
-                    "{} not linked to {shown}: {e}; synced on its own",
-                    display_path(rel)
+                    "{} not linked to {}: {e}; synced on its own",
+                    display_path(rel),
+                    display_path(&leader.rel)
                 ));
                 self.sync_file(src, Some(dst), rel, name, s, d, old)
                     .and_then(|synced| synced.entry)

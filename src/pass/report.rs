@@ -43,7 +43,117 @@ impl PassContext<'_> {
     }
 }
 
+/// Something a pass did (or, in a dry run, would have done) to one entry:
+/// each becomes exactly one log line and one count, in [`Walker::done`].
+pub(super) enum Done<'t> {
+    CreatedFolder,
+    /// A file's bytes brought over: `new` when the replica had no file
+    /// there; `written` is false in a dry run.
+    Copied {
+        new: bool,
+        size: u64,
+        written: bool,
+    },
+    /// Mode or mtime set, bytes unchanged; says which.
+    Touched(std::fmt::Arguments<'t>),
+    /// A symlink made, with its target.
+    Linked {
+        target: &'t [u8],
+    },
+    /// Another name of an already synced file, with that file's path.
+    HardLinked {
+        leader: &'t [u8],
+    },
+    RemovedFile,
+    RemovedLink,
+    /// A folder removed; `whole` when it is said once for everything in
+    /// it (a dry run).
+    RemovedFolder {
+        whole: bool,
+    },
+    /// A leftover of an interrupted copy: ours, so not counted.
+    RemovedStaleTemporary,
+    /// A source entry that is not synced, and why.
+    Skipped(&'t str),
+    /// Likewise, but for a reason said once for the pair already (a
+    /// replica file system without symlinks): at debug level.
+    SkippedAsSaid(&'t str),
+}
+
 impl Walker<'_, '_> {
+    /// A file that changed while it was copied: an error (the replica is
+    /// not yet right), said as a warning since nothing failed.
+    pub(super) fn changed_while_copied(&mut self, rel: &[u8]) {
+        self.counts.errors += 1;
+        self.ctx.warn_line(format_args!(
+            "error {}: changed while being copied; the replica keeps its previous version, the next pass copies it again",
+            display_path(rel)
+        ));
+    }
+
+    /// Logs and counts one thing done: the only place where a pass's
+    /// actions become log lines and counts.
+    pub(super) fn done(&mut self, rel: &[u8], what: Done<'_>) {
+        let c = &mut self.counts;
+        let ctx = self.ctx;
+        match what {
+            Done::CreatedFolder => {
+                c.created_dirs += 1;
+                ctx.action("created folder", rel, format_args!(""));
+            }
+            Done::Copied { new, size, written } => {
+                if new {
+                    c.copied += 1;
+                } else {
+                    c.updated += 1;
+                }
+                if written {
+                    c.bytes += size;
+                }
+                let verb = if new { "copied" } else { "updated" };
+                ctx.action(verb, rel, format_args!(" ({size} bytes)"));
+            }
+            Done::Touched(which) => {
+                c.touched += 1;
+                ctx.action("touched", rel, format_args!(" ({which})"));
+            }
+            Done::Linked { target } => {
+                c.linked += 1;
+                let shown = display_path(target);
+                ctx.action("linked", rel, format_args!(" -> {shown}"));
+            }
+            Done::HardLinked { leader } => {
+                c.linked += 1;
+                let shown = display_path(leader);
+                ctx.action("linked", rel, format_args!(" => {shown} (hard link)"));
+            }
+            Done::RemovedFile => {
+                c.removed_files += 1;
+                ctx.action("removed file", rel, format_args!(""));
+            }
+            Done::RemovedLink => {
+                c.removed_files += 1;
+                ctx.action("removed link", rel, format_args!(""));
+            }
+            Done::RemovedFolder { whole } => {
+                c.removed_dirs += 1;
+                let detail = if whole { " (and everything in it)" } else { "" };
+                ctx.action("removed folder", rel, format_args!("{detail}"));
+            }
+            Done::RemovedStaleTemporary => {
+                ctx.action("removed stale temporary file", rel, format_args!(""));
+            }
+            Done::Skipped(why) => {
+                c.skipped += 1;
+                ctx.warn_line(format_args!("skipped {} ({why})", display_path(rel)));
+            }
+            Done::SkippedAsSaid(why) => {
+                c.skipped += 1;
+                ctx.log_debug(format_args!("skipped {} ({why})", display_path(rel)));
+            }
+        }
+    }
+
     pub(super) fn error(&mut self, rel: &[u8], op: &str, e: &io::Error, consequence: &str) {
         self.counts.errors += 1;
         error!(target: self.ctx.target, "pair {}: error {}: {op}: {e}; {consequence}", self.ctx.id, display_path(rel));

@@ -19,6 +19,7 @@ use crate::mounts::{Caps, Note};
 use crate::status::{Counts, Outcome};
 
 use super::jobs;
+use super::report::Done;
 use super::schedule::{DirNode, Finish, Job, Open, Queue, Task};
 use super::{PassContext, Shared, Totals, lock_mounts};
 
@@ -211,8 +212,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                     ));
                     return None;
                 }
-                self.ctx.action("created folder", b"", format_args!(""));
-                self.counts.created_dirs += 1;
+                self.done(b"", Done::CreatedFolder);
                 fresh = true;
                 match fsops::open_root(&spec.replica) {
                     Ok(fd) => Some(fd),
@@ -481,9 +481,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             return;
         }
         if found_mode.is_some_and(|m| !caps.same_mode(m, s.mode)) {
-            self.ctx
-                .action("touched", rel, format_args!(" (mode {:o})", s.mode));
-            self.counts.touched += 1;
+            self.done(rel, Done::Touched(format_args!("mode {:o}", s.mode)));
         }
     }
 }
