@@ -326,4 +326,147 @@ mod tests {
         );
         assert_eq!(after_compare(true, &src, &src, &Caps::EXACT), Plan::Skip);
     }
+
+    /// One row of the planner's state table: what differs between the two
+    /// files and what the cache knows.
+    #[derive(Clone, Copy, Debug)]
+    struct Row {
+        same_size: bool,
+        same_mtime: bool,
+        same_mode: bool,
+        replica_has_more_names: bool,
+        checksum: bool,
+        /// `None`: no cache entry.
+        cache: Option<CacheState>,
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    struct CacheState {
+        source_unchanged: bool,
+        racy: bool,
+        replica_unchanged: bool,
+        digest: bool,
+    }
+
+    /// The rules as the README states them, one by one.
+    fn expected(r: Row) -> Plan {
+        if !r.same_size {
+            return Plan::Copy;
+        }
+        if r.checksum {
+            return Plan::CompareBoth;
+        }
+        let equal_bytes = if r.same_mtime && r.same_mode {
+            Plan::Skip
+        } else if r.replica_has_more_names {
+            Plan::Copy
+        } else {
+            Plan::FixAttrs
+        };
+        let Some(c) = r.cache else {
+            return if r.same_mtime {
+                equal_bytes
+            } else {
+                Plan::CompareBoth
+            };
+        };
+        let source_known = c.source_unchanged && !c.racy;
+        match (source_known, c.replica_unchanged, c.digest) {
+            (true, true, _) => equal_bytes,
+            (false, true, true) => Plan::HashSource(DIGEST),
+            (true, false, true) => Plan::HashReplica(DIGEST),
+            _ => Plan::CompareBoth,
+        }
+    }
+
+    /// Builds the two files and the cache entry of a row.
+    fn files(r: Row) -> (Meta, Meta, Option<Entry>) {
+        let mut dst = file(10, 100, 200, 2);
+        let recorded_src = file(10, 100, 150, 1);
+        if !r.same_mode {
+            dst.mode = 0o600;
+        }
+        if r.replica_has_more_names {
+            dst.nlink = 2;
+        }
+        let recorded_dst = dst;
+        let entry = r.cache.map(|c| {
+            let mut e = settled(&recorded_src, &recorded_dst, c.digest.then_some(DIGEST));
+            e.racy = c.racy;
+            e
+        });
+        let mut src = recorded_src;
+        if let Some(c) = r.cache {
+            if !c.source_unchanged {
+                src.ctime.sec += 1; // touched since: same size, same mtime
+            }
+            if !c.replica_unchanged {
+                dst.ctime.sec += 1;
+            }
+        }
+        if !r.same_mtime {
+            src.mtime.sec += 5;
+        }
+        if !r.same_size {
+            src.size += 1;
+        }
+        (src, dst, entry)
+    }
+
+    #[test]
+    fn the_whole_state_table_follows_the_rules() {
+        let flags = [false, true];
+        let mut caches = vec![None];
+        for source_unchanged in flags {
+            for racy in flags {
+                for replica_unchanged in flags {
+                    for digest in flags {
+                        caches.push(Some(CacheState {
+                            source_unchanged,
+                            racy,
+                            replica_unchanged,
+                            digest,
+                        }));
+                    }
+                }
+            }
+        }
+        let mut rows = 0;
+        for same_size in flags {
+            for same_mtime in flags {
+                for same_mode in flags {
+                    for replica_has_more_names in flags {
+                        for checksum in flags {
+                            for &cache in &caches {
+                                let row = Row {
+                                    same_size,
+                                    same_mtime,
+                                    same_mode,
+                                    replica_has_more_names,
+                                    checksum,
+                                    cache,
+                                };
+                                let (src, dst, entry) = files(row);
+                                let mut row = row;
+                                if let Some(c) = row.cache.as_mut() {
+                                    // A moved mtime is a changed source too.
+                                    c.source_unchanged &= same_mtime && same_size;
+                                }
+                                let got =
+                                    plan_file(&src, &dst, entry.as_ref(), checksum, &Caps::EXACT);
+                                assert_eq!(got, expected(row), "{row:?}");
+                                // Safety whatever the row: a file whose
+                                // bytes may differ is never left alone.
+                                if !same_size {
+                                    assert_eq!(got, Plan::Copy, "{row:?}");
+                                }
+                                rows += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(rows, 2 * 2 * 2 * 2 * 2 * 17);
+    }
 }
