@@ -1,8 +1,6 @@
 //! The shortest proof that the binary mirrors a tree.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn once_mirrors_a_mixed_tree_and_a_second_pass_changes_nothing() {

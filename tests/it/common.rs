@@ -1,7 +1,6 @@
 //! Shared test harness: build trees in temp folders, run the real binary,
 //! compare trees byte for byte (mtime and mode included), drive the menu
 //! through a pipe.
-#![allow(dead_code)] // each test file uses a different part of it
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

@@ -1,16 +1,13 @@
 //! The command line: help, version, bad input (exit 2, one line, nothing
 //! created), the pairs file, fractional intervals, console verbosity.
 
-mod common;
-mod support;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use common::*;
-use support::*;
+use crate::common::*;
+use crate::support::*;
 
 /// Runs foldersync with `args` and checks the bad-input contract: exit
 /// status 2, exactly one line on stderr that starts with `foldersync: ` and

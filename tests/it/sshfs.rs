@@ -4,7 +4,6 @@
 //! undone on drop. Where a prerequisite is missing the test fails when
 //! `CI=true` (CI installs everything, see `.ci/run`) and otherwise says why
 //! and is skipped.
-#![allow(dead_code)] // each test file uses a different part of it
 
 use std::fs;
 use std::io::Read;

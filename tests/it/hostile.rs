@@ -2,15 +2,12 @@
 //! pairs files that are not files, intervals below a millisecond, sources on
 //! kernel pseudo file systems, a closed terminal (SIGHUP).
 
-mod common;
-mod support;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::time::Duration;
 
-use common::*;
-use support::*;
+use crate::common::*;
+use crate::support::*;
 
 /// Runs foldersync with `args`; checks it exits 2 within a few seconds with
 /// one `foldersync: ` line naming `want`, having created nothing.

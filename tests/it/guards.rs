@@ -2,15 +2,12 @@
 //! missing-mount guard, `--max-delete`, and pairs that would write into
 //! each other's trees. (Read-only entries: tests/faults.rs.)
 
-mod common;
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::*;
-use support::{PATIENCE, wait_log};
+use crate::common::*;
+use crate::support::{PATIENCE, wait_log};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -1,9 +1,6 @@
 //! Sparse files: their holes stay holes in the replica, and their bytes
 //! (and digests) are still exactly the source's.
 
-mod common;
-mod support;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
@@ -11,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
-use support::*;
+use crate::common::*;
+use crate::support::*;
 
 const MIB: u64 = 1 << 20;
 

@@ -3,14 +3,12 @@
 //! only after everything below them), `--jobs 1` still works, and
 //! `--max-delete` is one budget shared by every worker.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

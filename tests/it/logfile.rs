@@ -2,12 +2,10 @@
 //! their path; a log that cannot be written is reported on the console and
 //! syncing goes on.
 
-mod common;
-
 use std::fs;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 

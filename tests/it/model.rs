@@ -18,9 +18,6 @@
 //!
 //! Deterministic: a fixed proptest seed and a fixed case count.
 
-mod common;
-mod safety;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -30,8 +27,8 @@ use proptest::prelude::{Just, Strategy, any, prop};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use proptest::{prop_assert, prop_assert_eq, prop_oneof};
 
-use common::*;
-use safety::*;
+use crate::common::*;
+use crate::safety::*;
 
 /// Cases run; about 20 s in a debug build on 2 cores.
 const CASES: u32 = 400;

@@ -7,9 +7,6 @@
 //!
 //! Not part of `cargo test` (ignored): run `bench/stress.sh`.
 
-mod common;
-mod safety;
-
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
-use safety::*;
+use crate::common::*;
+use crate::safety::*;
 
 const SEED: u64 = 0x5787_e550;
 const PAIRS: usize = 16;

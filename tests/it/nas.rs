@@ -4,19 +4,15 @@
 //! the link's target. Also a replica on a tmpfs that is unmounted between
 //! passes. Under `CI=true` a missing sshd, sshfs or FUSE fails the test.
 
-mod common;
-mod sshfs;
-mod support;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
-use sshfs::{Share, Tmpfs, or_skip};
-use support::*;
+use crate::common::*;
+use crate::sshfs::{Share, Tmpfs, or_skip};
+use crate::support::*;
 
 /// The limits line the pass logs for a replica on sshfs.
 const LIMITS: &str = "is on a file system (fuse.sshfs) that keeps";

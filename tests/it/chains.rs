@@ -3,14 +3,11 @@
 //! writes it, a chain's middle folder may be created by its first pair, and
 //! pairs that feed each other in a loop are refused.
 
-mod common;
-mod support;
-
 use std::ffi::OsStr;
 use std::time::Duration;
 
-use common::*;
-use support::*;
+use crate::common::*;
+use crate::support::*;
 
 /// A tree big enough that a pass over it takes a while: many folders, many
 /// small files and a few big ones.

@@ -9,9 +9,6 @@
 //! round's clean pass mirrored, so no tree is rebuilt between rounds.
 //! Run with `--nocapture` to see the figures.
 
-mod common;
-mod safety;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
@@ -19,8 +16,8 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
-use safety::*;
+use crate::common::*;
+use crate::safety::*;
 
 const SEED: u64 = 0x6b69_6c6c_0001;
 /// How long the kill rounds may take in all.

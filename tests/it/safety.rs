@@ -3,7 +3,6 @@
 //! detection, a tree walker that works below PATH_MAX, log-line checks and a
 //! tmpfs mount guard. Used only by those test files; `tests/common` stays
 //! the shared harness.
-#![allow(dead_code)] // each test file uses a different part of it
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, OsStr};

@@ -8,9 +8,6 @@
 //! replica entries are replaced and removed, not that the program works
 //! around EACCES as an ordinary user would have to.
 
-mod common;
-mod safety;
-
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -27,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-use common::*;
-use safety::*;
+use crate::common::*;
+use crate::safety::*;
 
 /// `foldersync --once [extra...] SRC DST 1 LOG` in the env root.
 fn once_between(env: &TestEnv, src: &Path, dst: &Path, extra: &[&str]) -> Output {

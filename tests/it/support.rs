@@ -1,6 +1,5 @@
 //! Helpers for cli.rs, sync.rs and menu.rs, on top of `tests/common` (which
 //! other branches share and which stays as it is).
-#![allow(dead_code)] // each test file uses a different part of it
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

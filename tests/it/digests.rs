@@ -1,11 +1,9 @@
 //! Big files are copied by the kernel without hashing; a daemon takes their
 //! digests from the replica after the pass, and `--once` never does.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// 6 MiB of bytes that differ from block to block (above the 4 MiB at
 /// which a file counts as big).

@@ -1,14 +1,11 @@
 //! Hard links: several names of one source file stay one file in the
 //! replica.
 
-mod common;
-mod support;
-
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 
-use common::*;
-use support::*;
+use crate::common::*;
+use crate::support::*;
 
 const MIB: u64 = 1 << 20;
 
