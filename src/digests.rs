@@ -23,20 +23,14 @@ use crate::cache::{Cache, Stamp};
 use crate::fsops::{self, Buffers};
 use crate::logging::display_path;
 use crate::mounts::Caps;
-use crate::pass::{self, PassContext};
-
-/// A file a pass read or wrote without hashing it.
-pub struct Unhashed {
-    /// Its path relative to the pair's roots.
-    pub rel: Vec<u8>,
-}
+use crate::pair::{self, PairContext, Unhashed};
 
 /// Hashes each listed replica file that is still exactly as the pass left
 /// it (its cache entry's stamp) and records the digest. Stops early when
 /// the pair is stopped or the program quits. A file that cannot be hashed
 /// only keeps no digest (logged at debug level): the replica is right
 /// either way, and the next pass that needs the bytes reads both sides.
-pub fn fill(ctx: &PassContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
+pub fn fill(ctx: &PairContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
     if files.is_empty() || ctx.cancel.is_set() {
         return;
     }
@@ -92,7 +86,7 @@ pub fn fill(ctx: &PassContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
         }
     };
     std::thread::scope(|scope| {
-        for _ in 1..pass::jobs(&ctx.options, network).min(files.len()) {
+        for _ in 1..pair::jobs(&ctx.options, network).min(files.len()) {
             scope.spawn(work);
         }
         work();
@@ -115,7 +109,7 @@ fn hash_replica(
     rel: &[u8],
     expected: Stamp,
     caps: &Caps,
-    ctx: &PassContext<'_>,
+    ctx: &PairContext<'_>,
     bufs: &mut Buffers,
 ) -> Result<Option<fsops::Digest>, String> {
     let mut parts = rel.split(|&b| b == b'/');

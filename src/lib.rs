@@ -13,9 +13,12 @@
 //!   folder, on a pool of workers), `filter`, `plan` (pure: what an entry
 //!   needs), `apply` (does it, or only reports it in a dry run) and
 //!   `report` (one log line and one count per outcome).
-//! - `cache` (what was last known equal), `digests` (big files hashed after
-//!   a pass), `replica_lock` (other processes kept out), `fsops` (every
-//!   file system call), `logging`, `status`.
+//! - `pair` (what a pass and the digests after it share: the pair's
+//!   context, its stop signals, its thread count), `cache` (what was last
+//!   known equal), `digests` (big files hashed after a pass), `mounts`
+//!   (what a pair learns of its roots' file systems), `replica_lock` (other
+//!   processes kept out), `fsops` (every file system call), `logging`,
+//!   `status`.
 
 pub mod app;
 pub mod cache;
@@ -28,6 +31,7 @@ pub mod fsops;
 pub mod logging;
 pub mod menu;
 pub mod mounts;
+pub mod pair;
 pub mod pass;
 pub mod replica_lock;
 pub mod status;

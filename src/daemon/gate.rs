@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 
 use crate::config::{PairSpec, reads_from};
-use crate::pass::Cancel;
+use crate::pair::Cancel;
 
 /// The pairs of this process and which of them are in a pass.
 #[derive(Default)]

@@ -12,7 +12,7 @@ use crate::config::{PairSpec, SyncOptions, check_overlaps};
 use crate::daemon::gate::Gate;
 use crate::daemon::worker::{Trigger, Worker, format_interval};
 use crate::logging::{Logs, display_root, pair_target};
-use crate::pass::Cancel;
+use crate::pair::Cancel;
 use crate::status::{PairStatus, State};
 
 /// A pair as the supervisor keeps it.

@@ -13,7 +13,8 @@ use crate::daemon::gate::Gate;
 use crate::digests;
 use crate::logging::pair_target;
 use crate::mounts::Mounts;
-use crate::pass::{self, Cancel, PassContext};
+use crate::pair::{Cancel, PairContext};
+use crate::pass;
 use crate::replica_lock::ReplicaLock;
 use crate::status::{Outcome, PairStatus, State};
 
@@ -72,7 +73,7 @@ impl Worker {
         // Held from pass to pass; released when the pair stops.
         let replica_lock = ReplicaLock::default();
         let mounts = Mutex::new(Mounts::default());
-        let ctx = PassContext {
+        let ctx = PairContext {
             id: self.id,
             target: &target,
             spec: &self.spec,

@@ -6,9 +6,9 @@ use std::io;
 use std::os::fd::BorrowedFd;
 
 use crate::cache::Entry;
-use crate::digests::Unhashed;
 use crate::fsops::{self, Compared, Copied, Digest, Kind, Meta, OpError, join_rel};
 use crate::logging::display_path;
+use crate::pair::Unhashed;
 
 use super::deletions::{self, Mode, Verdict};
 use super::filter;

@@ -14,16 +14,14 @@
 //! - [`report`]: the log lines and the pass's summary.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use crate::cache::{Cache, Entry};
-use crate::config::{PairSpec, SyncOptions};
-use crate::digests::Unhashed;
 use crate::fsops::Meta;
 use crate::mounts::{Caps, Mounts};
-use crate::replica_lock::ReplicaLock;
+use crate::pair::{PairContext, Unhashed};
 use crate::status::{Counts, Outcome, PassReport};
 
 mod apply;
@@ -40,39 +38,6 @@ use deletions::{Deletions, Held, Mode};
 use links::Links;
 use schedule::Queue;
 
-/// The stop signals a pass obeys at every file boundary: quit for all
-/// pairs, stop for this one.
-#[derive(Clone, Default)]
-pub struct Cancel {
-    pub all: Arc<AtomicBool>,
-    pub pair: Arc<AtomicBool>,
-}
-
-impl Cancel {
-    /// Whether the pass should stop now.
-    pub fn is_set(&self) -> bool {
-        self.all.load(Ordering::Relaxed) || self.pair.load(Ordering::Relaxed)
-    }
-}
-
-/// Everything a pass needs from its pair.
-pub struct PassContext<'a> {
-    pub id: usize,
-    pub target: &'a str,
-    pub spec: &'a PairSpec,
-    pub options: SyncOptions,
-    pub cancel: &'a Cancel,
-    /// The cache outlives this pass (a daemon, not `--once`), so digests
-    /// are worth their CPU: small files are hashed as they are read, big
-    /// ones afterwards (see [`crate::digests`]).
-    pub lasting_cache: bool,
-    /// Keeps other processes out of the replica (see [`ReplicaLock`]).
-    pub replica_lock: &'a ReplicaLock,
-    /// What the pair learnt about its roots' file systems at earlier
-    /// passes; the pass adds to it.
-    pub mounts: &'a Mutex<Mounts>,
-}
-
 /// Files at least this big whose data must be read are synced as jobs of
 /// their own; below it, the per-job overhead and the folder's inode lock
 /// make it pointless.
@@ -82,7 +47,7 @@ const BIG_FILE: u64 = 4 << 20;
 /// from listing to queueing its sub-folders; everything else they touch is
 /// here, behind a lock or atomic.
 struct Shared<'a> {
-    ctx: &'a PassContext<'a>,
+    ctx: &'a PairContext<'a>,
     /// Taken once per folder (take_dir, put_dir), so contention is low.
     cache: Mutex<&'a mut Cache>,
     /// The jobs (folders and big files) waiting for a worker.
@@ -123,33 +88,6 @@ struct Totals<'a> {
     progress: &'a mut (dyn FnMut(&Counts) + Send),
 }
 
-/// How many threads a pass works with: `--jobs`, or two per core, at most
-/// 8. Much of a pass is waiting on the file system (a deletion waits for
-/// its discard, a stat on a network mount for the server), and a second
-/// thread per core fills those waits; beyond 8 they mostly contend. A
-/// replica on a network file system gets 8 whatever the cores: there the
-/// waits are the server's (on sshfs, 8 took 23% less time than 4 for a
-/// first pass on 2 cores, 16 no less than 8; see bench/RESULTS.md).
-pub fn jobs(options: &SyncOptions, network: bool) -> usize {
-    /// For a replica reached over a network.
-    const NETWORK_JOBS: usize = 8;
-    // Asked once: std reads cgroup files to answer.
-    static DEFAULT: OnceLock<usize> = OnceLock::new();
-    options.jobs.map_or_else(
-        || {
-            let local = *DEFAULT.get_or_init(|| {
-                std::thread::available_parallelism().map_or(2, |n| (2 * n.get()).min(8))
-            });
-            if network {
-                local.max(NETWORK_JOBS)
-            } else {
-                local
-            }
-        },
-        usize::from,
-    )
-}
-
 /// Runs one pass and reports what it did, with the big files it left to be
 /// hashed later. `progress` hears the counts so far now and then (from
 /// whichever worker just finished a folder).
@@ -160,7 +98,7 @@ pub fn jobs(options: &SyncOptions, network: bool) -> usize {
 /// queues its sub-folders. Folder mode and mtime are set by [`DirNode`]
 /// counting, after everything below.
 pub fn run(
-    ctx: &PassContext<'_>,
+    ctx: &PairContext<'_>,
     cache: &mut Cache,
     deletions_approved: bool,
     progress: &mut (dyn FnMut(&Counts) + Send),
@@ -212,7 +150,7 @@ struct Walked {
 
 /// One walk of the whole tree, with removals treated as `mode` says.
 fn walk_with(
-    ctx: &PassContext<'_>,
+    ctx: &PairContext<'_>,
     cache: &mut Cache,
     mode: Mode,
     progress: &mut (dyn FnMut(&Counts) + Send),
@@ -256,6 +194,6 @@ fn walk_with(
 }
 
 /// The pair's knowledge of its file systems, for this worker's turn.
-fn lock_mounts<'a>(ctx: &'a PassContext<'_>) -> std::sync::MutexGuard<'a, Mounts> {
+fn lock_mounts<'a>(ctx: &'a PairContext<'_>) -> std::sync::MutexGuard<'a, Mounts> {
     ctx.mounts.lock().expect("mounts poisoned")
 }

@@ -10,12 +10,12 @@ use crate::logging::display_path;
 use crate::mounts::Caps;
 use crate::status::{Counts, Outcome, PassReport};
 
-use super::PassContext;
 use super::deletions::Held;
+use crate::pair::PairContext;
 
 use super::walk::Walker;
 
-impl PassContext<'_> {
+impl PairContext<'_> {
     pub(super) fn prefix(&self) -> &'static str {
         if self.options.dry_run {
             "[dry run] "
@@ -175,7 +175,7 @@ impl Walker<'_, '_> {
 /// A pass that found nothing to do logs its summary at debug level: the log
 /// file still gets it, but a console left open on the menu is not filled
 /// with a line every interval (use `-v` to see them).
-pub(super) fn log_summary(ctx: &PassContext<'_>, r: &PassReport) {
+pub(super) fn log_summary(ctx: &PairContext<'_>, r: &PassReport) {
     let c = &r.counts;
     let how = match r.outcome {
         Outcome::Finished => "pass finished",
@@ -214,7 +214,7 @@ pub(super) fn log_summary(ctx: &PassContext<'_>, r: &PassReport) {
 }
 
 /// Says which removals a pass held back, and how to let them through.
-pub(super) fn log_held(ctx: &PassContext<'_>, limit: u64, held: &Held) {
+pub(super) fn log_held(ctx: &PairContext<'_>, limit: u64, held: &Held) {
     let mut shown: Vec<String> = held
         .named
         .iter()

@@ -17,9 +17,9 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::Cancel;
 use crate::cache::Entry;
 use crate::fsops::Meta;
+use crate::pair::Cancel;
 
 /// A folder waiting in the queue, opened when a worker takes it (so a wide
 /// tree holds the parent's handle, not one handle per queued folder).

@@ -18,10 +18,11 @@ use crate::logging::{display_path, display_root};
 use crate::mounts::{Caps, Note};
 use crate::status::{Counts, Outcome};
 
-use super::jobs;
 use super::report::Done;
 use super::schedule::{DirNode, Finish, Job, Open, Queue, Task};
-use super::{PassContext, Shared, Totals, lock_mounts};
+use super::{Shared, Totals, lock_mounts};
+use crate::pair::PairContext;
+use crate::pair::jobs;
 
 /// Opens the roots, runs the workers over the tree, and says how it ended.
 pub(super) fn walk(shared: &Shared<'_>) -> Outcome {
@@ -125,7 +126,7 @@ fn crash_test_hook(rel: &[u8]) {
 /// own data buffers.
 pub(super) struct Walker<'s, 'a> {
     pub(super) shared: &'s Shared<'a>,
-    pub(super) ctx: &'a PassContext<'a>,
+    pub(super) ctx: &'a PairContext<'a>,
     pub(super) counts: Counts,
     pub(super) bufs: fsops::Buffers,
 }
