@@ -103,6 +103,21 @@ pub fn run(
     deletions_approved: bool,
     progress: &mut (dyn FnMut(&Counts) + Send),
 ) -> (PassReport, Vec<Unhashed>) {
+    run_at(ctx, cache, b"", deletions_approved, progress)
+}
+
+/// Like [`run`], over the subtree at `start` (a path relative to the
+/// pair's roots; empty for all of it), as a watch mode will need for the
+/// folders an event names. The walk starts at the deepest folder of
+/// `start` that exists on both sides, so a new subtree is created from its
+/// parent.
+pub fn run_at(
+    ctx: &PairContext<'_>,
+    cache: &mut Cache,
+    start: &[u8],
+    deletions_approved: bool,
+    progress: &mut (dyn FnMut(&Counts) + Send),
+) -> (PassReport, Vec<Unhashed>) {
     let started = Instant::now();
     ctx.log_debug(format_args!("pass started"));
     let guarded = ctx.options.max_delete.filter(|_| !deletions_approved);
@@ -111,7 +126,7 @@ pub fn run(
     } else {
         Mode::Free
     };
-    let mut walked = walk_with(ctx, cache, mode, progress);
+    let mut walked = walk_with(ctx, cache, start, mode, progress);
     let mut held = 0;
     if let (Some(limit), true) = (guarded, walked.outcome == Outcome::Finished) {
         let count = walked.held.entries;
@@ -122,7 +137,7 @@ pub fn run(
         } else if count > 0 {
             // Within the limit: a second walk removes them.
             let checked = walked.counts.checked;
-            let second = walk_with(ctx, cache, Mode::Limit(limit), progress);
+            let second = walk_with(ctx, cache, start, Mode::Limit(limit), progress);
             walked.counts.add(&second.counts);
             walked.counts.checked = checked;
             walked.outcome = second.outcome;
@@ -152,6 +167,7 @@ struct Walked {
 fn walk_with(
     ctx: &PairContext<'_>,
     cache: &mut Cache,
+    start: &[u8],
     mode: Mode,
     progress: &mut (dyn FnMut(&Counts) + Send),
 ) -> Walked {
@@ -172,7 +188,7 @@ fn walk_with(
         caps: OnceLock::new(),
         replica_dev: OnceLock::new(),
     };
-    let outcome = walk::walk(&shared);
+    let outcome = walk::walk(&shared, start);
     if let (Outcome::Finished, Some(&dev)) = (outcome, shared.replica_dev.get()) {
         lock_mounts(ctx).replica.remember(dev);
     }
@@ -196,4 +212,84 @@ fn walk_with(
 /// The pair's knowledge of its file systems, for this worker's turn.
 fn lock_mounts<'a>(ctx: &'a PairContext<'_>) -> std::sync::MutexGuard<'a, Mounts> {
     ctx.mounts.lock().expect("mounts poisoned")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{PairSpec, SyncOptions};
+    use crate::mounts::Mounts;
+    use crate::pair::{Cancel, PairContext};
+    use crate::replica_lock::ReplicaLock;
+
+    /// One pass of the pair `root/src -> root/dst` over `start`, run as the
+    /// library, without the binary.
+    fn pass_at(root: &Path, cache: &mut Cache, start: &[u8]) -> PassReport {
+        let spec = PairSpec {
+            source: root.join("src"),
+            replica: root.join("dst"),
+            interval: Duration::from_secs(1),
+            log_file: root.join("log"),
+        };
+        let cancel = Cancel::default();
+        let lock = ReplicaLock::default();
+        let mounts = Mutex::new(Mounts::default());
+        let ctx = PairContext {
+            id: 1,
+            target: "pair1",
+            spec: &spec,
+            options: SyncOptions::default(),
+            cancel: &cancel,
+            lasting_cache: true,
+            replica_lock: &lock,
+            mounts: &mounts,
+        };
+        run_at(&ctx, cache, start, false, &mut |_| {}).0
+    }
+
+    #[test]
+    fn a_pass_can_start_at_a_subfolder_and_leaves_the_rest_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        for (path, text) in [("src/a/deep/x", "x1"), ("src/b/y", "y1"), ("src/z", "z1")] {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            fs::write(path, text).expect("write");
+        }
+        let mut cache = Cache::new(None);
+        let whole = pass_at(root, &mut cache, b"");
+        assert_eq!((whole.outcome, whole.counts.copied), (Outcome::Finished, 3));
+        for path in ["src/a/deep/x", "src/b/y", "src/z"] {
+            fs::write(root.join(path), "changed").expect("write");
+        }
+        fs::write(root.join("src/a/deep/new"), "new").expect("write");
+
+        let sub = pass_at(root, &mut cache, b"a/deep");
+        assert_eq!(sub.outcome, Outcome::Finished);
+        assert_eq!((sub.counts.copied, sub.counts.updated), (1, 1));
+        let read = |p: &str| fs::read_to_string(root.join(p)).expect("read");
+        assert_eq!(read("dst/a/deep/x"), "changed");
+        assert_eq!(read("dst/a/deep/new"), "new");
+        assert_eq!(read("dst/b/y"), "y1", "outside the subtree");
+        assert_eq!(read("dst/z"), "z1", "outside the subtree");
+
+        // A start the replica does not have yet begins at its parent.
+        fs::create_dir(root.join("src/b/fresh")).expect("mkdir");
+        fs::write(root.join("src/b/fresh/f"), "f").expect("write");
+        let fresh = pass_at(root, &mut cache, b"b/fresh");
+        assert_eq!(read("dst/b/fresh/f"), "f");
+        assert_eq!(read("dst/b/y"), "changed", "the parent was synced");
+        assert_eq!(read("dst/z"), "z1");
+        assert_eq!(fresh.counts.created_dirs, 1);
+
+        // The cache still knows the folders a partial pass did not visit.
+        let again = pass_at(root, &mut cache, b"");
+        assert_eq!((again.counts.copied, again.counts.updated), (0, 1));
+        assert_eq!(read("dst/z"), "changed");
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use log::error;
 
-use crate::fsops::{self, Meta};
+use crate::fsops::{self, Meta, join_rel};
 use crate::logging::{display_path, display_root};
 use crate::mounts::{Caps, Note};
 use crate::status::{Counts, Outcome};
@@ -25,15 +25,17 @@ use crate::pair::PairContext;
 use crate::pair::jobs;
 
 /// Opens the roots, runs the workers over the tree, and says how it ended.
-pub(super) fn walk(shared: &Shared<'_>) -> Outcome {
+pub(super) fn walk(shared: &Shared<'_>, start: &[u8]) -> Outcome {
     let mut first = Walker::new(shared);
     let Some(root) = first.open_roots() else {
         first.flush();
         return Outcome::Failed;
     };
     first.flush();
+    let whole = start.is_empty();
+    let top = if whole { root } else { descend(root, start) };
     shared.cache.lock().expect("cache poisoned").begin_pass();
-    shared.queue.push(vec![Job::Dir(root)]);
+    shared.queue.push(vec![Job::Dir(top)]);
     drop(first);
     // A worker that panics ends the pass with an error; the pair, and the
     // program, go on.
@@ -59,12 +61,58 @@ pub(super) fn walk(shared: &Shared<'_>) -> Outcome {
     if shared.ctx.cancel.is_set() {
         return Outcome::Stopped;
     }
-    shared
-        .cache
-        .lock()
-        .expect("cache poisoned")
-        .end_complete_pass();
+    if whole {
+        // Only a walk of everything knows which folders are gone.
+        shared
+            .cache
+            .lock()
+            .expect("cache poisoned")
+            .end_complete_pass();
+    }
     Outcome::Finished
+}
+
+/// The task for the deepest folder along `start` that is a folder on both
+/// sides (the root's when the first step is not), opened from the roots
+/// without following symlinks.
+fn descend(root: Task, start: &[u8]) -> Task {
+    let Open::Root {
+        src,
+        dst: Some(dst),
+    } = root.open
+    else {
+        return root; // A dry run with no replica yet: all of it.
+    };
+    let (mut src, mut dst, mut src_meta, mut rel) = (src, dst, root.src_meta, Vec::new());
+    for name in start
+        .split(|&b| b == b'/')
+        .filter(|n| !n.is_empty() && *n != b".")
+    {
+        let Ok(name) = std::ffi::CString::new(name) else {
+            break;
+        };
+        let (Ok(s), Ok(d)) = (
+            fsops::open_dir_at(src.as_fd(), &name),
+            fsops::open_dir_at(dst.as_fd(), &name),
+        ) else {
+            break;
+        };
+        let Ok(meta) = fsops::stat_fd(s.as_fd()) else {
+            break;
+        };
+        (src, dst, src_meta) = (s, d, meta);
+        rel = join_rel(&rel, name.to_bytes());
+    }
+    Task {
+        open: Open::Root {
+            src,
+            dst: Some(dst),
+        },
+        rel,
+        src_meta,
+        fresh: false,
+        parent: None,
+    }
 }
 
 /// The pass's pool of workers over the queue, the calling thread one of
