@@ -11,8 +11,8 @@
 //! - `menu`: the console on the main thread.
 //! - `pass`: one sync pass, a pipeline of `walk` (both trees, folder by
 //!   folder, on a pool of workers), `filter`, `plan` (pure: what an entry
-//!   needs), `apply` (does it, or only reports it in a dry run) and
-//!   `report` (one log line and one count per outcome).
+//!   needs), `apply` (does it through `replica`, which in a dry run only
+//!   pretends) and `report` (one log line and one count per outcome).
 //! - `pair` (what a pass and the digests after it share: the pair's
 //!   context, its stop signals, its thread count), `cache` (what was last
 //!   known equal), `digests` (big files hashed after a pass), `mounts`

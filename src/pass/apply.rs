@@ -16,6 +16,7 @@ use super::plan::{Plan, after_compare, plan_file};
 use super::report::attr_change;
 use super::{BIG_FILE, Synced};
 
+use super::replica;
 use super::report::Done;
 use super::walk::Walker;
 
@@ -56,7 +57,6 @@ impl Walker<'_, '_> {
         d: Option<&Meta>,
         old: Option<&Entry>,
     ) -> Option<Synced> {
-        let dry_run = self.ctx.options.dry_run;
         let replica_file = d.filter(|d| d.kind == Kind::File);
         let (plan, digest) = match (dst, replica_file) {
             (Some(dst), Some(d)) => match self.resolve_plan(src, dst, rel, name, s, d, old) {
@@ -85,20 +85,17 @@ impl Walker<'_, '_> {
                 let d = replica_file.expect("a file with attrs to fix has a replica");
                 let caps = self.caps();
                 let what = attr_change(s, d, &caps);
-                if dry_run {
-                    self.done(rel, Done::Touched(format_args!("{what}")));
-                    return Some(Synced {
-                        entry: old.copied(),
-                        replica: Some(*d),
-                    });
-                }
-                let dst = dst.expect("not a dry run");
-                match fsops::set_file_attrs(dst, name, s.mode, s.mtime, &caps) {
+                let dst = dst.expect("a replica file is in a replica folder");
+                let replica = &self.shared.replica;
+                match replica.set_file_attrs(dst, name, s.mode, s.mtime, &caps) {
                     Ok(after) => {
                         self.done(rel, Done::Touched(format_args!("{what}")));
+                        let now = self.shared.now;
                         Some(Synced {
-                            entry: Some(Entry::new(s, &after, digest, self.shared.now)),
-                            replica: Some(after),
+                            entry: after
+                                .map(|after| Entry::new(s, &after, digest, now))
+                                .or(old.copied()),
+                            replica: Some(after.unwrap_or(*d)),
                         })
                     }
                     Err(e) => {
@@ -128,7 +125,7 @@ impl Walker<'_, '_> {
     /// digest, for [`crate::digests::fill`] to hash from the replica after
     /// the pass, while its pages are still in memory.
     pub(super) fn hash_later(&self, rel: &[u8]) {
-        if self.digests_wanted() && !self.ctx.options.dry_run {
+        if self.digests_wanted() && self.shared.replica.writes() {
             self.shared
                 .unhashed
                 .lock()
@@ -187,7 +184,8 @@ impl Walker<'_, '_> {
         d: Option<&Meta>,
     ) -> Option<Synced> {
         let new = !d.is_some_and(|d| d.kind == Kind::File);
-        let Some(dst) = dst.filter(|_| !self.ctx.options.dry_run) else {
+        let Some(dst) = dst else {
+            // A dry run below a folder it would create.
             let size = s.size;
             self.done(
                 rel,
@@ -209,7 +207,7 @@ impl Walker<'_, '_> {
             }
         }
         let cancel = self.ctx.cancel;
-        match fsops::copy_file(
+        match self.shared.replica.copy_file(
             src,
             dst,
             name,
@@ -219,7 +217,16 @@ impl Walker<'_, '_> {
             &|| cancel.is_set(),
             &mut self.bufs,
         ) {
-            Ok(Copied::Done { digest, src, dst }) => {
+            Ok(None) => {
+                let size = s.size;
+                let written = false;
+                self.done(rel, Done::Copied { new, size, written });
+                Some(Synced {
+                    entry: None,
+                    replica: None,
+                })
+            }
+            Ok(Some(Copied::Done { digest, src, dst })) => {
                 let size = dst.size;
                 self.done(
                     rel,
@@ -237,11 +244,11 @@ impl Walker<'_, '_> {
                     replica: Some(dst),
                 })
             }
-            Ok(Copied::SourceChanged) => {
+            Ok(Some(Copied::SourceChanged)) => {
                 self.changed_while_copied(rel);
                 None
             }
-            Ok(Copied::Cancelled) => None,
+            Ok(Some(Copied::Cancelled)) => None,
             Err(e) => {
                 self.op_error(rel, &e);
                 None
@@ -285,25 +292,23 @@ impl Walker<'_, '_> {
             let read = read.as_ref().map(|t| t.as_bytes());
             if caps.same_link_target(read, d.size, target.as_bytes()) {
                 if !caps.same_link_mtime(d.mtime, s.mtime) {
-                    if !self.ctx.options.dry_run {
-                        if let Err(e) = fsops::set_link_mtime(dst, name, s.mtime) {
-                            self.op_error(rel, &e);
-                            return;
-                        }
+                    if let Err(e) = self.shared.replica.set_link_mtime(dst, name, s.mtime) {
+                        self.op_error(rel, &e);
+                        return;
                     }
                     self.done(rel, Done::Touched(format_args!("mtime")));
                 }
                 return;
             }
         }
-        if let Some(dst) = dst.filter(|_| !self.ctx.options.dry_run) {
+        if let Some(dst) = dst {
             if let Some(d) = d.filter(|d| d.kind == Kind::Dir) {
                 if !self.remove_entry(dst, rel, name, d) {
                     return;
                 }
             }
             let mtime = caps.link_times.then_some(s.mtime);
-            if let Err(e) = fsops::make_symlink(dst, name, &target, mtime) {
+            if let Err(e) = self.shared.replica.make_symlink(dst, name, &target, mtime) {
                 self.op_error(rel, &e);
                 return;
             }
@@ -326,11 +331,9 @@ impl Walker<'_, '_> {
         // Links too: a link being made, or a probe's, when the process
         // was killed.
         if filter::is_stale_temporary(d.name.to_bytes(), &meta) {
-            if !self.ctx.options.dry_run {
-                if let Err(e) = fsops::remove_file(dst, &d.name) {
-                    self.op_error(&rel, &e);
-                    return;
-                }
+            if let Err(e) = self.shared.replica.remove_file(dst, &d.name) {
+                self.op_error(&rel, &e);
+                return;
             }
             self.done(&rel, Done::RemovedStaleTemporary);
             return;
@@ -347,7 +350,6 @@ impl Walker<'_, '_> {
         name: &CStr,
         meta: &Meta,
     ) -> bool {
-        let dry_run = self.ctx.options.dry_run;
         if meta.kind == Kind::Dir && self.shared.deletions.mode() == Mode::Count {
             // Counted whole; removed entry by entry in the second walk.
             return self.may_delete(rel, || deletions::count_tree(dst, name));
@@ -356,11 +358,9 @@ impl Walker<'_, '_> {
             if !self.may_delete(rel, || 1) {
                 return false;
             }
-            if !dry_run {
-                if let Err(e) = fsops::remove_file(dst, name) {
-                    self.op_error(rel, &e);
-                    return false;
-                }
+            if let Err(e) = self.shared.replica.remove_file(dst, name) {
+                self.op_error(rel, &e);
+                return false;
             }
             let done = if meta.kind == Kind::Symlink {
                 Done::RemovedLink
@@ -370,18 +370,18 @@ impl Walker<'_, '_> {
             self.done(rel, done);
             return true;
         }
-        if dry_run {
-            if !self.may_delete(rel, || 1) {
-                return false;
-            }
-            self.done(rel, Done::RemovedFolder { whole: true });
-            return true;
-        }
         let parent = &rel[..rel.len() - name.to_bytes().len()];
         let parent = parent.strip_suffix(b"/").unwrap_or(parent);
-        let result = fsops::remove_tree(dst, name, &mut TreeRemoval { pass: self, parent });
-        match result {
-            Ok(finished) => finished,
+        let replica = &self.shared.replica;
+        match replica.remove_tree(dst, name, &mut TreeRemoval { pass: self, parent }) {
+            Ok(replica::TreeRemoval::Removed(finished)) => finished,
+            Ok(replica::TreeRemoval::Pretended) => {
+                if !self.may_delete(rel, || 1) {
+                    return false;
+                }
+                self.done(rel, Done::RemovedFolder { whole: true });
+                true
+            }
             Err(e) => {
                 self.op_error(rel, &e);
                 false
@@ -412,11 +412,9 @@ impl Walker<'_, '_> {
                 return None;
             }
         }
-        if !self.ctx.options.dry_run {
-            if let Err(e) = fsops::make_dir(dst, name) {
-                self.op_error(rel, &e);
-                return None;
-            }
+        if let Err(e) = self.shared.replica.make_dir(dst, name) {
+            self.op_error(rel, &e);
+            return None;
         }
         self.done(rel, Done::CreatedFolder);
         Some(true)

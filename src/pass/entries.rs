@@ -99,8 +99,8 @@ impl Walker<'_, '_> {
                 Kind::Dir => {
                     // In a dry run a folder that would be created has no
                     // replica to compare its contents with.
-                    let replica_exists =
-                        !self.ctx.options.dry_run || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
+                    let replica_exists = self.shared.replica.writes()
+                        || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
                     if let Some(fresh) = self.ensure_dir(dst_fd, &child, &s.name, dst_meta.as_ref())
                     {
                         subdirs.push(Job::Dir(Task {
@@ -219,7 +219,7 @@ impl Walker<'_, '_> {
     /// Whether a file is big and its data must be read (copied, hashed or
     /// compared), so it is worth a job of its own (never in a dry run).
     pub(super) fn is_big_job(&self, s: &Meta, d: Option<&Meta>, old: Option<&Entry>) -> bool {
-        if s.size < BIG_FILE || self.ctx.options.dry_run {
+        if s.size < BIG_FILE || !self.shared.replica.writes() {
             return false;
         }
         match d {

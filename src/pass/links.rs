@@ -254,7 +254,7 @@ impl Walker<'_, '_> {
                 return Some(Entry::new(s, r, leader.digest, self.shared.now));
             }
         }
-        if self.ctx.options.dry_run {
+        if !self.shared.replica.writes() {
             self.done(
                 rel,
                 Done::HardLinked {

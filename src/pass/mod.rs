@@ -30,12 +30,14 @@ mod entries;
 mod filter;
 mod links;
 pub mod plan;
+mod replica;
 mod report;
 mod schedule;
 mod walk;
 
 use deletions::{Deletions, Held, Mode};
 use links::Links;
+use replica::Replica;
 use schedule::Queue;
 
 /// Files at least this big whose data must be read are synced as jobs of
@@ -56,6 +58,9 @@ struct Shared<'a> {
     now: SystemTime,
     /// What `--max-delete` allows in this walk, across all workers.
     deletions: Deletions,
+    /// Where every change to the replica is made (or, in a dry run, only
+    /// pretended).
+    replica: Replica,
     /// The pass refused to run (the empty-source guard); nothing changed.
     refused: AtomicBool,
     /// Counts of the whole pass; workers add theirs after each folder and
@@ -177,6 +182,7 @@ fn walk_with(
         queue: Queue::new(ctx.cancel),
         now: SystemTime::now(),
         deletions: Deletions::new(mode),
+        replica: Replica::new(ctx.options.dry_run),
         refused: AtomicBool::new(false),
         totals: Mutex::new(Totals {
             counts: Counts::default(),

@@ -265,7 +265,8 @@ impl<'s, 'a> Walker<'s, 'a> {
                 fresh = true;
                 match fsops::open_root(&spec.replica) {
                     Ok(fd) => Some(fd),
-                    Err(_) if self.ctx.options.dry_run => None,
+                    // A dry run did not create it.
+                    Err(_) if !self.shared.replica.writes() => None,
                     Err(e) => {
                         self.error_line(format_args!(
                             "replica folder {} unavailable: {e}",
@@ -285,7 +286,9 @@ impl<'s, 'a> Walker<'s, 'a> {
         };
         if let Some(dst) = &dst_root {
             let lock = self.ctx.replica_lock;
-            if !self.locked(lock.hold(dst, &spec.replica, self.ctx.options.dry_run)) {
+            // A dry run only reads: shared with others that read.
+            let shared = !self.shared.replica.writes();
+            if !self.locked(lock.hold(dst, &spec.replica, shared)) {
                 return None;
             }
             if !self.learn_replica(dst) {
@@ -318,7 +321,9 @@ impl<'s, 'a> Walker<'s, 'a> {
     /// when the pass must not run.
     pub(super) fn learn_replica(&mut self, dst: &OwnedFd) -> bool {
         let shown = display_root(&self.ctx.spec.replica);
-        let checked = lock_mounts(self.ctx).check_replica(dst.as_fd(), !self.ctx.options.dry_run);
+        // The probe writes: not in a dry run.
+        let probe = self.shared.replica.writes();
+        let checked = lock_mounts(self.ctx).check_replica(dst.as_fd(), probe);
         let replica = match checked {
             Ok(replica) => replica,
             Err(e) => {
@@ -379,10 +384,7 @@ impl<'s, 'a> Walker<'s, 'a> {
     }
 
     pub(super) fn create_replica_root(&self) -> io::Result<()> {
-        if self.ctx.options.dry_run {
-            return Ok(());
-        }
-        std::fs::create_dir(&self.ctx.spec.replica)
+        self.shared.replica.create_root(&self.ctx.spec.replica)
     }
 
     /// Opens a queued folder on both sides; `None` when that failed (the
@@ -445,12 +447,12 @@ impl<'s, 'a> Walker<'s, 'a> {
         let src = Arc::new(src);
         let dst = dst.map(Arc::new);
         let finish = dst.as_ref().map(|dst| {
-            let found_mode = if fresh || self.ctx.options.dry_run || !self.caps().modes {
+            let found_mode = if fresh || !self.caps().modes {
                 None
             } else {
                 // A read-only replica folder gets owner rwx while the pass
                 // works in it; finish_dir sets the mirrored mode again.
-                match fsops::make_dir_writable(dst.as_fd()) {
+                match self.shared.replica.make_dir_writable(dst.as_fd()) {
                     Ok(mode) => Some(mode),
                     Err(e) => {
                         self.op_error(&rel, &e);
@@ -505,11 +507,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         parent: BorrowedFd<'_>,
         name: &CStr,
     ) -> io::Result<OwnedFd> {
-        if self.ctx.options.dry_run {
-            fsops::open_dir_at(parent, name)
-        } else {
-            fsops::open_dir_writable(parent, name)
-        }
+        self.shared.replica.open_dir(parent, name)
     }
 
     /// Sets a replica folder's mode and mtime once its contents are done.
@@ -521,11 +519,9 @@ impl<'s, 'a> Walker<'s, 'a> {
         s: &Meta,
         found_mode: Option<u32>,
     ) {
-        if self.ctx.options.dry_run {
-            return;
-        }
         let caps = self.caps();
-        if let Err(e) = fsops::set_fd_attrs(dst.as_fd(), s.mode, s.mtime, &caps) {
+        let replica = &self.shared.replica;
+        if let Err(e) = replica.set_dir_attrs(dst.as_fd(), s.mode, s.mtime, &caps) {
             self.op_error(rel, &e);
             return;
         }

@@ -459,9 +459,14 @@ fn dry_run_logs_every_action_and_changes_nothing() {
     env.write("src/mode.txt", "mode");
     env.write("src/gone.txt", "gone");
     env.mkdir("src/olddir");
+    env.write("src/was_dir/inner.txt", "a folder now replaced by a file");
+    env.mkdir("src/folder_mode");
     env.once_ok(&[]);
 
     env.write("src/stale.txt", "new bytes");
+    fs::remove_dir_all(env.path("src/was_dir")).unwrap();
+    env.write("src/was_dir", "a file");
+    chmod(&env.path("src/folder_mode"), 0o750);
     env.write("src/new.txt", "new");
     env.write("src/newdir/inner.txt", "inner");
     env.symlink("src/link", "same.txt");
@@ -492,6 +497,11 @@ fn dry_run_logs_every_action_and_changes_nothing() {
         "[dry run] touched mode.txt (mode 600)",
         "[dry run] removed file gone.txt",
         "[dry run] removed folder olddir (and everything in it)",
+        // What the real pass would also say: the folder in a file's way,
+        // and a folder's new mode.
+        "[dry run] removed folder was_dir (and everything in it)",
+        "[dry run] copied was_dir (6 bytes)",
+        "[dry run] touched folder_mode (mode 750)",
     ] {
         assert_action(&log, 1, line);
     }
