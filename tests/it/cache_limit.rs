@@ -1,7 +1,7 @@
 //! `--cache-limit`: each pair's cache stays under the limit, evicting the
 //! folders used least recently, and the replica is still exact.
 
-use crate::common::*;
+use crate::support::*;
 
 /// The numbers of the "cache holds N files in B bytes; E evicted" line.
 fn cache_line(log: &str) -> (u64, u64, u64) {

@@ -6,7 +6,6 @@
 use std::ffi::OsStr;
 use std::time::Duration;
 
-use crate::common::*;
 use crate::support::*;
 
 /// A tree big enough that a pass over it takes a while: many folders, many

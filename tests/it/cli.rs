@@ -6,7 +6,6 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use crate::common::*;
 use crate::support::*;
 
 /// Runs foldersync with `args` and checks the bad-input contract: exit

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::*;
+use crate::support::*;
 
 /// 6 MiB of bytes that differ from block to block (above the 4 MiB at
 /// which a file counts as big).

@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-use crate::common::*;
-use crate::safety::*;
+use crate::support::*;
 
 /// `foldersync --once [extra...] SRC DST 1 LOG` in the env root.
 fn once_between(env: &TestEnv, src: &Path, dst: &Path, extra: &[&str]) -> Output {

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use crate::common::*;
+use crate::support::*;
 use crate::support::{PATIENCE, wait_log};
 
 fn stderr(out: &std::process::Output) -> String {

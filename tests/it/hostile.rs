@@ -6,7 +6,6 @@ use std::ffi::OsStr;
 use std::fs;
 use std::time::Duration;
 
-use crate::common::*;
 use crate::support::*;
 
 /// Runs foldersync with `args`; checks it exits 2 within a few seconds with

@@ -24,8 +24,7 @@ use proptest::prelude::{Just, Strategy, any, prop};
 use proptest::prop_oneof;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
-use crate::common::*;
-use crate::safety::*;
+use crate::support::*;
 
 const PAIRS_CASES: u32 = 1200;
 const MENU_CASES: u32 = 800;

@@ -16,8 +16,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use crate::safety::*;
+use crate::support::*;
 
 const SEED: u64 = 0x6b69_6c6c_0001;
 /// How long the kill rounds may take in all.

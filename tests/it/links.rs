@@ -4,7 +4,6 @@
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 
-use crate::common::*;
 use crate::support::*;
 
 const MIB: u64 = 1 << 20;

@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::Duration;
 
-use crate::common::*;
+use crate::support::*;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 

@@ -5,7 +5,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::*;
 use crate::support::*;
 
 const MENU: &str = "\n1. List sync pairs\n2. Add a sync pair\n3. Quit safely\n4. Stop a sync pair\n5. Sync a pair now\n6. Approve held deletions\nChoose an option (1-6): ";

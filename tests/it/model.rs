@@ -27,8 +27,7 @@ use proptest::prelude::{Just, Strategy, any, prop};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use proptest::{prop_assert, prop_assert_eq, prop_oneof};
 
-use crate::common::*;
-use crate::safety::*;
+use crate::support::*;
 
 /// Cases run; about 20 s in a debug build on 2 cores.
 const CASES: u32 = 400;

@@ -10,9 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::*;
-use crate::sshfs::{Share, Tmpfs, or_skip};
 use crate::support::*;
+use crate::support::{Share, Tmpfs, or_skip};
 
 /// The limits line the pass logs for a replica on sshfs.
 const LIMITS: &str = "is on a file system (fuse.sshfs) that keeps";

@@ -1,6 +1,6 @@
 //! The shortest proof that the binary mirrors a tree.
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn once_mirrors_a_mixed_tree_and_a_second_pass_changes_nothing() {

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::*;
 use crate::support::*;
 
 const MIB: u64 = 1 << 20;

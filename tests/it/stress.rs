@@ -14,8 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use crate::safety::*;
+use crate::support::*;
 
 const SEED: u64 = 0x5787_e550;
 const PAIRS: usize = 16;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps};
 
-use crate::common::{Node, TestEnv, bin};
+use super::{Node, TestEnv, bin};
 
 /// SplitMix64: small, fast, and the same sequence on every machine, so every
 /// "random" choice in these tests is reproducible from its seed.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::common::{MenuSession, TestEnv, bin, run_with_timeout, wait_for};
+use super::{MenuSession, TestEnv, bin, run_with_timeout, wait_for};
 
 /// How long a wait for something the program will surely do may take before
 /// the test gives up. Generous: CI machines are noisy.

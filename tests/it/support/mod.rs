@@ -1,0 +1,17 @@
+//! What every test module shares, imported as `use crate::support::*;`:
+//! `env` (a temporary folder to sync, running the binary, snapshots and the
+//! mirror check, a piped menu session), `checks` (log lines, waits, running
+//! without the capabilities that let root ignore permissions), `safety`
+//! (seeded randomness, fd-relative snapshots past PATH_MAX, kill helpers,
+//! tmpfs mounts) and `sshfs` (a real sshd and sshfs mount on 127.0.0.1).
+#![allow(dead_code)] // each test module uses a different part of it
+
+mod checks;
+mod env;
+mod safety;
+mod sshfs;
+
+pub use checks::*;
+pub use env::*;
+pub use safety::*;
+pub use sshfs::*;
