@@ -37,6 +37,7 @@ fn once_between(env: &TestEnv, src: &Path, dst: &Path, extra: &[&str]) -> Output
             .arg("1")
             .arg(env.log())
             .current_dir(env.root())
+            .env("XDG_STATE_HOME", env.state_home())
             .stdin(Stdio::null()),
         Duration::from_secs(60),
     )
@@ -265,6 +266,7 @@ fn replica_is_untouched_while_the_source_root_is_missing() {
         .arg("0.2")
         .arg(env.log())
         .current_dir(env.root())
+        .env("XDG_STATE_HOME", env.state_home())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -552,6 +554,7 @@ fn hostile_root_folder_names_are_logged_escaped() {
         .arg("0.1")
         .arg(env.log())
         .current_dir(env.root())
+        .env("XDG_STATE_HOME", env.state_home())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -668,6 +671,7 @@ fn once_as_ordinary_user(env: &TestEnv) -> Output {
         .arg("1")
         .arg(env.log())
         .current_dir(env.root())
+        .env("XDG_STATE_HOME", env.state_home())
         .stdin(Stdio::null());
     if rustix::process::geteuid().is_root() {
         for rel in std::iter::once(Vec::new()).chain(snapshot(env.root()).into_keys()) {
@@ -829,6 +833,7 @@ fn tree_deeper_than_the_open_file_limit_is_reported_not_crashed() {
         .arg("1")
         .arg(env.log())
         .current_dir(env.root())
+        .env("XDG_STATE_HOME", env.state_home())
         .stdin(Stdio::null());
     // SAFETY: setrlimit is a plain system call, safe between fork and exec.
     unsafe {
@@ -933,7 +938,8 @@ fn a_worker_that_panics_ends_its_pass_with_an_error_and_the_program_stays_usable
             Command::new(bin())
                 .args(["--once", "-j", jobs, "src", "dst", "1", "log.txt"])
                 .env("FOLDERSYNC_TEST_PANIC", "boom")
-                .current_dir(env.root()),
+                .current_dir(env.root())
+                .env("XDG_STATE_HOME", env.state_home()),
             Duration::from_secs(30),
         );
         let log = env.log_text();

@@ -16,6 +16,7 @@ fn assert_bad_input(env: &TestEnv, args: &[&str], want: &str) {
     let mut cmd = std::process::Command::new(bin());
     cmd.args(args)
         .current_dir(env.root())
+        .env("XDG_STATE_HOME", env.state_home())
         .stdin(std::process::Stdio::null());
     let out = run_with_timeout(&mut cmd, Duration::from_secs(20));
     let err = stderr_of(&out);
@@ -180,6 +181,7 @@ fn source_files_named_like_our_temporaries_are_copied_exactly_even_as_pid_1() {
         let mut cmd = std::process::Command::new(&args[0]);
         cmd.args(&args[1..])
             .current_dir(env.root())
+            .env("XDG_STATE_HOME", env.state_home())
             .stdin(std::process::Stdio::null());
         let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
         assert_eq!(

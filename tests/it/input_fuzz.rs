@@ -279,6 +279,7 @@ fn random_pairs_files_never_panic() {
                 .args(["--once", "--pairs", "pairs.txt"])
                 .current_dir(env.root())
                 .env("HOME", env.root())
+                .env("XDG_STATE_HOME", env.state_home())
                 .stdin(Stdio::null()),
             Duration::from_secs(20),
         );
@@ -329,6 +330,7 @@ fn run_menu(env: &TestEnv, input: Vec<u8>) -> MenuRun {
     let mut child = Command::new(bin())
         .current_dir(env.root())
         .env("HOME", env.root())
+        .env("XDG_STATE_HOME", env.state_home())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -458,6 +460,7 @@ fn an_interval_that_rounds_to_zero_is_refused() {
             Command::new(bin())
                 .args(["--once", "src", "dst", interval, "log.txt"])
                 .current_dir(env.root())
+                .env("XDG_STATE_HOME", env.state_home())
                 .stdin(Stdio::null()),
             Duration::from_secs(20),
         );

@@ -165,7 +165,8 @@ fn fifo_in_the_source_is_skipped_with_a_warning_and_never_opened() {
     let out = run_with_timeout(
         Command::new(bin())
             .args(["--once", "src", "dst", "1", "log.txt"])
-            .current_dir(env.root()),
+            .current_dir(env.root())
+            .env("XDG_STATE_HOME", env.state_home()),
         Duration::from_secs(15),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));

@@ -104,7 +104,10 @@ pub fn run_prefixed(env: &TestEnv, prefix: &[OsString], args: &[&OsStr]) -> Outp
         }
         None => Command::new(bin()),
     };
-    cmd.args(args).current_dir(env.root()).stdin(Stdio::null());
+    cmd.args(args)
+        .current_dir(env.root())
+        .env("XDG_STATE_HOME", env.state_home())
+        .stdin(Stdio::null());
     run_with_timeout(&mut cmd, Duration::from_secs(60))
 }
 

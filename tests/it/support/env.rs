@@ -61,6 +61,13 @@ impl TestEnv {
         self.path("log.txt")
     }
 
+    /// What the runs of this env get as `XDG_STATE_HOME` (see
+    /// [`state_home`]); foldersync keeps its pairs' state in `foldersync/`
+    /// below it.
+    pub fn state_home(&self) -> PathBuf {
+        state_home(self.root())
+    }
+
     /// Writes a file (relative to the env root), creating parent folders.
     pub fn write(&self, rel: impl AsRef<Path>, content: impl AsRef<[u8]>) -> PathBuf {
         let p = self.path(rel);
@@ -101,6 +108,7 @@ impl TestEnv {
             Command::new(bin())
                 .args(args)
                 .current_dir(self.root())
+                .env("XDG_STATE_HOME", self.state_home())
                 .stdin(Stdio::null()),
             Duration::from_secs(60),
         )
@@ -126,6 +134,22 @@ impl TestEnv {
         );
         out
     }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(self.state_home());
+    }
+}
+
+/// The `XDG_STATE_HOME` of the runs in folder `dir`: beside it, not in it
+/// (tests compare the env's tree before and after a run), so runs never
+/// write to the real home nor share a pair's state with another test.
+/// Removed with the [`TestEnv`].
+pub fn state_home(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".state");
+    dir.with_file_name(name)
 }
 
 /// Runs a command, killing it after `limit`.
@@ -343,6 +367,7 @@ impl MenuSession {
     {
         let mut child = Command::new(bin())
             .args(args)
+            .env("XDG_STATE_HOME", state_home(dir))
             .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::piped())

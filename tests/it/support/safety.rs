@@ -357,6 +357,7 @@ pub fn spawn_once(env: &TestEnv, extra: &[&str]) -> Child {
             env.log().as_os_str(),
         ])
         .current_dir(env.root())
+        .env("XDG_STATE_HOME", env.state_home())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -507,6 +508,7 @@ pub fn once_quick(env: &TestEnv, extra: &[&str]) -> std::process::Output {
                 env.log().as_os_str(),
             ])
             .current_dir(env.root())
+            .env("XDG_STATE_HOME", env.state_home())
             .stdin(Stdio::null()),
         Duration::from_secs(60),
     )
