@@ -34,4 +34,5 @@ pub mod mounts;
 pub mod pair;
 pub mod pass;
 pub mod replica_lock;
+pub mod state;
 pub mod status;
