@@ -13,6 +13,7 @@ use crate::daemon::supervisor::Supervisor;
 use crate::error::{Error, Exit};
 use crate::logging;
 use crate::menu::{self, MenuEnd};
+use crate::state::State;
 
 /// Runs foldersync and returns its exit status.
 pub fn run(cli: Cli) -> ExitCode {
@@ -56,6 +57,8 @@ fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
 
 fn try_run(cli: Cli) -> Result<Exit, Error> {
     let specs = pairs_from_cli(&cli)?;
+    let state =
+        State::resolve(cli.state_dir.as_deref()).and_then(|dir| State::open(dir, cli.dry_run))?;
     let console = if cli.quiet {
         LevelFilter::Warn
     } else if cli.verbose {
@@ -77,6 +80,7 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
         jobs: cli.jobs,
     };
     let mut supervisor = Supervisor::new(options, logs, shutdown.quit_flag(), cli.once);
+    supervisor.keep_state(state, cli.new_device);
     if cli.once {
         let clean = run_once(&mut supervisor, specs)?;
         if shutdown.signalled() {

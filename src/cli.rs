@@ -92,6 +92,19 @@ pub struct Cli {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<NonZeroUsize>,
 
+    /// Keep each pair's state (the devices its folders were on) in DIR,
+    /// one file per pair [default: $XDG_STATE_HOME/foldersync, else
+    /// ~/.local/state/foldersync].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Take the devices the pairs' folders are on now, and remember them:
+    /// for a source or replica disk replaced on purpose, which passes
+    /// otherwise refuse (an unmounted disk's bare mountpoint looks the
+    /// same).
+    #[arg(long)]
+    pub new_device: bool,
+
     /// More on the console (the log file always gets every action).
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,

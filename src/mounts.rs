@@ -12,12 +12,28 @@ use std::os::fd::BorrowedFd;
 
 use crate::cache::Stamp;
 use crate::fsops::{self, LinkProbe, LinkTimes, OpError, Time};
+use crate::state::RootRecord;
 
-/// What a pair remembers between passes.
+/// What a pair remembers between passes (and, through
+/// [`crate::state`], across restarts: the roots' devices).
 #[derive(Default)]
 pub struct Mounts {
     /// Where the replica root was at its first good pass.
     pub replica: RootWatch,
+    /// Where the source root was at its first good pass.
+    pub source: RootWatch,
+    /// The user confirmed that the roots moved (menu, `--new-device`): the
+    /// next pass takes the devices it finds, and a good pass remembers
+    /// them.
+    pub accept_new: bool,
+    /// Why this pass refused a root's device, for the pair's status;
+    /// cleared by the worker before each pass.
+    pub refused: Option<String>,
+    /// The source's device as this walk found it, remembered if it ends
+    /// well.
+    source_dev: Option<u64>,
+    /// Devices accepted in this walk, for the log.
+    accepted: Vec<String>,
     /// What the replica's file system keeps; `None` until a probe worked.
     pub caps: Option<Caps>,
     /// The replica's file system type (`/proc/self/mountinfo`), looked up
@@ -36,7 +52,110 @@ impl Mounts {
     pub fn replica_on_network(&self) -> bool {
         self.replica_fstype.as_deref().is_some_and(is_network)
     }
+
+    /// A pair's memory as kept in its state by earlier runs.
+    pub fn restore(records: &[RootRecord]) -> Mounts {
+        let mut mounts = Mounts::default();
+        for r in records {
+            let mount = match (&r.fstype, &r.mount_source) {
+                (Some(fstype), Some(source)) => Some(MountInfo {
+                    fstype: fstype.clone(),
+                    source: source.clone(),
+                }),
+                _ => None,
+            };
+            let watch = RootWatch {
+                seen: Some(Seen { dev: r.dev, mount }),
+            };
+            match r.side.as_str() {
+                SOURCE => mounts.source = watch,
+                REPLICA => mounts.replica = watch,
+                // A later version's side (two-way sync): not ours.
+                _ => {}
+            }
+        }
+        mounts
+    }
+
+    /// What to keep in the pair's state: the roots remembered so far.
+    pub fn records(&self) -> Vec<RootRecord> {
+        [(SOURCE, &self.source), (REPLICA, &self.replica)]
+            .into_iter()
+            .filter_map(|(side, watch)| {
+                let seen = watch.seen.as_ref()?;
+                Some(RootRecord {
+                    side: side.into(),
+                    dev: seen.dev,
+                    fstype: seen.mount.as_ref().map(|m| m.fstype.clone()),
+                    mount_source: seen.mount.as_ref().map(|m| m.source.clone()),
+                })
+            })
+            .collect()
+    }
+
+    /// Checks the open source root, on device `dev`, against its first
+    /// good pass. `Err` says why the pass must not run.
+    pub fn check_source(&mut self, dev: u64) -> Result<(), String> {
+        // The first check of a walk: what an earlier one found is stale.
+        self.source_dev = None;
+        self.accepted.clear();
+        match self.source.check(dev) {
+            Ok(_) => {}
+            Err(change) if self.accept_new => self.accepted.push(change.accepted("source")),
+            Err(change) => return Err(self.refuse("source", change)),
+        }
+        self.source_dev = Some(dev);
+        Ok(())
+    }
+
+    /// Whether a missing replica root, whose parent folder is on
+    /// `parent_dev`, may be created (see [`RootWatch::check_missing`]); a
+    /// change the user confirmed is.
+    pub fn check_replica_missing(&mut self, parent_dev: Option<u64>) -> Result<(), String> {
+        match self.replica.check_missing(parent_dev) {
+            Ok(()) => Ok(()),
+            Err(change) if self.accept_new => {
+                self.accepted.push(change.accepted("replica"));
+                Ok(())
+            }
+            Err(change) => Err(self.refuse("replica", change)),
+        }
+    }
+
+    /// What the user is told once the pass takes devices they confirmed:
+    /// one line per root, then none until they confirm again.
+    pub fn take_accepted(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.accepted)
+    }
+
+    /// After a good walk: remembers where the roots were (the replica's
+    /// device when it was open), and ends a confirmation.
+    pub fn passed(&mut self, replica_dev: Option<u64>) {
+        if let Some(dev) = replica_dev {
+            self.replica.remember(dev);
+        }
+        if let Some(dev) = self.source_dev.take() {
+            self.source.remember(dev);
+        }
+        self.accept_new = false;
+    }
+
+    /// Records a refusal for the pair's status; returns the message.
+    fn refuse(&mut self, side: &str, change: RootChange) -> String {
+        self.refused = Some(format!(
+            "{side} folder {}",
+            match change {
+                RootChange::Missing => "missing",
+                RootChange::OtherDevice { .. } => "on another device",
+            }
+        ));
+        change.to_string()
+    }
 }
+
+/// The sides of a one-way pair, as the state names them.
+const SOURCE: &str = "source";
+const REPLICA: &str = "replica";
 
 /// What [`Mounts::check_replica`] found.
 pub struct Replica {
@@ -68,11 +187,20 @@ impl Mounts {
     pub fn check_replica(&mut self, root: BorrowedFd<'_>, probe: bool) -> Result<Replica, String> {
         let dev = fsops::device(root).map_err(|e| format!("unavailable: {e}"))?;
         let mut notes = Vec::new();
-        let remounted = self.replica.check(dev).map_err(|e| e.to_string())?;
+        let (remounted, moved) = match self.replica.check(dev) {
+            Ok(remounted) => (remounted, false),
+            Err(change) if self.accept_new => {
+                self.accepted.push(change.accepted("replica"));
+                // Another file system: learn what it keeps.
+                self.caps = None;
+                (false, true)
+            }
+            Err(change) => return Err(self.refuse("replica", change)),
+        };
         if remounted {
             notes.push(Note::Remounted);
         }
-        if remounted || self.replica_fstype.is_none() {
+        if remounted || moved || self.replica_fstype.is_none() {
             self.replica_fstype = mount_of(dev).map(|m| m.fstype);
         }
         if self.caps.is_none() && probe {
@@ -335,31 +463,48 @@ pub enum RootChange {
     OtherDevice { before: String, now: String },
 }
 
+impl RootChange {
+    /// What changed, without the advice (for a change the user confirmed).
+    fn what(&self) -> String {
+        match self {
+            RootChange::Missing => "was there at an earlier pass and is now missing".into(),
+            RootChange::OtherDevice { before, now } => {
+                format!("is now on another file system ({now}) than at an earlier pass ({before})")
+            }
+        }
+    }
+
+    /// The log line of a change the user confirmed.
+    fn accepted(&self, side: &str) -> String {
+        format!(
+            "{side} folder {}: taken as confirmed, and remembered from this pass on",
+            self.what()
+        )
+    }
+}
+
 impl fmt::Display for RootChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RootChange::Missing => write!(f, "was there at an earlier pass and is now missing")?,
-            RootChange::OtherDevice { before, now } => write!(
-                f,
-                "is now on another file system ({now}) than at an earlier pass ({before})"
-            )?,
-        }
         write!(
             f,
-            " (an unmounted share or disk?): nothing created, copied or deleted in this pass. \
-             Once it is back, the next pass syncs as usual; if the change is meant, restart \
-             foldersync"
+            "{} (an unmounted share or disk?): nothing created, copied or deleted in this \
+             pass. Once it is back, the next pass syncs as usual; if the change is meant, \
+             confirm with menu option 7 (Accept a pair's new device) or run with --new-device",
+            self.what()
         )
     }
 }
 
 impl RootWatch {
-    /// Whether a root that cannot be found may be created: only when no
-    /// earlier pass saw it.
-    pub fn check_missing(&self) -> Result<(), RootChange> {
-        match self.seen {
-            Some(_) => Err(RootChange::Missing),
-            None => Ok(()),
+    /// Whether a root that cannot be found may be created: when no earlier
+    /// pass saw it, or when its parent folder, on `parent_dev`, is on the
+    /// file system the root was on (the folder was deleted, not unmounted
+    /// with its disk).
+    pub fn check_missing(&self, parent_dev: Option<u64>) -> Result<(), RootChange> {
+        match (&self.seen, parent_dev) {
+            (None, _) => Ok(()),
+            (Some(_), Some(dev)) if self.check(dev).is_ok() => Ok(()),
+            (Some(_), _) => Err(RootChange::Missing),
         }
     }
 
@@ -466,10 +611,24 @@ mod tests {
     #[test]
     fn a_root_seen_once_may_not_vanish_or_move() {
         let mut watch = RootWatch::default();
-        assert!(watch.check_missing().is_ok(), "a first pass may create it");
+        assert!(
+            watch.check_missing(None).is_ok(),
+            "a first pass may create it"
+        );
         assert!(matches!(watch.check(7), Ok(false)));
         watch.remember(7);
-        assert!(matches!(watch.check_missing(), Err(RootChange::Missing)));
+        assert!(matches!(
+            watch.check_missing(None),
+            Err(RootChange::Missing)
+        ));
+        assert!(
+            watch.check_missing(Some(7)).is_ok(),
+            "deleted, its parent still on its file system"
+        );
+        assert!(matches!(
+            watch.check_missing(Some(u64::MAX - 2)),
+            Err(RootChange::Missing)
+        ));
         assert!(matches!(watch.check(7), Ok(false)));
         // Device numbers no mount has: not the same mount.
         let mut other = RootWatch::default();

@@ -104,6 +104,9 @@ pub struct PairStatus {
     pub cache_bytes: usize,
     /// Entries evicted to keep under `--cache-limit`, since start.
     pub cache_evicted: u64,
+    /// Why the last pass refused a root ("source folder on another
+    /// device"), until the user confirms the new device.
+    pub device_refused: Option<String>,
 }
 
 impl Default for PairStatus {
@@ -116,6 +119,7 @@ impl Default for PairStatus {
             cache_entries: 0,
             cache_bytes: 0,
             cache_evicted: 0,
+            device_refused: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::daemon::gate::Gate;
 use crate::daemon::worker::{Trigger, Worker, format_interval};
 use crate::logging::{Logs, display_root, pair_target};
 use crate::pair::Cancel;
+use crate::state::State as StateDir;
 use crate::status::{PairStatus, State};
 
 /// A pair as the supervisor keeps it.
@@ -45,6 +46,11 @@ pub struct Supervisor {
     all_clean: bool,
     /// Keeps chained pairs' passes apart.
     gate: Arc<Gate>,
+    /// Where pairs keep what they learn across restarts; `None`: nowhere.
+    state: Option<StateDir>,
+    /// `--new-device`: every pair's first good pass takes the devices it
+    /// finds.
+    new_device: bool,
 }
 
 impl Supervisor {
@@ -58,7 +64,17 @@ impl Supervisor {
             pairs: Vec::new(),
             all_clean: true,
             gate: Arc::default(),
+            state: None,
+            new_device: false,
         }
+    }
+
+    /// Keeps each pair's state (the devices of its folders) in `state`;
+    /// `new_device`: the pairs started from now on take the devices they
+    /// find at their first good pass, instead of refusing a change.
+    pub fn keep_state(&mut self, state: StateDir, new_device: bool) {
+        self.state = Some(state);
+        self.new_device = new_device;
     }
 
     /// Starts a validated pair, after checking that it does not write into
@@ -123,6 +139,15 @@ impl Supervisor {
             .map(|p| &p.spec)
             .collect();
         check_overlaps(&running, std::slice::from_ref(&spec))?;
+        if let Some(state) = &self.state
+            && state.dir().starts_with(&spec.replica)
+        {
+            return Err(format!(
+                "state folder {} is inside the replica folder {}, where a pass would delete it",
+                state.dir().display(),
+                spec.replica.display()
+            ));
+        }
         let id = self.pairs.len() + 1;
         self.logs
             .attach(id, &spec.log_file)
@@ -142,6 +167,8 @@ impl Supervisor {
             status: Arc::clone(&status),
             once: self.once,
             gate: Arc::clone(&self.gate),
+            state: self.state.clone(),
+            new_device: self.new_device,
         };
         self.gate.join(id, &spec);
         info!(
@@ -215,6 +242,27 @@ impl Supervisor {
             .send(Trigger::ApproveDeletions)
             .map_err(|_| format!("pair {id} has stopped"))?;
         Ok(held)
+    }
+
+    /// Starts a pass of a pair whose last pass refused a folder now on
+    /// another device (or missing) that takes the devices it finds and
+    /// remembers them: the user confirmed the change. Returns what was
+    /// refused.
+    pub fn accept_new_devices(&mut self, id: usize) -> Result<String, String> {
+        let pair = self.running(id)?;
+        let status = pair.status.lock().expect("status poisoned").clone();
+        let Some(refused) = status.device_refused else {
+            return Err(format!("pair {id} has no new device to accept"));
+        };
+        if matches!(status.state, State::Syncing { .. } | State::Waiting { .. }) {
+            return Err(format!(
+                "pair {id} is syncing already; accept once its pass ends"
+            ));
+        }
+        pair.triggers
+            .send(Trigger::AcceptNewDevices)
+            .map_err(|_| format!("pair {id} has stopped"))?;
+        Ok(refused)
     }
 
     /// A snapshot of every pair, running or stopped.

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use log::{info, warn};
+use log::{debug, error, info, warn};
 
 use crate::cache::Cache;
 use crate::config::{PairSpec, SyncOptions};
@@ -16,6 +16,7 @@ use crate::mounts::Mounts;
 use crate::pair::{Cancel, PairContext};
 use crate::pass;
 use crate::replica_lock::ReplicaLock;
+use crate::state::{PairState, RootRecord, State as StateDir};
 use crate::status::{Outcome, PairStatus, State};
 
 /// What starts a worker's next pass, or ends it: the one thing a worker
@@ -29,6 +30,9 @@ pub enum Trigger {
     /// A pass now, with the removals `--max-delete` held back let through
     /// (for that pass only).
     ApproveDeletions,
+    /// A pass now that takes the devices it finds under the pair's roots
+    /// (the user confirmed the disk was swapped), and remembers them.
+    AcceptNewDevices,
     /// Stop after the current file; ends the thread.
     Stop,
 }
@@ -45,6 +49,11 @@ pub struct Worker {
     pub once: bool,
     /// Keeps this pair's passes apart from those of pairs it chains with.
     pub gate: Arc<Gate>,
+    /// Where the pair's state is kept across runs; `None`: in memory
+    /// only.
+    pub state: Option<StateDir>,
+    /// `--new-device`: the first good pass takes whatever devices it finds.
+    pub new_device: bool,
 }
 
 /// Takes a pair out of the gate when its worker ends, however it ends, so
@@ -72,7 +81,17 @@ impl Worker {
         let mut cache = Cache::new(self.options.cache_limit);
         // Held from pass to pass; released when the pair stops.
         let replica_lock = ReplicaLock::default();
-        let mounts = Mutex::new(Mounts::default());
+        let mut memory = Memory {
+            state: self
+                .state
+                .as_ref()
+                .map(|s| s.pair(&self.spec.source, &self.spec.replica)),
+            saved: Vec::new(),
+            failed: false,
+        };
+        let mut restored = memory.load(&target, self.id);
+        restored.accept_new = self.new_device;
+        let mounts = Mutex::new(restored);
         let ctx = PairContext {
             id: self.id,
             target: &target,
@@ -113,6 +132,7 @@ impl Worker {
                 files: 0,
                 bytes: 0,
             });
+            lock(&mounts).refused = None;
             let (report, unhashed) = pass::run(&ctx, &mut cache, approved, &mut |counts| {
                 self.set_state(State::Syncing {
                     since: started,
@@ -123,7 +143,7 @@ impl Worker {
             drop(in_pass);
             replica_lock.end_pass();
             approved = false;
-            clean = report.is_clean();
+            let refused = lock(&mounts).refused.clone();
             let now = Instant::now();
             let late = started + self.spec.interval <= now;
             let next = if late {
@@ -142,7 +162,16 @@ impl Worker {
                 status.cache_bytes = cache.bytes();
                 status.cache_evicted = cache.evicted();
                 status.state = State::Idle { next };
+                status.device_refused = refused;
             }
+            // After the status: the menu shows the pass ended at once.
+            if report.outcome == Outcome::Finished && !self.options.dry_run {
+                let records = lock(&mounts).records();
+                memory.save(records, &target, self.id);
+            }
+            // A run that could not keep its devices is not clean: cron
+            // hears that the guard is off.
+            clean = report.is_clean() && !memory.failed;
             if self.once || report.outcome == Outcome::Stopped || self.cancel.is_set() {
                 break;
             }
@@ -168,6 +197,14 @@ impl Worker {
             match self.wait(next) {
                 Trigger::Interval | Trigger::SyncNow => {}
                 Trigger::ApproveDeletions => approved = true,
+                Trigger::AcceptNewDevices => {
+                    info!(
+                        target: &target,
+                        "pair {}: new devices confirmed: this pass takes the devices it finds and remembers them",
+                        self.id
+                    );
+                    lock(&mounts).accept_new = true;
+                }
                 Trigger::Stop => break,
             }
             if self.cancel.is_set() {
@@ -202,6 +239,71 @@ impl Worker {
 
     fn set_state(&self, state: State) {
         self.status.lock().expect("status poisoned").state = state;
+    }
+}
+
+fn lock(mounts: &Mutex<Mounts>) -> std::sync::MutexGuard<'_, Mounts> {
+    mounts.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A pair's roots as kept in its state, and whether keeping them failed.
+struct Memory {
+    state: Option<PairState>,
+    /// What the state holds now, so an unchanged pass writes nothing.
+    saved: Vec<RootRecord>,
+    /// Reading or writing the state failed (said once, at error level).
+    failed: bool,
+}
+
+impl Memory {
+    /// The roots remembered by earlier runs. A state that cannot be read
+    /// leaves the pair to run without them: see [`Memory::fail`].
+    fn load(&mut self, target: &str, id: usize) -> Mounts {
+        let Some(state) = &mut self.state else {
+            return Mounts::default();
+        };
+        match state.roots() {
+            Ok(records) => {
+                let mounts = Mounts::restore(&records);
+                self.saved = records;
+                mounts
+            }
+            Err(e) => {
+                self.fail(&e, target, id);
+                Mounts::default()
+            }
+        }
+    }
+
+    /// Writes the roots if they changed since the last write.
+    fn save(&mut self, records: Vec<RootRecord>, target: &str, id: usize) {
+        let Some(state) = &mut self.state else {
+            return;
+        };
+        if records == self.saved {
+            return;
+        }
+        match state.save_roots(&records) {
+            Ok(()) => self.saved = records,
+            Err(e) => self.fail(&e, target, id),
+        }
+    }
+
+    /// Says once that the pair runs without its devices remembered across
+    /// restarts; the passes go on (the in-memory check still holds for
+    /// this run's later passes).
+    fn fail(&mut self, why: &str, target: &str, id: usize) {
+        let line = format!(
+            "{why}; the devices of this pair's folders are not remembered across restarts, \
+             so a disk swapped while foldersync is not running is not noticed. Fix or delete \
+             that file"
+        );
+        if self.failed {
+            debug!(target: target, "pair {id}: {line}");
+        } else {
+            error!(target: target, "pair {id}: error {line}");
+        }
+        self.failed = true;
     }
 }
 

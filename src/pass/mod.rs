@@ -195,8 +195,8 @@ fn walk_with(
         replica_dev: OnceLock::new(),
     };
     let outcome = walk::walk(&shared, start);
-    if let (Outcome::Finished, Some(&dev)) = (outcome, shared.replica_dev.get()) {
-        lock_mounts(ctx).replica.remember(dev);
+    if outcome == Outcome::Finished {
+        lock_mounts(ctx).passed(shared.replica_dev.get().copied());
     }
     let cache = shared.cache.into_inner().unwrap_or_else(|e| e.into_inner());
     shared.links.restamp(shared.replica_root.get(), cache);

@@ -240,11 +240,26 @@ impl<'s, 'a> Walker<'s, 'a> {
                 return None;
             }
         };
+        // Before anything is created: a source on another device than at
+        // its first good pass is most likely a bare mountpoint.
+        if let Err(e) = lock_mounts(self.ctx).check_source(src_root.1.dev) {
+            self.error_line(format_args!(
+                "source folder {} {e}",
+                display_root(&spec.source)
+            ));
+            return None;
+        }
         let mut fresh = false;
         let dst_root = match fsops::open_root(&spec.replica) {
             Ok(fd) => Some(fd),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if let Err(e) = lock_mounts(self.ctx).replica.check_missing() {
+                // Deleted, or gone with its disk: its parent folder tells.
+                let parent_dev = spec
+                    .replica
+                    .parent()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
+                if let Err(e) = lock_mounts(self.ctx).check_replica_missing(parent_dev) {
                     self.error_line(format_args!(
                         "replica folder {} {e}",
                         display_root(&spec.replica)
@@ -294,6 +309,9 @@ impl<'s, 'a> Walker<'s, 'a> {
             if !self.learn_replica(dst) {
                 return None;
             }
+        }
+        for accepted in lock_mounts(self.ctx).take_accepted() {
+            self.ctx.warn_line(format_args!("{accepted}"));
         }
         let (src, src_meta) = src_root;
         if let Some(dst) = &dst_root {
