@@ -292,8 +292,11 @@ fn sigkill_at_random_points_never_leaves_a_torn_replica() {
                 len
             })
             .collect();
+        // The shortest: kills are drawn within it, so on a loaded machine
+        // (where one measured pass may take several times the others)
+        // most still land during a pass.
         lens.sort();
-        lens[1]
+        lens[0]
     };
 
     let started = Instant::now();
