@@ -37,6 +37,7 @@ const MENU: &str = "\
 4. Stop a sync pair
 5. Sync a pair now
 6. Approve held deletions
+7. Accept a pair's new device
 ";
 
 /// The longest line kept; the rest of a longer one is dropped.
@@ -47,7 +48,7 @@ pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown) -> MenuEnd {
     let mut input = LineInput::new(shutdown.wake_fd());
     let mut out = io::stdout();
     loop {
-        say(&mut out, &format!("\n{MENU}Choose an option (1-6): "));
+        say(&mut out, &format!("\n{MENU}Choose an option (1-7): "));
         let choice = match input.next_line() {
             Line::Text(text) => text,
             Line::EndOfInput => return MenuEnd::EndOfInput,
@@ -60,11 +61,12 @@ pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown) -> MenuEnd {
                 Err(end) => return end,
             },
             "3" => return MenuEnd::Quit,
-            "4" | "5" | "6" => {
+            "4" | "5" | "6" | "7" => {
                 let verb = match choice.trim() {
                     "4" => "stop",
                     "5" => "sync now",
-                    _ => "approve deletions for",
+                    "6" => "approve deletions for",
+                    _ => "accept the new device of",
                 };
                 let text = match ask(&mut input, &mut out, &format!("Pair number to {verb}: ")) {
                     Ok(text) => text,
@@ -75,6 +77,12 @@ pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown) -> MenuEnd {
                     Ok(id) if verb == "stop" => match supervisor.stop(id) {
                         Ok(()) => format!("Pair {id} stopped.\n"),
                         Err(e) => format!("Cannot stop: {e}.\n"),
+                    },
+                    Ok(id) if choice.trim() == "7" => match supervisor.accept_new_devices(id) {
+                        Ok(what) => format!(
+                            "Pair {id}: accepting the new device ({what}); a pass starts now.\n"
+                        ),
+                        Err(e) => format!("Cannot accept: {e}.\n"),
                     },
                     Ok(id) if verb != "sync now" => match supervisor.approve_deletions(id) {
                         Ok(n) => {
@@ -209,6 +217,9 @@ fn list(views: &[PairView]) -> String {
                 last.counts.checked,
                 changes(&last.counts)
             );
+            if let Some(refused) = &s.device_refused {
+                text += &format!("  refused: {refused}; option 7 accepts the new device\n");
+            }
             if last.held_deletions > 0 {
                 text += &format!(
                     "  held: {} deletions over --max-delete, none made; option 6 approves them\n",

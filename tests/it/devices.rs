@@ -295,3 +295,50 @@ fn a_state_dir_that_is_not_a_folder_is_bad_input() {
         assert!(!env.dst().exists(), "synced despite the bad state folder");
     }
 }
+
+/// The menu lists a refused pair with the reason, and option 7 accepts the
+/// new device for the pass it starts.
+#[test]
+fn menu_option_7_accepts_a_new_source_device() {
+    let env = TestEnv::new();
+    let usb = env.mkdir("usb");
+    let Some(mut disk) = tmpfs(&usb) else {
+        return;
+    };
+    fs::write(usb.join("a.txt"), "on the disk").unwrap();
+    let (dst, state, log) = (env.dst(), env.path("state"), env.log());
+    let mut session = MenuSession::start(
+        env.root(),
+        [
+            OsStr::new("--state-dir"),
+            state.as_os_str(),
+            usb.as_os_str(),
+            dst.as_os_str(),
+            OsStr::new("3600"),
+            log.as_os_str(),
+        ],
+    );
+    wait_log(&log, "pass finished", 1);
+    disk.unmount();
+    fs::write(usb.join("local-only.txt"), "not the disk").unwrap();
+    // Nothing was refused yet: option 7 has nothing to accept.
+    session.send("7");
+    session.send("1");
+    session.wait_stdout("Cannot accept: ", 1, PATIENCE);
+    sync_now(&mut session, 1);
+    wait_log(&log, "is now on another file system", 1);
+    session.send("1");
+    session.wait_stdout("option 7 accepts the new device", 1, PATIENCE);
+    assert!(dst.join("a.txt").exists(), "the replica was changed");
+    session.send("7");
+    session.send("1");
+    session.wait_stdout("Pair 1: accepting the new device (", 1, PATIENCE);
+    wait_for(
+        PATIENCE,
+        || dst.join("local-only.txt").exists() && !dst.join("a.txt").exists(),
+        || format!("the accepted source was not synced:\n{}", env.log_text()),
+    );
+    session.send("3");
+    assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
+    assert_mirror(&usb, &dst);
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-const MENU: &str = "\n1. List sync pairs\n2. Add a sync pair\n3. Quit safely\n4. Stop a sync pair\n5. Sync a pair now\n6. Approve held deletions\nChoose an option (1-6): ";
+const MENU: &str = "\n1. List sync pairs\n2. Add a sync pair\n3. Quit safely\n4. Stop a sync pair\n5. Sync a pair now\n6. Approve held deletions\n7. Accept a pair's new device\nChoose an option (1-7): ";
 
 /// The env root as foldersync shows it (resolved).
 fn shown(env: &TestEnv, rel: &str) -> PathBuf {
@@ -44,8 +44,8 @@ fn last_listing(session: &MenuSession) -> String {
     let out = session.stdout();
     let before_last_menu = out.rfind(MENU).unwrap_or(out.len());
     let listing_start = out[..before_last_menu]
-        .rfind("Choose an option (1-6): ")
-        .map_or(0, |i| i + "Choose an option (1-6): ".len());
+        .rfind("Choose an option (1-7): ")
+        .map_or(0, |i| i + "Choose an option (1-7): ".len());
     out[listing_start..before_last_menu].to_string()
 }
 
