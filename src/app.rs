@@ -2,6 +2,7 @@
 //! up logging and signals, start the pairs, and run the menu, wait for a
 //! signal (`--no-menu`) or wait for one pass of each (`--once`).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use log::{LevelFilter, info};
@@ -11,9 +12,9 @@ use crate::config::{self, PairSpec, RawPair, SyncOptions};
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::supervisor::Supervisor;
 use crate::error::{Error, Exit};
-use crate::logging;
-use crate::menu::{self, MenuEnd};
+use crate::logging::{self, ConsoleFilter, ConsoleSpec, Logs};
 use crate::state::State;
+use crate::ui::{self, MenuEnd};
 
 /// Runs foldersync and returns its exit status.
 pub fn run(cli: Cli) -> ExitCode {
@@ -59,15 +60,30 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     let specs = pairs_from_cli(&cli)?;
     let state =
         State::resolve(cli.state_dir.as_deref()).and_then(|dir| State::open(dir, cli.dry_run))?;
-    let console = if cli.quiet {
+    let level = if cli.quiet {
         LevelFilter::Warn
     } else if cli.verbose {
         LevelFilter::Debug
     } else {
         LevelFilter::Info
     };
+    let stderr_tty = std::io::stderr().is_terminal();
+    let progress = cli.once && stderr_tty;
+    let menu_tty = !cli.once && !cli.no_menu && stderr_tty && ui::menu_at_terminal();
+    // A person at a terminal sees what is worth noticing; a pipe, a file
+    // or `-v` gets every action, as scripts expect.
+    let filter = match (cli.verbose, progress, menu_tty) {
+        (false, true, _) => ConsoleFilter::NoPairInfo,
+        (false, _, true) => ConsoleFilter::Lifecycle,
+        _ => ConsoleFilter::All,
+    };
+    let console = ConsoleSpec {
+        level,
+        filter,
+        color: ui::color_on_stderr(),
+    };
     raise_open_file_limit();
-    // Before any thread exists: simplelog needs that to learn local time.
+    // Before any thread exists: the local time offset is read then.
     let logs = logging::init(console)?;
     let shutdown = Shutdown::install().map_err(Error::Setup)?;
     let options = SyncOptions {
@@ -79,10 +95,10 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
         cache_limit: cli.cache_limit,
         jobs: cli.jobs,
     };
-    let mut supervisor = Supervisor::new(options, logs, shutdown.quit_flag(), cli.once);
+    let mut supervisor = Supervisor::new(options, logs.clone(), shutdown.quit_flag(), cli.once);
     supervisor.keep_state(state, cli.new_device);
     if cli.once {
-        let clean = run_once(&mut supervisor, specs)?;
+        let clean = run_once(&mut supervisor, specs, progress.then_some(&logs))?;
         if shutdown.signalled() {
             // The passes logged that they stopped; this says why.
             info!("signal received: the passes stopped at a file boundary");
@@ -98,7 +114,7 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     let end = if cli.no_menu {
         MenuEnd::EndOfInput
     } else {
-        menu::run(&mut supervisor, &shutdown)
+        ui::run(&mut supervisor, &shutdown, &logs)
     };
     if end == MenuEnd::EndOfInput {
         if !cli.no_menu {
@@ -118,13 +134,21 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
 }
 
 /// `--once`: one pass of every pair; whether all were clean. A single pair
-/// runs on this thread, so a cron job starts no pair thread.
-fn run_once(supervisor: &mut Supervisor, specs: Vec<PairSpec>) -> Result<bool, String> {
-    if specs.len() == 1 {
+/// runs on this thread, so a cron job starts no pair thread; with a
+/// progress line (`progress`: at a terminal) this thread draws it instead.
+fn run_once(
+    supervisor: &mut Supervisor,
+    specs: Vec<PairSpec>,
+    progress: Option<&Logs>,
+) -> Result<bool, String> {
+    if specs.len() == 1 && progress.is_none() {
         let spec = specs.into_iter().next().expect("one pair");
         return supervisor.run_here(spec);
     }
     start_all(supervisor, specs)?;
+    if let Some(logs) = progress {
+        ui::progress::show(supervisor, logs);
+    }
     Ok(supervisor.wait_all())
 }
 

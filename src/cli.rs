@@ -105,11 +105,14 @@ pub struct Cli {
     #[arg(long)]
     pub new_device: bool,
 
-    /// More on the console (the log file always gets every action).
+    /// More on the console: every action and debug records (the log file
+    /// always gets every action; so does the console when piped).
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
 
-    /// Only warnings and errors on the console.
+    /// Only warnings and errors on the console. (With the menu at a
+    /// terminal, the console by default shows pairs starting and stopping,
+    /// pass summaries, warnings and errors, not each file's action.)
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -8,7 +8,8 @@
 //! - `daemon`: `supervisor` owns the pairs' threads, `worker` runs one
 //!   pair's passes on its triggers, `gate` keeps chained pairs apart,
 //!   `shutdown` turns signals into the quit flag.
-//! - `menu`: the console on the main thread.
+//! - `ui`: the console: the menu on the main thread (a line editor at a
+//!   terminal) and the `--once` progress line.
 //! - `pass`: one sync pass, a pipeline of `walk` (both trees, folder by
 //!   folder, on a pool of workers), `filter`, `plan` (pure: what an entry
 //!   needs), `apply` (does it through `replica`, which in a dry run only
@@ -29,10 +30,10 @@ pub mod digests;
 pub mod error;
 pub mod fsops;
 pub mod logging;
-pub mod menu;
 pub mod mounts;
 pub mod pair;
 pub mod pass;
 pub mod replica_lock;
 pub mod state;
 pub mod status;
+pub mod ui;

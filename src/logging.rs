@@ -1,10 +1,11 @@
 //! Log records to the console (stderr) and to each pair's log file.
 //!
-//! The console logger is simplelog's; it must be set up before any thread
-//! starts so that it can learn the local time offset. simplelog's combined
-//! logger is fixed once installed, so the per-pair files, which come and go
-//! as pairs are added from the menu, are served by a small logger of our own
-//! that routes each record by its target (`pair<N>`).
+//! Both loggers are our own, combined by simplelog: the per-pair files come
+//! and go as pairs are added from the menu, so they are routed by target
+//! (`pair<N>`); the console can be handed to the line editor (a record then
+//! prints above the prompt) and, at a terminal, left quiet: per-file
+//! actions go to the log files only. The local time offset is read once,
+//! before any thread starts (it fails once threads exist).
 //!
 //! Log files are appended to, never truncated. A log file deleted or
 //! renamed (rotated) while running is recreated at its path on the next
@@ -12,17 +13,15 @@
 //! goes on.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use log::{LevelFilter, Log, Metadata, Record};
-use simplelog::{
-    ColorChoice, CombinedLogger, ConfigBuilder, LevelPadding, SharedLogger, TermLogger,
-    TerminalMode,
-};
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use simplelog::{CombinedLogger, SharedLogger};
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
@@ -36,43 +35,68 @@ pub fn pair_target(id: usize) -> String {
     format!("pair{id}")
 }
 
+/// What the console shows besides the level: the pairs' info records are
+/// many (one per file) and not all are worth a person's attention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleFilter {
+    /// Every record at the level: piped, redirected, `-v`, `--no-menu`.
+    All,
+    /// A pair's info records only when they say the pair started or
+    /// stopped, a pass summary or the pass's timing: the menu at a terminal.
+    Lifecycle,
+    /// No info record of a pair: `--once` at a terminal, whose progress
+    /// line and closing summary say it all.
+    NoPairInfo,
+}
+
+/// How the console logger writes.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleSpec {
+    pub level: LevelFilter,
+    pub filter: ConsoleFilter,
+    /// Warnings in yellow, errors in red.
+    pub color: bool,
+}
+
+/// Where console lines go instead of stderr while a line editor or a
+/// progress bar owns the terminal; it gets whole lines, newline included.
+pub type Sink = Box<dyn FnMut(String) + Send>;
+
 /// Installs the loggers. Call before any thread is started.
-pub fn init(console: LevelFilter) -> Result<Logs, String> {
-    let mut builder = ConfigBuilder::new();
-    builder
-        .set_time_format_custom(TIME_FORMAT)
-        .set_level_padding(LevelPadding::Right)
-        .set_thread_level(LevelFilter::Off)
-        .set_target_level(LevelFilter::Off)
-        .set_location_level(LevelFilter::Off);
+pub fn init(console: ConsoleSpec) -> Result<Logs, String> {
     // Fails only when threads already exist; UTC is the fallback. Read
     // once (it parses /etc/localtime) for the console and the files.
     let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
-    builder.set_time_offset(offset);
-    let colors = if io::stderr().is_terminal() {
-        ColorChoice::Auto
-    } else {
-        ColorChoice::Never
-    };
     let files = Arc::new(PairFiles {
         offset,
         by_pair: RwLock::new(HashMap::new()),
     });
+    let sink = Arc::new(Mutex::new(None));
     CombinedLogger::init(vec![
-        TermLogger::new(console, builder.build(), TerminalMode::Stderr, colors),
+        Box::new(ConsoleLogger {
+            spec: console,
+            offset,
+            sink: Arc::clone(&sink),
+        }),
         Box::new(FileLogger(Arc::clone(&files))),
     ])
     .map_err(|e| format!("cannot set up logging: {e}"))?;
-    Ok(Logs { files })
+    Ok(Logs { files, sink })
 }
 
 /// Handle to the per-pair log files.
 #[derive(Clone)]
 pub struct Logs {
     files: Arc<PairFiles>,
+    sink: Arc<Mutex<Option<Sink>>>,
 }
 
 impl Logs {
+    /// Sends console lines to `sink` from now on; `None`: back to stderr.
+    pub fn set_console_sink(&self, sink: Option<Sink>) {
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = sink;
+    }
+
     /// Sends pair `id`'s records to `path` from now on (several pairs may
     /// share one file). Opens it now, so a bad path is reported at once.
     pub fn attach(&self, id: usize, path: &Path) -> io::Result<()> {
@@ -154,6 +178,117 @@ impl LogFile {
                 self.path.display()
             );
         }
+    }
+}
+
+/// The console: one line per record, `time [LEVEL] message`, written whole
+/// (to stderr, or to the sink), so lines of different threads never mix.
+struct ConsoleLogger {
+    spec: ConsoleSpec,
+    offset: UtcOffset,
+    sink: Arc<Mutex<Option<Sink>>>,
+}
+
+impl ConsoleLogger {
+    /// Whether the filter lets a record through; cheap for the many it
+    /// drops: at most the first bytes of the message are formatted.
+    fn passes(&self, record: &Record<'_>) -> bool {
+        if record.level() != Level::Info || !record.target().starts_with("pair") {
+            return true;
+        }
+        match self.spec.filter {
+            ConsoleFilter::All => true,
+            ConsoleFilter::NoPairInfo => false,
+            ConsoleFilter::Lifecycle => {
+                let mut head = Head(String::new());
+                let _ = write!(head, "{}", record.args());
+                is_lifecycle(&head.0)
+            }
+        }
+    }
+}
+
+/// The first bytes of a message: formatting stops there.
+struct Head(String);
+
+impl std::fmt::Write for Head {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = 64usize.saturating_sub(self.0.len());
+        let mut end = room.min(s.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.0.push_str(&s[..end]);
+        if end < s.len() {
+            Err(std::fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Whether a pair's info message is one a person at the menu wants to see:
+/// `pair N: [dry run] ` then a word no per-file action starts with (each
+/// action begins with its verb: copied, updated, removed, linked...).
+fn is_lifecycle(message: &str) -> bool {
+    let Some((_, rest)) = message.split_once(": ") else {
+        return true;
+    };
+    let rest = rest.strip_prefix("[dry run] ").unwrap_or(rest);
+    ["started: ", "pass ", "waiting for pair", "the pass took"]
+        .iter()
+        .any(|p| rest.starts_with(p))
+        || rest == "stopped"
+}
+
+impl Log for ConsoleLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= self.spec.level
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) || !self.passes(record) {
+            return;
+        }
+        let now = OffsetDateTime::now_utc().to_offset(self.offset);
+        let time = now.format(TIME_FORMAT).unwrap_or_default();
+        let color = match record.level() {
+            _ if !self.spec.color => None,
+            Level::Error => Some("\x1b[31m"),
+            Level::Warn => Some("\x1b[33m"),
+            _ => None,
+        };
+        let line = match color {
+            Some(c) => format!(
+                "{time} {c}[{:<5}] {}\x1b[0m\n",
+                record.level(),
+                record.args()
+            ),
+            None => format!("{time} [{:<5}] {}\n", record.level(), record.args()),
+        };
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        match sink.as_mut() {
+            Some(sink) => sink(line),
+            None => {
+                let _ = io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+impl SharedLogger for ConsoleLogger {
+    fn level(&self) -> LevelFilter {
+        self.spec.level
+    }
+
+    fn config(&self) -> Option<&simplelog::Config> {
+        None
+    }
+
+    fn as_log(self: Box<Self>) -> Box<dyn Log> {
+        self
     }
 }
 
@@ -251,5 +386,36 @@ mod tests {
         assert_eq!(display_path(b"x\x1b[31m"), "x\\u{1b}[31m");
         assert_eq!(display_path(b"bad\xff\xfe.txt"), "bad\\xff\\xfe.txt");
         assert_eq!(display_path("caf\u{e9}\\".as_bytes()), "caf\u{e9}\\\\");
+    }
+
+    #[test]
+    fn the_quiet_console_keeps_lifecycle_lines_and_drops_file_actions() {
+        for shown in [
+            "pair 1: started: a -> b every 10 s",
+            "pair 1: stopped",
+            "pair 12: pass finished in 0.2 s: 3 checked",
+            "pair 1: [dry run] pass stopped in 0.2 s: 3 checked",
+            "pair 1: waiting for pair 2: its pass writes what this pair reads",
+            "pair 1: the pass took 3.0 s, within the 10 s interval again",
+        ] {
+            assert!(is_lifecycle(shown), "{shown}");
+        }
+        for hidden in [
+            "pair 1: copied pass finished (3 bytes)",
+            "pair 1: [dry run] removed file stopped",
+            "pair 1: created folder started: x",
+            "pair 1: touched a (mtime)",
+            "pair 1: cache holds 3 files in 330 bytes; 0 evicted",
+        ] {
+            assert!(!is_lifecycle(hidden), "{hidden}");
+        }
+    }
+
+    #[test]
+    fn a_message_head_stops_at_64_bytes_on_a_char_boundary() {
+        let mut head = Head(String::new());
+        let long = "\u{e9}".repeat(100);
+        assert!(write!(head, "{long}").is_err());
+        assert_eq!(head.0.len(), 64);
     }
 }

@@ -77,7 +77,10 @@ pub enum State {
     /// In a pass, with its progress so far.
     Syncing {
         since: Instant,
+        /// Entries checked so far.
         files: u64,
+        /// Files copied or updated so far: the progress line shows them.
+        copied: u64,
         bytes: u64,
     },
     /// Waiting for another pair's pass to end: it writes what this pair

@@ -130,6 +130,7 @@ impl Worker {
             self.set_state(State::Syncing {
                 since: started,
                 files: 0,
+                copied: 0,
                 bytes: 0,
             });
             lock(&mounts).refused = None;
@@ -137,6 +138,7 @@ impl Worker {
                 self.set_state(State::Syncing {
                     since: started,
                     files: counts.checked,
+                    copied: counts.copied + counts.updated,
                     bytes: counts.bytes,
                 });
             });

@@ -1,0 +1,175 @@
+//! The numbered menu on the main thread: what each option does.
+//!
+//! The menu and its answers go to stdout (flushed after every prompt); log
+//! records go to stderr, or above the prompt when a line editor reads the
+//! answers (see [`super::input`]), so they never land inside an answer.
+
+use std::io;
+
+use super::complete::expand_home;
+use super::input::{Input, Kind, Line, say};
+use super::render::list;
+use crate::config::{RawPair, validate_pair};
+use crate::daemon::shutdown::Shutdown;
+use crate::daemon::supervisor::Supervisor;
+use crate::daemon::worker::format_interval;
+use crate::logging::Logs;
+use crate::status::State;
+
+/// How the menu ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MenuEnd {
+    /// The user chose "Quit safely".
+    Quit,
+    /// Stdin ended (Ctrl-D at a terminal); the pairs keep running until a
+    /// signal.
+    EndOfInput,
+    /// SIGINT or SIGTERM arrived, or Ctrl-C was pressed at the prompt.
+    Signal,
+}
+
+const MENU: &str = "\
+1. List sync pairs
+2. Add a sync pair
+3. Quit safely
+4. Stop a sync pair
+5. Sync a pair now
+6. Approve held deletions
+7. Accept a pair's new device
+";
+
+/// Runs the menu until quit, end of input or a signal.
+pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown, logs: &Logs) -> MenuEnd {
+    let mut input = Input::new(shutdown.wake_fd(), logs);
+    let mut out = io::stdout();
+    loop {
+        let choice = match input.ask(&format!("\n{MENU}Choose an option (1-7): "), Kind::Other) {
+            Line::Text(text) => text,
+            Line::EndOfInput => return MenuEnd::EndOfInput,
+            Line::Signal => return MenuEnd::Signal,
+        };
+        let answer = match choice.trim() {
+            "1" => list(&supervisor.views()),
+            "2" => match add(supervisor, &mut input) {
+                Ok(text) => text,
+                Err(end) => return end,
+            },
+            "3" => return MenuEnd::Quit,
+            "4" | "5" | "6" | "7" => {
+                let verb = match choice.trim() {
+                    "4" => "stop",
+                    "5" => "sync now",
+                    "6" => "approve deletions for",
+                    _ => "accept the new device of",
+                };
+                let text = match ask(&mut input, &format!("Pair number to {verb}: "), Kind::Other) {
+                    Ok(text) => text,
+                    Err(end) => return end,
+                };
+                match text.trim().parse::<usize>() {
+                    Err(_) => format!("\"{}\" is not a pair number.\n", text.trim()),
+                    Ok(id) if verb == "stop" => match supervisor.stop(id) {
+                        Ok(()) => format!("Pair {id} stopped.\n"),
+                        Err(e) => format!("Cannot stop: {e}.\n"),
+                    },
+                    Ok(id) if choice.trim() == "7" => match supervisor.accept_new_devices(id) {
+                        Ok(what) => format!(
+                            "Pair {id}: accepting the new device ({what}); a pass starts now.\n"
+                        ),
+                        Err(e) => format!("Cannot accept: {e}.\n"),
+                    },
+                    Ok(id) if verb != "sync now" => match supervisor.approve_deletions(id) {
+                        Ok(n) => {
+                            format!("Pair {id}: pass started, removing the {n} held entries.\n")
+                        }
+                        Err(e) => format!("Cannot approve: {e}.\n"),
+                    },
+                    Ok(id) => match supervisor.sync_now(id) {
+                        Ok(()) => format!("Pair {id}: pass started.\n"),
+                        Err(e) => format!("Cannot sync now: {e}.\n"),
+                    },
+                }
+            }
+            _ => format!("\"{}\" is not a valid choice.\n", choice.trim()),
+        };
+        say(&mut out, &answer);
+    }
+}
+
+/// Prompts and reads one answer.
+fn ask(input: &mut Input<'_>, prompt: &str, kind: Kind) -> Result<String, MenuEnd> {
+    match input.ask(prompt, kind) {
+        Line::Text(text) => Ok(text),
+        Line::EndOfInput => Err(MenuEnd::EndOfInput),
+        Line::Signal => Err(MenuEnd::Signal),
+    }
+}
+
+/// Asks for the four fields of a pair, one prompt each, and starts it.
+fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, MenuEnd> {
+    let mut fields = Vec::new();
+    for (prompt, kind) in [
+        ("Source folder: ", Kind::Path),
+        ("Replica folder: ", Kind::Path),
+        ("Interval in seconds (e.g. 10, 0.5, 5m): ", Kind::Other),
+        ("Log file: ", Kind::Path),
+    ] {
+        let answer = ask(input, prompt, kind)?;
+        let answer = unquote(answer.trim());
+        if answer.is_empty() {
+            return Ok("Cancelled: nothing was added.\n".into());
+        }
+        fields.push(answer);
+    }
+    let [source, replica, interval, log_file] =
+        <[String; 4]>::try_from(fields).expect("four prompts give four answers");
+    let raw = RawPair {
+        source: expand_home(&source),
+        replica: expand_home(&replica),
+        interval,
+        log_file: expand_home(&log_file),
+    };
+    let upstream: Vec<_> = supervisor
+        .views()
+        .into_iter()
+        .filter(|v| !matches!(v.status.state, State::Stopped))
+        .map(|v| v.spec.replica)
+        .collect();
+    let started = validate_pair(&raw, &upstream).and_then(|spec| {
+        let shown = format!(
+            "{} -> {} every {}",
+            spec.source.display(),
+            spec.replica.display(),
+            format_interval(spec.interval)
+        );
+        supervisor.add(spec).map(|id| (id, shown))
+    });
+    Ok(match started {
+        Ok((id, shown)) => format!("Started pair {id}: {shown}.\n"),
+        Err(e) => format!("Not added: {e}.\n"),
+    })
+}
+
+/// Drops one pair of matching quotes around an answer, as a terminal adds
+/// when a folder is dragged into it.
+fn unquote(text: &str) -> String {
+    for q in ['"', '\''] {
+        if let Some(inner) = text.strip_prefix(q).and_then(|t| t.strip_suffix(q)) {
+            return inner.to_string();
+        }
+    }
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_lose_one_pair_of_quotes() {
+        assert_eq!(unquote("\"my folder\""), "my folder");
+        assert_eq!(unquote("'a b'"), "a b");
+        assert_eq!(unquote("\"half"), "\"half");
+        assert_eq!(unquote("plain"), "plain");
+    }
+}
