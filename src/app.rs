@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use log::{LevelFilter, info};
 
-use crate::cli::Cli;
+use crate::cli::{self, Cli};
 use crate::config::{self, PairSpec, RawPair, SyncOptions};
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::supervisor::Supervisor;
@@ -18,6 +18,15 @@ use crate::ui::{self, MenuEnd};
 
 /// Runs foldersync and returns its exit status.
 pub fn run(cli: Cli) -> ExitCode {
+    if let Some(what) = cli.generate {
+        return match cli::generate(what, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("foldersync: cannot write to stdout: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match try_run(cli) {
         Ok(exit) => exit.into(),
         Err(e) => {

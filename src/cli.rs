@@ -4,7 +4,8 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser, ValueEnum};
+use clap_complete::Shell;
 
 /// Keeps replica folders an exact copy of their source folders, re-syncing
 /// each pair every INTERVAL seconds, with a console menu to list, add and
@@ -115,4 +116,32 @@ pub struct Cli {
     /// pass summaries, warnings and errors, not each file's action.)
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Write a man page or a shell completion script to stdout and exit.
+    #[arg(long, value_enum, value_name = "WHAT", exclusive = true)]
+    pub generate: Option<Generate>,
+}
+
+/// What `--generate` writes.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Generate {
+    /// The man page (roff), for `man 1 foldersync`.
+    Man,
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+}
+
+/// Writes the man page or completion script, both made from the definition
+/// above, so they never fall behind it.
+pub fn generate(what: Generate, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut command = Cli::command();
+    let shell = match what {
+        Generate::Man => return clap_mangen::Man::new(command).render(out),
+        Generate::CompleteBash => Shell::Bash,
+        Generate::CompleteZsh => Shell::Zsh,
+        Generate::CompleteFish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut command, "foldersync", out);
+    Ok(())
 }

@@ -462,3 +462,30 @@ fn replica_given_as_a_dangling_symlink_to_another_pairs_replica_is_refused() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_mirror(&env.src(), &env.dst());
 }
+
+#[test]
+fn generate_writes_a_man_page_and_completion_scripts_to_stdout_and_nothing_else() {
+    let env = TestEnv::new();
+    let before = snapshot(env.root());
+    for (what, want) in [
+        ("man", ".TH foldersync 1"),
+        ("complete-bash", "complete -F _foldersync"),
+        ("complete-zsh", "#compdef foldersync"),
+        ("complete-fish", "complete -c foldersync -l no-menu"),
+    ] {
+        let out = env.run(["--generate", what]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr_of(&out));
+        assert!(text.contains(want), "{what}: no {want:?} in:\n{text}");
+        // roff escapes a dash.
+        let text = text.replace("\\-", "-");
+        assert!(text.contains("max-delete"), "{what} lacks an option");
+        assert!(out.stderr.is_empty(), "{what}: {}", stderr_of(&out));
+    }
+    assert_eq!(snapshot(env.root()), before);
+    // With a pair it is a usage error: it would not sync anything.
+    let out = env.run(["--generate", "man", "src", "dst", "1", "l"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert_eq!(snapshot(env.root()), before);
+}
