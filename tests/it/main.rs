@@ -6,6 +6,7 @@
 mod cache_limit;
 mod chains;
 mod cli;
+mod console;
 mod devices;
 mod digests;
 mod faults;
