@@ -247,7 +247,13 @@ impl Log for ConsoleLogger {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) || !self.passes(record) {
+        // The line editor's own records are of no use to a user, and one
+        // logged from its thread while it holds the terminal would wait
+        // on the printer that this very thread must drain.
+        if !self.enabled(record.metadata())
+            || record.target().starts_with("rustyline")
+            || !self.passes(record)
+        {
             return;
         }
         let now = OffsetDateTime::now_utc().to_offset(self.offset);
