@@ -20,10 +20,11 @@ use crate::ui::{self, MenuEnd};
 pub fn run(cli: Cli) -> ExitCode {
     if let Some(what) = cli.generate {
         return match cli::generate(what, &mut std::io::stdout().lock()) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => Exit::Success.into(),
             Err(e) => {
-                eprintln!("foldersync: cannot write to stdout: {e}");
-                ExitCode::FAILURE
+                let e = Error::Setup(format!("cannot write to stdout: {e}"));
+                eprintln!("foldersync: {e}");
+                e.exit().into()
             }
         };
     }
