@@ -79,12 +79,11 @@ pub fn complete_path(typed: &str) -> (usize, Vec<String>) {
     (at, found)
 }
 
-/// `~` and `~/x` mean the home folder, as they would in a shell.
+/// `~/x` means the home folder, as it would in a shell. (A bare `~` stays a
+/// name, as the menu has always read it; Tab turns it into `~/`.)
 pub fn expand_home(path: &str) -> PathBuf {
-    let home = std::env::var_os("HOME");
-    match (path, path.strip_prefix("~/"), home) {
-        ("~", _, Some(home)) => PathBuf::from(home),
-        (_, Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),
     }
 }
@@ -108,9 +107,9 @@ mod tests {
     }
 
     #[test]
-    fn a_tilde_is_the_home_folder() {
+    fn a_tilde_slash_is_the_home_folder_and_tab_completes_a_bare_tilde() {
         let home = PathBuf::from(std::env::var_os("HOME").unwrap());
-        assert_eq!(expand_home("~"), home);
+        assert_eq!(expand_home("~"), PathBuf::from("~"));
         assert_eq!(expand_home("~/a b"), home.join("a b"));
         assert_eq!(expand_home("a/~"), PathBuf::from("a/~"));
         assert_eq!(complete_path("~"), (0, vec!["~/".to_string()]));
