@@ -12,7 +12,8 @@ use md5::{Digest as _, Md5};
 use rustix::fs::{self as rfs, SeekFrom};
 use rustix::io::Errno;
 
-use super::{Op, OpError, kernel_copy};
+use super::copy::kernel_copy;
+use super::{Op, OpError};
 
 /// How a segment copy ended, when it did not fail.
 pub enum Segments {
