@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use log::{LevelFilter, info};
 
@@ -12,6 +13,7 @@ use crate::config::{self, PairSpec, RawPair, SyncOptions};
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::supervisor::Supervisor;
 use crate::error::{Error, Exit};
+use crate::excludes::{PairExcludes, Patterns};
 use crate::logging::{self, ConsoleFilter, ConsoleSpec, Logs};
 use crate::state::State;
 use crate::ui::{self, MenuEnd};
@@ -68,6 +70,12 @@ fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
 
 fn try_run(cli: Cli) -> Result<Exit, Error> {
     let specs = pairs_from_cli(&cli)?;
+    let patterns = Arc::new(Patterns::load(&cli.exclude, &cli.exclude_from)?);
+    // Every pair's `.foldersyncignore` checked before any log file is
+    // created; each worker loads its own again when it starts.
+    for spec in &specs {
+        PairExcludes::load(Arc::clone(&patterns), &spec.source)?;
+    }
     let state =
         State::resolve(cli.state_dir.as_deref()).and_then(|dir| State::open(dir, cli.dry_run))?;
     let level = if cli.quiet {
@@ -101,11 +109,18 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
         dry_run: cli.dry_run,
         fsync: cli.fsync,
         allow_empty_source: cli.allow_empty_source,
+        delete_excluded: cli.delete_excluded,
         max_delete: cli.max_delete,
         cache_limit: cli.cache_limit,
         jobs: cli.jobs,
     };
-    let mut supervisor = Supervisor::new(options, logs.clone(), shutdown.quit_flag(), cli.once);
+    let mut supervisor = Supervisor::new(
+        options,
+        patterns,
+        logs.clone(),
+        shutdown.quit_flag(),
+        cli.once,
+    );
     supervisor.keep_state(state, cli.new_device);
     if cli.once {
         let clean = run_once(&mut supervisor, specs, progress.then_some(&logs))?;

@@ -82,6 +82,24 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_delete: Option<u64>,
 
+    /// Leave out what PATTERN matches, in every pair (repeatable). Gitignore
+    /// syntax, matched against paths relative to the pair's root: `*.tmp`,
+    /// `/build/` (at the root only), `cache/` (folders only), `**/logs`,
+    /// `!keep.log` (re-include). A source folder's own `.foldersyncignore`
+    /// adds that pair's patterns.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+
+    /// Read exclude patterns from FILE, one a line (as --exclude; blank
+    /// lines and lines starting with # are skipped). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+
+    /// Remove what the replica holds at excluded paths (within
+    /// --max-delete). Without it, excluded replica entries are left alone.
+    #[arg(long)]
+    pub delete_excluded: bool,
+
     /// Bound each pair's cache of file digests to SIZE (e.g. 64MiB, 500K,
     /// 1G); the folders used least recently are evicted first. Without it
     /// the cache keeps every file (about 110 bytes each).

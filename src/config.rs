@@ -35,6 +35,8 @@ pub struct SyncOptions {
     pub fsync: bool,
     /// Mirror an empty source even onto a non-empty replica.
     pub allow_empty_source: bool,
+    /// Remove replica entries at excluded paths instead of leaving them.
+    pub delete_excluded: bool,
     /// Most removals one pass may make.
     pub max_delete: Option<u64>,
     /// Most memory, in bytes, each pair's cache may use.

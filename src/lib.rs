@@ -14,6 +14,7 @@
 //!   folder, on a pool of workers), `filter`, `plan` (pure: what an entry
 //!   needs), `apply` (does it through `replica`, which in a dry run only
 //!   pretends) and `report` (one log line and one count per outcome).
+//! - `excludes`: the patterns that leave paths out of a pair.
 //! - `pair` (what a pass and the digests after it share: the pair's
 //!   context, its stop signals, its thread count), `cache` (what was last
 //!   known equal), `digests` (big files hashed after a pass), `mounts`
@@ -28,6 +29,7 @@ pub mod config;
 pub mod daemon;
 pub mod digests;
 pub mod error;
+pub mod excludes;
 pub mod fsops;
 pub mod logging;
 pub mod mounts;

@@ -252,6 +252,8 @@ impl Log for ConsoleLogger {
         // on the printer that this very thread must drain.
         if !self.enabled(record.metadata())
             || record.target().starts_with("rustyline")
+            // Nor are the pattern matcher's (`ignore` builds on `globset`).
+            || record.target().starts_with("globset")
             || !self.passes(record)
         {
             return;

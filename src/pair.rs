@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::config::{PairSpec, SyncOptions};
+use crate::excludes::PairExcludes;
 use crate::mounts::Mounts;
 use crate::replica_lock::ReplicaLock;
 
@@ -39,6 +40,9 @@ pub struct PairContext<'a> {
     /// What the pair learnt about its roots' file systems at earlier
     /// passes; the pass adds to it.
     pub mounts: &'a Mutex<Mounts>,
+    /// The pair's exclude patterns; each pass first reads its
+    /// `.foldersyncignore` again if it changed.
+    pub excludes: &'a Mutex<PairExcludes>,
 }
 
 /// A file a pass read or wrote without hashing it.

@@ -110,6 +110,9 @@ pub struct PairStatus {
     /// Why the last pass refused a root ("source folder on another
     /// device"), until the user confirms the new device.
     pub device_refused: Option<String>,
+    /// Exclude patterns in force: the run's and the pair's
+    /// `.foldersyncignore`.
+    pub exclude_patterns: usize,
 }
 
 impl Default for PairStatus {
@@ -123,6 +126,7 @@ impl Default for PairStatus {
             cache_bytes: 0,
             cache_evicted: 0,
             device_refused: None,
+            exclude_patterns: 0,
         }
     }
 }

@@ -11,6 +11,7 @@ use log::info;
 use crate::config::{PairSpec, SyncOptions, check_overlaps};
 use crate::daemon::gate::Gate;
 use crate::daemon::worker::{Trigger, Worker, format_interval};
+use crate::excludes::{PairExcludes, Patterns};
 use crate::logging::{Logs, display_root, pair_target};
 use crate::pair::Cancel;
 use crate::state::State as StateDir;
@@ -37,6 +38,8 @@ pub struct PairView {
 /// All pairs of this run.
 pub struct Supervisor {
     options: SyncOptions,
+    /// `--exclude` and `--exclude-from`, for every pair.
+    patterns: Arc<Patterns>,
     logs: Logs,
     /// Set on quit; every worker checks it at each file boundary.
     quit: Arc<AtomicBool>,
@@ -55,9 +58,16 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// A supervisor with no pairs yet. `once`: each pair runs one pass.
-    pub fn new(options: SyncOptions, logs: Logs, quit: Arc<AtomicBool>, once: bool) -> Self {
+    pub fn new(
+        options: SyncOptions,
+        patterns: Arc<Patterns>,
+        logs: Logs,
+        quit: Arc<AtomicBool>,
+        once: bool,
+    ) -> Self {
         Supervisor {
             options,
+            patterns,
             logs,
             quit,
             once,
@@ -139,6 +149,9 @@ impl Supervisor {
             .map(|p| &p.spec)
             .collect();
         check_overlaps(&running, std::slice::from_ref(&spec))?;
+        // Before the log file is created: a bad pattern creates nothing.
+        let excludes = PairExcludes::load(Arc::clone(&self.patterns), &spec.source)?;
+        let patterns = excludes.matcher().len();
         if let Some(state) = &self.state
             && state.dir().starts_with(&spec.replica)
         {
@@ -154,7 +167,10 @@ impl Supervisor {
             .map_err(|e| format!("log file {}: {e}", spec.log_file.display()))?;
         let (triggers, receiver) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
-        let status = Arc::new(Mutex::new(PairStatus::default()));
+        let status = Arc::new(Mutex::new(PairStatus {
+            exclude_patterns: patterns,
+            ..PairStatus::default()
+        }));
         let worker = Worker {
             id,
             spec: spec.clone(),
@@ -169,16 +185,22 @@ impl Supervisor {
             gate: Arc::clone(&self.gate),
             state: self.state.clone(),
             new_device: self.new_device,
+            excludes: Mutex::new(excludes),
         };
         self.gate.join(id, &spec);
         info!(
             target: &pair_target(id),
-            "pair {id}: started: {} -> {} every {}{}{}",
+            "pair {id}: started: {} -> {} every {}{}{}{}",
             display_root(&spec.source),
             display_root(&spec.replica),
             format_interval(spec.interval),
             if self.options.checksum { ", checksum" } else { "" },
             if self.options.dry_run { ", dry run" } else { "" },
+            match patterns {
+                0 => String::new(),
+                1 => ", 1 exclude pattern".into(),
+                n => format!(", {n} exclude patterns"),
+            },
         );
         self.pairs.push(Pair {
             id,

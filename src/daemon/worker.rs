@@ -11,6 +11,7 @@ use crate::cache::Cache;
 use crate::config::{PairSpec, SyncOptions};
 use crate::daemon::gate::Gate;
 use crate::digests;
+use crate::excludes::PairExcludes;
 use crate::logging::pair_target;
 use crate::mounts::Mounts;
 use crate::pair::{Cancel, PairContext};
@@ -54,6 +55,8 @@ pub struct Worker {
     pub state: Option<StateDir>,
     /// `--new-device`: the first good pass takes whatever devices it finds.
     pub new_device: bool,
+    /// The pair's exclude patterns, refreshed at each pass.
+    pub excludes: Mutex<PairExcludes>,
 }
 
 /// Takes a pair out of the gate when its worker ends, however it ends, so
@@ -101,6 +104,7 @@ impl Worker {
             lasting_cache: !self.once,
             replica_lock: &replica_lock,
             mounts: &mounts,
+            excludes: &self.excludes,
         };
         let mut clean = true;
         // Whether the passes run longer than the interval, as last said in
@@ -163,6 +167,12 @@ impl Worker {
                 status.cache_entries = cache.len();
                 status.cache_bytes = cache.bytes();
                 status.cache_evicted = cache.evicted();
+                status.exclude_patterns = self
+                    .excludes
+                    .lock()
+                    .expect("excludes poisoned")
+                    .matcher()
+                    .len();
                 status.state = State::Idle { next };
                 status.device_refused = refused;
             }

@@ -31,10 +31,11 @@ impl Walker<'_, '_> {
         rel: &[u8],
         src: &Arc<OwnedFd>,
         dst: Option<&Arc<OwnedFd>>,
-        src_entries: Vec<fsops::Entry>,
-        dst_entries: Vec<fsops::Entry>,
+        mut src_entries: Vec<fsops::Entry>,
+        mut dst_entries: Vec<fsops::Entry>,
         node: &Arc<DirNode>,
     ) -> Vec<Job> {
+        self.leave_out(rel, &mut src_entries, &mut dst_entries);
         let merged = merge(src_entries, dst_entries);
         // Removals first: they free space for what is copied next.
         if let Some(dst) = &dst {

@@ -15,10 +15,11 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use crate::cache::{Cache, Entry};
+use crate::excludes::Matcher;
 use crate::fsops::Meta;
 use crate::mounts::{Caps, Mounts};
 use crate::pair::{PairContext, Unhashed};
@@ -77,6 +78,8 @@ struct Shared<'a> {
     caps: OnceLock<Caps>,
     /// The replica root's device, remembered after a good pass.
     replica_dev: OnceLock<u64>,
+    /// What this pass leaves out.
+    excludes: Arc<Matcher>,
 }
 
 /// A file the pass left right (or, in a dry run, would have).
@@ -131,7 +134,9 @@ pub fn run_at(
     } else {
         Mode::Free
     };
-    let mut walked = walk_with(ctx, cache, start, mode, progress);
+    let (excludes, refresh_error) = report::refresh_excludes(ctx);
+    let mut walked = walk_with(ctx, cache, start, mode, &excludes, progress);
+    walked.counts.errors += refresh_error;
     let mut held = 0;
     if let (Some(limit), true) = (guarded, walked.outcome == Outcome::Finished) {
         let count = walked.held.entries;
@@ -142,7 +147,7 @@ pub fn run_at(
         } else if count > 0 {
             // Within the limit: a second walk removes them.
             let checked = walked.counts.checked;
-            let second = walk_with(ctx, cache, start, Mode::Limit(limit), progress);
+            let second = walk_with(ctx, cache, start, Mode::Limit(limit), &excludes, progress);
             walked.counts.add(&second.counts);
             walked.counts.checked = checked;
             walked.outcome = second.outcome;
@@ -174,6 +179,7 @@ fn walk_with(
     cache: &mut Cache,
     start: &[u8],
     mode: Mode,
+    excludes: &Arc<Matcher>,
     progress: &mut (dyn FnMut(&Counts) + Send),
 ) -> Walked {
     let shared = Shared {
@@ -193,6 +199,7 @@ fn walk_with(
         replica_root: OnceLock::new(),
         caps: OnceLock::new(),
         replica_dev: OnceLock::new(),
+        excludes: Arc::clone(excludes),
     };
     let outcome = walk::walk(&shared, start);
     if outcome == Outcome::Finished {
@@ -229,6 +236,7 @@ mod tests {
 
     use super::*;
     use crate::config::{PairSpec, SyncOptions};
+    use crate::excludes::PairExcludes;
     use crate::mounts::Mounts;
     use crate::pair::{Cancel, PairContext};
     use crate::replica_lock::ReplicaLock;
@@ -245,6 +253,8 @@ mod tests {
         let cancel = Cancel::default();
         let lock = ReplicaLock::default();
         let mounts = Mutex::new(Mounts::default());
+        let excludes =
+            Mutex::new(PairExcludes::load(Arc::default(), &spec.source).expect("no pattern file"));
         let ctx = PairContext {
             id: 1,
             target: "pair1",
@@ -254,6 +264,7 @@ mod tests {
             lasting_cache: true,
             replica_lock: &lock,
             mounts: &mounts,
+            excludes: &excludes,
         };
         run_at(&ctx, cache, start, false, &mut |_| {}).0
     }

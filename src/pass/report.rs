@@ -2,9 +2,11 @@
 //! here; the pass's summary line too.
 
 use std::io;
+use std::sync::Arc;
 
 use log::{debug, error, info, warn};
 
+use crate::excludes::{IGNORE_FILE, Matcher};
 use crate::fsops::{Meta, OpError};
 use crate::logging::display_path;
 use crate::mounts::Caps;
@@ -78,6 +80,9 @@ pub(super) enum Done<'t> {
     /// Likewise, but for a reason said once for the pair already (a
     /// replica file system without symlinks): at debug level.
     SkippedAsSaid(&'t str),
+    /// A source entry an exclude pattern leaves out: the user asked for
+    /// it, so at debug level and not counted.
+    Excluded,
 }
 
 impl Walker<'_, '_> {
@@ -151,6 +156,10 @@ impl Walker<'_, '_> {
                 c.skipped += 1;
                 ctx.log_debug(format_args!("skipped {} ({why})", display_path(rel)));
             }
+            Done::Excluded => {
+                let prefix = ctx.prefix();
+                ctx.log_debug(format_args!("{prefix}excluded {}", display_path(rel)));
+            }
         }
     }
 
@@ -168,6 +177,33 @@ impl Walker<'_, '_> {
         self.counts.errors += 1;
         error!(target: self.ctx.target, "pair {}: error {msg}", self.ctx.id);
     }
+}
+
+/// The patterns for this pass, the pair's `.foldersyncignore` read again
+/// if it changed, with the errors to count: one when it cannot be used
+/// (then the previous patterns stay in force: syncing what the user meant
+/// to exclude could not be undone).
+pub(super) fn refresh_excludes(ctx: &PairContext<'_>) -> (Arc<Matcher>, u64) {
+    let mut excludes = ctx.excludes.lock().expect("excludes poisoned");
+    let errors = match excludes.refresh() {
+        Ok(false) => 0,
+        Ok(true) => {
+            let n = excludes.matcher().len();
+            ctx.log_info(format_args!(
+                "{IGNORE_FILE} read again: {n} exclude patterns in force"
+            ));
+            0
+        }
+        Err(e) => {
+            error!(
+                target: ctx.target,
+                "pair {}: error {e}; the previous exclude patterns stay in force",
+                ctx.id
+            );
+            1
+        }
+    };
+    (excludes.matcher(), errors)
 }
 
 /// The pass's summary line.

@@ -9,6 +9,7 @@ mod cli;
 mod console;
 mod devices;
 mod digests;
+mod excludes;
 mod faults;
 mod guards;
 mod hostile;
