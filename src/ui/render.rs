@@ -70,6 +70,11 @@ pub fn list(views: &[PairView]) -> String {
                 String::new()
             }
         );
+        if s.exclude_patterns > 0 {
+            let n = s.exclude_patterns;
+            let what = if n == 1 { "pattern" } else { "patterns" };
+            text += &format!("  excludes: {n} {what}\n");
+        }
     }
     text
 }

@@ -333,3 +333,19 @@ fn a_changed_foldersyncignore_applies_from_the_next_pass_and_a_broken_one_keeps_
     let status = session.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", session.stderr());
 }
+
+#[test]
+fn the_menu_list_shows_how_many_patterns_a_pair_uses() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    env.write("src/.foldersyncignore", "*.tmp\n# a comment\n");
+    let mut session = MenuSession::start(
+        env.root(),
+        ["--exclude", "cache/", "src", "dst", "3600", "log.txt"],
+    );
+    wait_log(&env.log(), "pass finished", 1);
+    session.send("1");
+    session.wait_stdout("  excludes: 2 patterns\n", 1, PATIENCE);
+    session.send("3");
+    assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
+}
