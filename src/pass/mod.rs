@@ -33,6 +33,7 @@ mod links;
 pub mod plan;
 mod replica;
 mod report;
+mod roots;
 mod schedule;
 mod walk;
 
