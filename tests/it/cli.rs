@@ -8,28 +8,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// Runs foldersync with `args` and checks the bad-input contract: exit
-/// status 2, exactly one line on stderr that starts with `foldersync: ` and
-/// contains `want`, and the env folder exactly as it was.
-#[track_caller]
-fn assert_refused(env: &TestEnv, args: &[&str], want: &str) {
-    let before = snapshot(env.root());
-    let out = env.run(args);
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(2), "args {args:?}, stderr:\n{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "args {args:?}: want one line, got:\n{err}");
-    assert!(
-        lines[0].starts_with("foldersync: ") && lines[0].contains(want),
-        "args {args:?}: want a line naming {want:?}, got:\n{err}"
-    );
-    assert_eq!(
-        snapshot(env.root()),
-        before,
-        "args {args:?} created or changed something"
-    );
-}
-
 /// The same check in `--once` mode and in the default menu mode (stdin
 /// closed), which must refuse the same input before starting anything.
 #[track_caller]

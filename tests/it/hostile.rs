@@ -8,37 +8,11 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// Runs foldersync with `args`; checks it exits 2 within a few seconds with
-/// one `foldersync: ` line naming `want`, having created nothing.
-#[track_caller]
-fn assert_bad_input(env: &TestEnv, args: &[&str], want: &str) {
-    let before = snapshot(env.root());
-    let mut cmd = std::process::Command::new(bin());
-    cmd.args(args)
-        .current_dir(env.root())
-        .env("XDG_STATE_HOME", env.state_home())
-        .stdin(std::process::Stdio::null());
-    let out = run_with_timeout(&mut cmd, Duration::from_secs(20));
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(2), "args {args:?}, stderr:\n{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "args {args:?}: want one line, got:\n{err}");
-    assert!(
-        lines[0].starts_with("foldersync: ") && lines[0].contains(want),
-        "args {args:?}: want a line naming {want:?}, got:\n{err}"
-    );
-    assert_eq!(
-        snapshot(env.root()),
-        before,
-        "args {args:?} changed something"
-    );
-}
-
 #[test]
 fn pairs_file_that_is_a_device_a_fifo_a_folder_or_huge_is_refused() {
     let env = TestEnv::new();
     // Endless: read whole, it ate 2 GB in 5 s.
-    assert_bad_input(
+    assert_refused(
         &env,
         &["--once", "--pairs", "/dev/zero"],
         "pairs file /dev/zero: not a regular file",
@@ -50,20 +24,20 @@ fn pairs_file_that_is_a_device_a_fifo_a_folder_or_huge_is_refused() {
         .status()
         .expect("mkfifo");
     assert!(made.success());
-    assert_bad_input(
+    assert_refused(
         &env,
         &["--once", "--pairs", "pairs.fifo"],
         "pairs file pairs.fifo: not a regular file",
     );
     env.mkdir("pairs.d");
-    assert_bad_input(
+    assert_refused(
         &env,
         &["--once", "--pairs", "pairs.d"],
         "pairs file pairs.d: is a folder",
     );
     let line = "# a comment line, repeated until the file is over a mebibyte\n";
     env.write("huge.pairs", line.repeat((1 << 20) / line.len() + 1));
-    assert_bad_input(
+    assert_refused(
         &env,
         &["--once", "--pairs", "huge.pairs"],
         "too big for a pairs file (at most 1 MiB)",
@@ -75,7 +49,7 @@ fn interval_below_a_millisecond_is_refused_like_zero() {
     let env = TestEnv::new();
     env.mkdir("src");
     for interval in ["0.0009", "0.0000001", "1e-9"] {
-        assert_bad_input(
+        assert_refused(
             &env,
             &["--once", "src", "dst", interval, "log.txt"],
             "is shorter than a millisecond",
@@ -87,7 +61,7 @@ fn interval_below_a_millisecond_is_refused_like_zero() {
 fn source_on_procfs_or_sysfs_is_refused() {
     let env = TestEnv::new();
     for (source, kind) in [("/proc/self", "procfs"), ("/sys/kernel", "sysfs")] {
-        assert_bad_input(
+        assert_refused(
             &env,
             &["--once", source, "dst", "10", "log.txt"],
             &format!("is on {kind}"),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use super::{MenuSession, TestEnv, bin, run_with_timeout, wait_for};
+use super::{MenuSession, TestEnv, bin, run_with_timeout, snapshot, wait_for};
 
 /// How long a wait for something the program will surely do may take before
 /// the test gives up. Generous: CI machines are noisy.
@@ -201,4 +201,26 @@ pub fn sync_now(session: &mut MenuSession, id: usize) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("pair {id} stayed busy:\n{}", session.stdout());
+}
+
+/// Runs foldersync with `args` and checks the bad-input contract: exit
+/// status 2, exactly one line on stderr that starts with `foldersync: ` and
+/// contains `want`, and the env folder exactly as it was.
+#[track_caller]
+pub fn assert_refused(env: &TestEnv, args: &[&str], want: &str) {
+    let before = snapshot(env.root());
+    let out = env.run(args);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "args {args:?}, stderr:\n{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "args {args:?}: want one line, got:\n{err}");
+    assert!(
+        lines[0].starts_with("foldersync: ") && lines[0].contains(want),
+        "args {args:?}: want a line naming {want:?}, got:\n{err}"
+    );
+    assert_eq!(
+        snapshot(env.root()),
+        before,
+        "args {args:?} created or changed something"
+    );
 }
