@@ -50,6 +50,7 @@ fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
             replica: replica.clone(),
             interval: interval.clone(),
             log_file: log_file.clone(),
+            watch: cli.watch,
         };
         raws.push((None, raw));
     }

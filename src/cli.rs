@@ -39,8 +39,9 @@ pub struct Cli {
     pub log_file: Option<PathBuf>,
 
     /// Also start every pair listed in FILE: one pair a line, the same four
-    /// fields separated by white space, "double quotes" around a field with
-    /// spaces; blank lines and lines starting with # are skipped.
+    /// fields separated by white space (and the word watch to watch it),
+    /// "double quotes" around a field with spaces; blank lines and lines
+    /// starting with # are skipped.
     #[arg(long, value_name = "FILE")]
     pub pairs: Option<PathBuf>,
 
@@ -48,6 +49,12 @@ pub struct Cli {
     /// 0 when every pass finished without an error, 1 otherwise.
     #[arg(long, conflicts_with = "no_menu")]
     pub once: bool,
+
+    /// Watch the pair's source and sync each change as it happens; the full
+    /// pass still runs every INTERVAL (a pairs-file line asks the same by
+    /// ending with the word watch).
+    #[arg(long, requires = "source", conflicts_with = "once")]
+    pub watch: bool,
 
     /// Run the pairs without the menu until SIGINT or SIGTERM (for running
     /// as a service).

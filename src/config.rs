@@ -25,6 +25,8 @@ pub struct PairSpec {
     pub replica: PathBuf,
     pub interval: Duration,
     pub log_file: PathBuf,
+    /// Synced as its source changes, besides every interval.
+    pub watch: bool,
 }
 
 /// Options shared by every pair.
@@ -85,6 +87,7 @@ pub struct RawPair {
     pub replica: PathBuf,
     pub interval: String,
     pub log_file: PathBuf,
+    pub watch: bool,
 }
 
 /// Parses an interval: seconds as a positive number (fractions allowed), or
@@ -262,6 +265,7 @@ pub fn validate_pair(raw: &RawPair, upstream: &[PathBuf]) -> Result<PairSpec, St
         replica,
         interval,
         log_file,
+        watch: raw.watch,
     })
 }
 
@@ -454,6 +458,7 @@ mod tests {
             replica: PathBuf::from(r),
             interval: Duration::from_secs(1),
             log_file: PathBuf::from("/log"),
+            watch: false,
         };
         assert!(check_overlaps(&[], &[spec("/r1"), spec("/r2")]).is_ok());
         assert!(check_overlaps(&[], &[spec("/r1"), spec("/r1")]).is_err());

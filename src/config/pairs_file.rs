@@ -1,5 +1,6 @@
-//! The pairs file: one pair a line, four fields separated by white space,
-//! double quotes around a field with spaces, `#` comments. Only parsing
+//! The pairs file: one pair a line, four fields separated by white space
+//! and an optional fifth word `watch`, double quotes around a field with
+//! spaces, `#` comments. Only parsing
 //! happens here; the pairs are checked by [`super::validate_pairs`].
 
 use std::fs;
@@ -62,10 +63,23 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, String> {
             continue;
         }
         let fields = split_fields(trimmed).map_err(|e| format!("{at}: {e}"))?;
+        let mut fields = fields;
+        let watch = match fields.get(4).map(String::as_str) {
+            Some("watch") if fields.len() == 5 => {
+                fields.pop();
+                true
+            }
+            Some(word) if fields.len() == 5 => {
+                return Err(format!(
+                    "{at}: the fifth field may only be the word watch, not {word:?}"
+                ));
+            }
+            _ => false,
+        };
         let [source, replica, interval, log_file] =
             <[String; 4]>::try_from(fields).map_err(|f| {
                 format!(
-                    "{at}: expected 4 fields (source, replica, interval, log file), found {}",
+                    "{at}: expected 4 fields (source, replica, interval, log file) and an optional watch, found {}",
                     f.len()
                 )
             })?;
@@ -76,6 +90,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, String> {
                 replica: replica.into(),
                 interval,
                 log_file: log_file.into(),
+                watch,
             },
         ));
     }
@@ -157,5 +172,16 @@ mod tests {
         let text = "# comment\n\n/a /b 10 log\n/a /b 10\n";
         let err = parse(Path::new("p.txt"), text).unwrap_err();
         assert!(err.starts_with("p.txt:4: expected 4 fields"), "{err}");
+    }
+
+    #[test]
+    fn a_fifth_field_may_only_be_watch() {
+        let pairs = parse(Path::new("p"), "/a /b 10 log watch\n/c /d 10 log\n").unwrap();
+        assert!(pairs[0].1.watch);
+        assert!(!pairs[1].1.watch);
+        let err = parse(Path::new("p"), "/a /b 10 log watsh\n").unwrap_err();
+        assert!(err.starts_with("p:1: the fifth field may only be"), "{err}");
+        let err = parse(Path::new("p"), "/a /b 10 log watch x\n").unwrap_err();
+        assert!(err.starts_with("p:1: expected 4 fields"), "{err}");
     }
 }

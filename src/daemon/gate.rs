@@ -165,6 +165,7 @@ mod tests {
             replica: PathBuf::from(replica),
             interval: Duration::from_secs(1),
             log_file: PathBuf::from("/log"),
+            watch: false,
         }
     }
 

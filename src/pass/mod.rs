@@ -250,6 +250,7 @@ mod tests {
             replica: root.join("dst"),
             interval: Duration::from_secs(1),
             log_file: root.join("log"),
+            watch: false,
         };
         let cancel = Cancel::default();
         let lock = ReplicaLock::default();

@@ -128,6 +128,8 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
         replica: expand_home(&replica),
         interval,
         log_file: expand_home(&log_file),
+        // The menu does not ask yet.
+        watch: false,
     };
     let upstream: Vec<_> = supervisor
         .views()
