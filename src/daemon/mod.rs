@@ -5,4 +5,5 @@
 pub mod gate;
 pub mod shutdown;
 pub mod supervisor;
+pub mod watch;
 pub mod worker;

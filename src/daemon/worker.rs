@@ -4,12 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, select};
 use log::{debug, error, info, warn};
 
 use crate::cache::Cache;
 use crate::config::{PairSpec, SyncOptions};
 use crate::daemon::gate::Gate;
+use crate::daemon::watch::{self, Note, Watch};
 use crate::digests;
 use crate::excludes::PairExcludes;
 use crate::logging::pair_target;
@@ -18,12 +19,21 @@ use crate::pair::{Cancel, PairContext};
 use crate::pass;
 use crate::replica_lock::ReplicaLock;
 use crate::state::{PairState, RootRecord, State as StateDir};
-use crate::status::{Outcome, PairStatus, State};
+use crate::status::{Outcome, PairStatus, PassReport, State};
+
+/// How long a watched pair waits for more events once one came: a save is
+/// several events in a row, and one pass for all of them is cheaper.
+const QUIET: Duration = Duration::from_millis(5);
+/// The longest it gathers events under a stream that never pauses.
+const GATHER_MOST: Duration = Duration::from_secs(1);
 
 /// What starts a worker's next pass, or ends it: the one thing a worker
-/// waits for between passes (a watch mode will add changed paths).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// waits for between passes.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trigger {
+    /// A watched pair's source changed in these folders (relative to the
+    /// roots, none inside another): a pass over each of them.
+    Changed(Vec<Vec<u8>>),
     /// The interval since the last pass started is over.
     Interval,
     /// The menu asked for a pass now.
@@ -113,6 +123,13 @@ impl Worker {
         let mut said_late = false;
         let mut approved = false;
         let mut first_pass = true;
+        // Started before the first pass, so no change during it is missed.
+        let mut watch = self.start_watch(&target);
+        let mut said_lost = false;
+        // `None`: a full pass; otherwise the folders a watch saw change.
+        let mut changed: Option<Vec<Vec<u8>>> = None;
+        // When the next full pass is due.
+        let mut next = Instant::now();
         loop {
             // A chain's first passes run in its order, so a pair does not
             // start on a folder the pair before it has yet to create.
@@ -138,25 +155,33 @@ impl Worker {
                 bytes: 0,
             });
             lock(&mounts).refused = None;
-            let (report, unhashed) = pass::run(&ctx, &mut cache, approved, &mut |counts| {
+            let mut progress = |counts: &crate::status::Counts| {
                 self.set_state(State::Syncing {
                     since: started,
                     files: counts.checked,
                     copied: counts.copied + counts.updated,
                     bytes: counts.bytes,
                 });
-            });
+            };
+            let full = changed.is_none();
+            let (report, unhashed) = match changed.take() {
+                None => pass::run(&ctx, &mut cache, approved, &mut progress),
+                Some(folders) => run_folders(&ctx, &mut cache, &folders, approved, &mut progress),
+            };
             drop(in_pass);
             replica_lock.end_pass();
             approved = false;
             let refused = lock(&mounts).refused.clone();
             let now = Instant::now();
-            let late = started + self.spec.interval <= now;
-            let next = if late {
-                now
-            } else {
-                started + self.spec.interval
-            };
+            // Only a full pass starts the interval again.
+            let late = full && started + self.spec.interval <= now;
+            if full {
+                next = if late {
+                    now
+                } else {
+                    started + self.spec.interval
+                };
+            }
             {
                 // One update, so the menu never sees a finished pass still
                 // marked as syncing.
@@ -188,7 +213,9 @@ impl Worker {
                 break;
             }
             digests::fill(&ctx, &mut cache, unhashed);
-            if late && !said_late {
+            if !full {
+                // A subtree's pass says nothing of the interval.
+            } else if late && !said_late {
                 warn!(
                     target: &target,
                     "pair {}: the pass took {:.1} s, longer than the {} interval; passes run back to back until they fit in it again",
@@ -205,9 +232,27 @@ impl Worker {
                     format_interval(self.spec.interval)
                 );
             }
-            said_late = late;
-            match self.wait(next) {
+            if full {
+                said_late = late;
+            }
+            let trigger = match &mut watch {
+                Some(w) => match self.wait_watched(next, w) {
+                    Waited::Trigger(t) => t,
+                    Waited::Lost => {
+                        self.say_lost(&target, &mut said_lost);
+                        Trigger::SyncNow
+                    }
+                    Waited::Broken(why) => {
+                        self.say_unwatched(&target, &why);
+                        watch = None;
+                        Trigger::SyncNow
+                    }
+                },
+                None => self.wait(next),
+            };
+            match trigger {
                 Trigger::Interval | Trigger::SyncNow => {}
+                Trigger::Changed(folders) => changed = Some(folders),
                 Trigger::ApproveDeletions => approved = true,
                 Trigger::AcceptNewDevices => {
                     info!(
@@ -231,6 +276,7 @@ impl Worker {
             cache.bytes(),
             cache.evicted()
         );
+        drop(watch);
         info!(target: &target, "pair {}: stopped", self.id);
         self.set_state(State::Stopped);
         clean
@@ -249,9 +295,124 @@ impl Worker {
         }
     }
 
+    /// Starts watching the source if the pair asks for it; a source that
+    /// cannot be watched is said once and left to the full passes.
+    fn start_watch(&self, target: &str) -> Option<Watch> {
+        if !self.spec.watch || self.once {
+            return None;
+        }
+        match Watch::start(&self.spec.source) {
+            Ok(w) => {
+                info!(
+                    target: target,
+                    "pair {}: watching the source for changes",
+                    self.id
+                );
+                Some(w)
+            }
+            Err(why) => {
+                self.say_unwatched(target, &why);
+                None
+            }
+        }
+    }
+
+    fn say_unwatched(&self, target: &str, why: &str) {
+        warn!(
+            target: target,
+            "pair {}: warning: the source cannot be watched: {why}; changes are synced by the full pass every {} instead",
+            self.id,
+            format_interval(self.spec.interval)
+        );
+    }
+
+    /// Says the first time events were lost; a full pass follows each time.
+    fn say_lost(&self, target: &str, said: &mut bool) {
+        let line = "the kernel dropped change events (its queue overflowed); a full pass now finds what changed";
+        if *said {
+            debug!(target: target, "pair {}: {line}", self.id);
+        } else {
+            warn!(target: target, "pair {}: warning: {line}", self.id);
+        }
+        *said = true;
+    }
+
+    /// Like [`Worker::wait`], also woken by the watch: the first change
+    /// opens a window that closes after [`QUIET`] without another, or
+    /// after [`GATHER_MOST`]. A command sent meanwhile wins: its full pass
+    /// covers the changes.
+    fn wait_watched(&self, next: Instant, watch: &Watch) -> Waited {
+        let mut folders = Vec::new();
+        let timeout = crossbeam_channel::at(next);
+        select! {
+            recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
+            recv(watch.notes) -> note => match note {
+                Ok(Note::Changed(folder)) => folders.push(folder),
+                Ok(Note::Lost) => return Waited::Lost,
+                Ok(Note::Broken(why)) => return Waited::Broken(why),
+                Err(_) => return Waited::Broken("the watch ended".into()),
+            },
+            recv(timeout) -> _ => return Waited::Trigger(Trigger::Interval),
+        }
+        let most = Instant::now() + GATHER_MOST;
+        loop {
+            let quiet = crossbeam_channel::at((Instant::now() + QUIET).min(most));
+            select! {
+                recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
+                recv(watch.notes) -> note => match note {
+                    Ok(Note::Changed(folder)) => folders.push(folder),
+                    Ok(Note::Lost) => return Waited::Lost,
+                    Ok(Note::Broken(why)) => return Waited::Broken(why),
+                    Err(_) => return Waited::Broken("the watch ended".into()),
+                },
+                recv(quiet) -> _ => break,
+            }
+        }
+        Waited::Trigger(Trigger::Changed(watch::outermost(folders)))
+    }
+
     fn set_state(&self, state: State) {
         self.status.lock().expect("status poisoned").state = state;
     }
+}
+
+/// What a watched pair's wait ended with.
+enum Waited {
+    Trigger(Trigger),
+    /// Events were lost: a full pass, watching goes on.
+    Lost,
+    /// Watching is over: full passes only, from now on.
+    Broken(String),
+}
+
+/// One pass over each changed folder, as one report: the first that does
+/// not finish ends the run.
+fn run_folders(
+    ctx: &PairContext<'_>,
+    cache: &mut Cache,
+    folders: &[Vec<u8>],
+    approved: bool,
+    progress: &mut (dyn FnMut(&crate::status::Counts) + Send),
+) -> (PassReport, Vec<crate::pair::Unhashed>) {
+    let mut total = PassReport {
+        outcome: Outcome::Finished,
+        counts: Default::default(),
+        duration: Duration::ZERO,
+        held_deletions: 0,
+    };
+    let mut unhashed = Vec::new();
+    for folder in folders {
+        let (report, more) = pass::run_at(ctx, cache, folder, approved, progress);
+        total.counts.add(&report.counts);
+        total.duration += report.duration;
+        total.held_deletions += report.held_deletions;
+        total.outcome = report.outcome;
+        unhashed.extend(more);
+        if report.outcome != Outcome::Finished {
+            break;
+        }
+    }
+    (total, unhashed)
 }
 
 fn lock(mounts: &Mutex<Mounts>) -> std::sync::MutexGuard<'_, Mounts> {

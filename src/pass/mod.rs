@@ -161,7 +161,7 @@ pub fn run_at(
         duration: started.elapsed(),
         held_deletions: held,
     };
-    report::log_summary(ctx, &report);
+    report::log_summary(ctx, &report, start);
     (report, walked.unhashed)
 }
 

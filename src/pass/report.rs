@@ -211,12 +211,18 @@ pub(super) fn refresh_excludes(ctx: &PairContext<'_>) -> (Arc<Matcher>, u64) {
 /// A pass that found nothing to do logs its summary at debug level: the log
 /// file still gets it, but a console left open on the menu is not filled
 /// with a line every interval (use `-v` to see them).
-pub(super) fn log_summary(ctx: &PairContext<'_>, r: &PassReport) {
+pub(super) fn log_summary(ctx: &PairContext<'_>, r: &PassReport, start: &[u8]) {
     let c = &r.counts;
     let how = match r.outcome {
-        Outcome::Finished => "pass finished",
-        Outcome::Stopped => "pass stopped",
-        Outcome::Failed => "pass failed",
+        Outcome::Finished => "finished",
+        Outcome::Stopped => "stopped",
+        Outcome::Failed => "failed",
+    };
+    // A subtree's pass says which: the full pass's line stays as it was.
+    let how = if start.is_empty() {
+        format!("pass {how}")
+    } else {
+        format!("pass over {} {how}", display_path(start))
     };
     let quiet = Counts {
         checked: c.checked,

@@ -1,0 +1,185 @@
+//! A watched pair's eyes on its source: inotify through the `notify`
+//! crate, recursive, turned into the folders that changed. The worker owns
+//! the [`Watch`]; dropping it removes the watches and ends notify's thread.
+//!
+//! `notify` rather than the thinner `inotify` crate: it already adds a
+//! watch to each new folder as it appears, reports a queue overflow as a
+//! rescan and a full watch table as an error, and ends its reader thread
+//! on drop; with `inotify` all of that would be ours to write.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crossbeam_channel::{Receiver, Sender};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
+
+/// What the watcher tells the worker.
+#[derive(Debug)]
+pub enum Note {
+    /// Something in this folder (relative to the source root; empty for
+    /// the root) changed.
+    Changed(Vec<u8>),
+    /// Events were lost (the kernel queue overflowed): only a full pass
+    /// knows what changed. Watching goes on.
+    Lost,
+    /// Watching failed (a folder could not be watched, the event queue
+    /// could not be read): from now on only full passes see changes.
+    Broken(String),
+}
+
+/// A recursive watch on a pair's source.
+pub struct Watch {
+    _watcher: notify::INotifyWatcher,
+    pub notes: Receiver<Note>,
+}
+
+impl Watch {
+    /// Watches `source` and everything below it. Fails on a file system
+    /// that reports no events (a network share, FUSE) and when a folder
+    /// cannot be watched (the `max_user_watches` limit).
+    pub fn start(source: &Path) -> Result<Watch, String> {
+        if let Some(fs) = silent_file_system(source) {
+            return Err(format!(
+                "it is on {fs}, which does not report changes made elsewhere"
+            ));
+        }
+        test_hook()?;
+        let (sender, notes) = crossbeam_channel::unbounded();
+        let root = source.to_path_buf();
+        let mut watcher = notify::INotifyWatcher::new(
+            move |event: notify::Result<notify::Event>| forward(&root, &sender, event),
+            notify::Config::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        watcher
+            .watch(source, RecursiveMode::Recursive)
+            .map_err(|e| match e.kind {
+                notify::ErrorKind::MaxFilesWatch => {
+                    "the kernel's limit of watches is reached (fs.inotify.max_user_watches)"
+                        .to_string()
+                }
+                _ => e.to_string(),
+            })?;
+        Ok(Watch {
+            _watcher: watcher,
+            notes,
+        })
+    }
+}
+
+/// Turns one notify event into notes. Opens and reads (a pass reading the
+/// source makes them) change nothing and are dropped, or each pass would
+/// start the next.
+fn forward(root: &Path, sender: &Sender<Note>, event: notify::Result<notify::Event>) {
+    let event = match event {
+        Ok(event) => event,
+        Err(e) => {
+            let why = match e.kind {
+                notify::ErrorKind::MaxFilesWatch => {
+                    "the kernel's limit of watches is reached (fs.inotify.max_user_watches)"
+                        .to_string()
+                }
+                _ => e.to_string(),
+            };
+            let _ = sender.send(Note::Broken(why));
+            return;
+        }
+    };
+    if event.need_rescan() {
+        let _ = sender.send(Note::Lost);
+        return;
+    }
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        EventKind::Access(_) => return,
+        _ => {}
+    }
+    for path in &event.paths {
+        if let Some(folder) = folder_of(root, path) {
+            let _ = sender.send(Note::Changed(folder));
+        }
+    }
+}
+
+/// The folder, relative to `root`, whose listing an event on `path`
+/// changed: its parent, or the root itself for an event on the root.
+fn folder_of(root: &Path, path: &Path) -> Option<Vec<u8>> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parent = rel.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+    Some(parent.as_os_str().as_bytes().to_vec())
+}
+
+/// The changed folders without those inside another one: a pass over a
+/// folder covers everything below it.
+pub fn outermost(mut folders: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    folders.sort();
+    folders.dedup();
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    for folder in folders {
+        let inside = kept.iter().any(|k| {
+            k.is_empty()
+                || (folder.len() > k.len() && folder.starts_with(k) && folder[k.len()] == b'/')
+        });
+        if !inside {
+            kept.push(folder);
+        }
+    }
+    kept
+}
+
+/// The name of the file system `path` is on when it reports no events
+/// for changes made by other machines or by a FUSE daemon.
+fn silent_file_system(path: &Path) -> Option<&'static str> {
+    let kind = rustix::fs::statfs(path).ok()?.f_type as u64;
+    Some(match kind {
+        0x6573_5546 => "a FUSE file system (sshfs, rclone...)",
+        0x6969 => "NFS",
+        0x517b => "SMB",
+        0xff53_4d42 => "CIFS",
+        0xfe53_4d42 => "SMB2",
+        0x0102_1997 => "9p",
+        0x00c3_6400 => "Ceph",
+        0x5346_414f => "AFS",
+        _ => return None,
+    })
+}
+
+/// Debug builds only: `FOLDERSYNC_TEST_WATCH_FAIL` makes watching fail as
+/// a full watch table would, so the tests can prove the fallback.
+fn test_hook() -> Result<(), String> {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("FOLDERSYNC_TEST_WATCH_FAIL").is_some() {
+        return Err(
+            "the kernel's limit of watches is reached (fs.inotify.max_user_watches; test)".into(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(items: &[&str]) -> Vec<Vec<u8>> {
+        items.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn folders_inside_another_are_dropped() {
+        assert_eq!(
+            outermost(v(&["a/b", "a", "ab", "a/b/c", "ab", "x/y"])),
+            v(&["a", "ab", "x/y"])
+        );
+        assert_eq!(outermost(v(&["a/b", "", "c"])), v(&[""]));
+    }
+
+    #[test]
+    fn an_event_names_its_parent_folder() {
+        let root = Path::new("/s");
+        assert_eq!(folder_of(root, Path::new("/s/a/b")), Some(b"a".to_vec()));
+        assert_eq!(folder_of(root, Path::new("/s/f")), Some(Vec::new()));
+        assert_eq!(folder_of(root, Path::new("/s")), Some(Vec::new()));
+        assert_eq!(folder_of(root, Path::new("/t/f")), None);
+    }
+}
