@@ -26,3 +26,4 @@ mod sparse;
 mod stress;
 mod support;
 mod sync;
+mod watch;

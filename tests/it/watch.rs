@@ -1,0 +1,204 @@
+//! Watch mode: a watched pair syncs the folders its source's events name,
+//! without a full pass; the full pass still runs every INTERVAL; where
+//! watching fails or cannot work, full passes carry on, said once.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// A daemon watching `src`, and its first full pass done.
+fn start_watched(env: &TestEnv, interval: &str, vars: &[(&str, &str)]) -> MenuSession {
+    let session = MenuSession::start_with_env(
+        env.root(),
+        ["--no-menu", "--watch", "src", "dst", interval, "log.txt"],
+        vars,
+    );
+    wait_log(&env.log(), "pass finished in", 1);
+    session
+}
+
+/// Waits until the replica is an exact copy of the source.
+fn wait_mirror(env: &TestEnv, what: &str) {
+    wait_for(
+        PATIENCE,
+        || snapshot(&env.src()) == snapshot(&env.dst()),
+        || format!("{what} never reached the replica:\n{}", env.log_text()),
+    );
+}
+
+fn stop_quickly(env: &TestEnv, mut session: MenuSession) {
+    let asked = Instant::now();
+    signal(session.child.id(), "TERM");
+    let status = session.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "{}", env.log_text());
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "took {:?} to stop",
+        asked.elapsed()
+    );
+}
+
+#[test]
+fn watched_changes_reach_the_replica_without_a_full_pass() {
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    env.write("src/d1/b.txt", "b");
+    env.write("src/d2/c.txt", "c");
+    let session = start_watched(&env, "1h", &[]);
+    assert_action(&env.log_text(), 1, "watching the source for changes");
+
+    env.write("src/d1/new.txt", "new");
+    wait_mirror(&env, "a new file");
+    env.write("src/d1/a.txt", "edited, and longer");
+    wait_mirror(&env, "an edited file");
+    fs::remove_file(env.path("src/d1/b.txt")).expect("rm");
+    wait_mirror(&env, "a deleted file");
+    for i in 0..5 {
+        env.write(format!("src/d2/sub/deep/f{i}.txt"), format!("{i}"));
+    }
+    wait_mirror(&env, "a new folder with files");
+    fs::rename(env.path("src/d2/sub"), env.path("src/d2/moved")).expect("rename");
+    wait_mirror(&env, "a renamed folder");
+    env.write("src/d2/moved/deep/f9.txt", "inside the moved folder");
+    wait_mirror(&env, "a file in a renamed folder");
+    // An editor's save: a temporary file renamed over the old one.
+    env.write("src/d1/.a.txt.swp", "saved by an editor");
+    fs::rename(env.path("src/d1/.a.txt.swp"), env.path("src/d1/a.txt")).expect("rename");
+    wait_mirror(&env, "an editor-style save");
+
+    let log = env.log_text();
+    assert_eq!(count(&log, "pass finished in"), 1, "one full pass:\n{log}");
+    assert!(count(&log, "pass over d1 finished in") >= 3, "{log}");
+    assert!(count(&log, "pass over d2 finished in") >= 2, "{log}");
+    stop_quickly(&env, session);
+}
+
+#[test]
+fn a_burst_of_new_files_is_coalesced_into_few_passes() {
+    let env = TestEnv::new();
+    env.write("src/d1/keep.txt", "k");
+    let session = start_watched(&env, "1h", &[]);
+    env.mkdir("src/d1/burst");
+    wait_mirror(&env, "a new folder");
+    let before = count(&env.log_text(), "pass over ");
+    for i in 0..2000 {
+        fs::write(env.path(format!("src/d1/burst/f{i:04}")), format!("{i}")).expect("write");
+    }
+    wait_mirror(&env, "2,000 new files");
+    let log = env.log_text();
+    let passes = count(&log, "pass over ") - before;
+    println!("{passes} passes for 2,000 files");
+    assert!(passes < 200, "{passes} passes for 2,000 files:\n{log}");
+    assert_eq!(count(&log, "pass finished in"), 1, "{log}");
+    stop_quickly(&env, session);
+}
+
+#[test]
+fn stopping_a_watched_pair_from_the_menu_is_quick_and_ends_its_watch() {
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    let mut session = MenuSession::start(env.root(), ["--watch", "src", "dst", "1h", "log.txt"]);
+    wait_log(&env.log(), "pass finished in", 1);
+    let asked = Instant::now();
+    session.send("4");
+    session.wait_stdout("Pair number to stop: ", 1, PATIENCE);
+    session.send("1");
+    session.wait_stdout("Pair 1 stopped.", 1, PATIENCE);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    env.write("src/d1/after-stop.txt", "must not arrive");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!env.path("dst/d1/after-stop.txt").exists());
+    session.send("3");
+    assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
+}
+
+#[test]
+fn a_watched_pair_still_runs_the_full_pass_every_interval() {
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    let session = start_watched(&env, "0.3", &[]);
+    // No event reports a change in the replica: only the full pass does.
+    fs::write(env.path("dst/d1/a.txt"), "changed in the replica").expect("write");
+    wait_mirror(&env, "the full pass's repair");
+    wait_log(&env.log(), "pass finished in", 3);
+    stop_quickly(&env, session);
+}
+
+#[test]
+fn a_watch_that_cannot_be_added_falls_back_to_full_passes_and_says_so_once() {
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    let session = start_watched(&env, "0.3", &[("FOLDERSYNC_TEST_WATCH_FAIL", "1")]);
+    env.write("src/d1/new.txt", "new");
+    wait_mirror(&env, "a new file, by a full pass");
+    wait_log(&env.log(), "pass finished in", 3);
+    let log = env.log_text();
+    assert_eq!(count(&log, "the source cannot be watched"), 1, "{log}");
+    assert!(log.contains("fs.inotify.max_user_watches"), "{log}");
+    assert_eq!(count(&log, "pass over "), 0, "{log}");
+    assert_eq!(count(&log, "watching the source"), 0, "{log}");
+    stop_quickly(&env, session);
+}
+
+#[test]
+fn a_source_on_sshfs_is_not_watched_and_full_passes_still_sync_it() {
+    let Some(share) = or_skip("an sshfs share", Share::start()) else {
+        return;
+    };
+    let env = TestEnv::new();
+    fs::create_dir_all(share.server.join("s/d1")).expect("mkdir");
+    fs::write(share.server.join("s/d1/a.txt"), "a").expect("write");
+    let source = share.mnt.join("s");
+    let session = MenuSession::start(
+        env.root(),
+        [
+            OsStr::new("--no-menu"),
+            OsStr::new("--watch"),
+            source.as_os_str(),
+            OsStr::new("dst"),
+            OsStr::new("0.3"),
+            OsStr::new("log.txt"),
+        ],
+    );
+    // Written on the server: the mount would never hear of it.
+    fs::write(share.server.join("s/d1/new.txt"), "new").expect("write");
+    wait_for(
+        PATIENCE,
+        || fs::read(env.path("dst/d1/new.txt")).is_ok_and(|b| b == b"new"),
+        || format!("never synced:\n{}", env.log_text()),
+    );
+    wait_log(&env.log(), "pass finished in", 3);
+    let log = env.log_text();
+    assert_eq!(count(&log, "the source cannot be watched"), 1, "{log}");
+    assert!(log.contains("FUSE"), "{log}");
+    stop_quickly(&env, session);
+    drop(share);
+}
+
+#[test]
+fn a_pairs_file_line_may_end_with_watch_and_nothing_else() {
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    env.write("pairs.txt", "src dst 1h log.txt watch\n");
+    let session = MenuSession::start(env.root(), ["--no-menu", "--pairs", "pairs.txt"]);
+    wait_log(&env.log(), "pass finished in", 1);
+    env.write("src/d1/new.txt", "new");
+    wait_mirror(&env, "a new file in a pair watched from the pairs file");
+    assert_eq!(count(&env.log_text(), "pass finished in"), 1);
+    stop_quickly(&env, session);
+
+    env.write("bad.txt", "src dst 1h log.txt wacth\n");
+    let out = env.run(["--once", "--pairs", "bad.txt"]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("bad.txt:1: the fifth field may only be the word watch"),
+        "{err}"
+    );
+}
