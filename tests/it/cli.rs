@@ -247,6 +247,10 @@ fn pairs_file_line_that_does_not_parse_names_file_and_line_and_creates_nothing()
         ),
         (
             format!("{good}src2 dst3 1 log3.txt extra\n"),
+            "pairs.txt:2: the fifth field may only be the word watch",
+        ),
+        (
+            format!("{good}src2 dst3 1 log3.txt watch extra\n"),
             "pairs.txt:2: expected 4 fields",
         ),
         (
