@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering;
 use log::error;
 
 use crate::fsops::{self, Meta};
-use crate::logging::display_path;
 use crate::mounts::Caps;
 use crate::status::{Counts, Outcome};
 
@@ -125,7 +124,8 @@ fn crash_test_hook(rel: &[u8]) {
     if let Some(name) = std::env::var_os("FOLDERSYNC_TEST_PANIC") {
         use std::os::unix::ffi::OsStrExt;
         if rel.rsplit(|&b| b == b'/').next() == Some(name.as_bytes()) {
-            panic!("test panic in folder {}", display_path(rel));
+            let shown = crate::logging::display_path(rel);
+            panic!("test panic in folder {shown}");
         }
     }
     #[cfg(not(debug_assertions))]
