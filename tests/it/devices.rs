@@ -338,6 +338,8 @@ fn menu_option_7_accepts_a_new_source_device() {
         || dst.join("local-only.txt").exists() && !dst.join("a.txt").exists(),
         || format!("the accepted source was not synced:\n{}", env.log_text()),
     );
+    // That pass is over (the root's mtime is set at its end).
+    wait_log(&log, "pass finished", 2);
     session.send("3");
     assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
     assert_mirror(&usb, &dst);

@@ -78,6 +78,9 @@ fn an_unwritable_log_file_is_reported_and_syncing_goes_on() {
         || "second.txt was never synced".into(),
     );
     assert!(session.stderr().contains("syncing goes on"));
+    // The pass that copied it is over (folder mtimes are set at its end):
+    // a stop in between would leave the root's mtime to the next pass.
+    session.wait_stderr("pass finished", 2, PATIENCE);
 
     signal(session.child.id(), "TERM");
     assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
