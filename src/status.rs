@@ -113,6 +113,18 @@ pub struct PairStatus {
     /// Exclude patterns in force: the run's and the pair's
     /// `.foldersyncignore`.
     pub exclude_patterns: usize,
+    /// A watched pair's watch, for the list; `None` for an unwatched pair.
+    pub watch: Option<WatchStatus>,
+}
+
+/// What a watched pair's watch is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchStatus {
+    /// Watching this many folders.
+    On(usize),
+    /// Watching failed or cannot work here: full passes only, for this
+    /// reason.
+    FellBack(String),
 }
 
 impl Default for PairStatus {
@@ -127,6 +139,7 @@ impl Default for PairStatus {
             cache_evicted: 0,
             device_refused: None,
             exclude_patterns: 0,
+            watch: None,
         }
     }
 }

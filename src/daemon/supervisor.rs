@@ -94,6 +94,29 @@ impl Supervisor {
         self.spawn(id, worker)
     }
 
+    /// Whether a pair may join the running ones: its folders overlap none
+    /// of theirs and the state folder is not in its replica. Checks only:
+    /// the menu asks it before its last question.
+    pub fn check(&self, spec: &PairSpec) -> Result<(), String> {
+        let running: Vec<&PairSpec> = self
+            .pairs
+            .iter()
+            .filter(|p| p.thread.is_some())
+            .map(|p| &p.spec)
+            .collect();
+        check_overlaps(&running, std::slice::from_ref(spec))?;
+        if let Some(state) = &self.state
+            && state.dir().starts_with(&spec.replica)
+        {
+            return Err(format!(
+                "state folder {} is inside the replica folder {}, where a pass would delete it",
+                state.dir().display(),
+                spec.replica.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// Starts several pairs given together: all are known to each other
     /// before the first pass starts, so a chain runs in its order.
     pub fn add_all(&mut self, specs: Vec<PairSpec>) -> Result<(), String> {
@@ -142,25 +165,10 @@ impl Supervisor {
     /// Checks a pair against the running ones, opens its log, records it
     /// (not running yet) and makes its worker.
     fn enlist(&mut self, spec: PairSpec) -> Result<(usize, Worker), String> {
-        let running: Vec<&PairSpec> = self
-            .pairs
-            .iter()
-            .filter(|p| p.thread.is_some())
-            .map(|p| &p.spec)
-            .collect();
-        check_overlaps(&running, std::slice::from_ref(&spec))?;
+        self.check(&spec)?;
         // Before the log file is created: a bad pattern creates nothing.
         let excludes = PairExcludes::load(Arc::clone(&self.patterns), &spec.source)?;
         let patterns = excludes.matcher().len();
-        if let Some(state) = &self.state
-            && state.dir().starts_with(&spec.replica)
-        {
-            return Err(format!(
-                "state folder {} is inside the replica folder {}, where a pass would delete it",
-                state.dir().display(),
-                spec.replica.display()
-            ));
-        }
         let id = self.pairs.len() + 1;
         self.logs
             .attach(id, &spec.log_file)

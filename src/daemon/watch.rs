@@ -9,9 +9,11 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, CreateKind, RemoveKind};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 /// What the watcher tells the worker.
@@ -32,6 +34,10 @@ pub enum Note {
 pub struct Watch {
     _watcher: notify::INotifyWatcher,
     pub notes: Receiver<Note>,
+    /// Folders watched, for the list: counted when the watch starts, then
+    /// kept up by folder creations and removals (notify keeps its count
+    /// to itself).
+    folders: Arc<AtomicUsize>,
 }
 
 impl Watch {
@@ -47,8 +53,10 @@ impl Watch {
         test_hook()?;
         let (sender, notes) = crossbeam_channel::unbounded();
         let root = source.to_path_buf();
+        let folders = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&folders);
         let mut watcher = notify::INotifyWatcher::new(
-            move |event: notify::Result<notify::Event>| forward(&root, &sender, event),
+            move |event: notify::Result<notify::Event>| forward(&root, &sender, &count, event),
             notify::Config::default(),
         )
         .map_err(|e| e.to_string())?;
@@ -61,17 +69,49 @@ impl Watch {
                 }
                 _ => e.to_string(),
             })?;
+        // After the watch is in place, so a folder made meanwhile is
+        // counted at most twice, never missed.
+        folders.fetch_add(count_folders(source), Ordering::Relaxed);
         Ok(Watch {
             _watcher: watcher,
             notes,
+            folders,
         })
     }
+
+    /// How many folders are watched, about (see [`Watch::folders`]).
+    pub fn folders(&self) -> usize {
+        self.folders.load(Ordering::Relaxed)
+    }
+}
+
+/// The folders at and below `root`, symlinks not followed.
+fn count_folders(root: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        n += 1;
+        let Ok(list) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in list.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+        }
+    }
+    n
 }
 
 /// Turns one notify event into notes. Opens and reads (a pass reading the
 /// source makes them) change nothing and are dropped, or each pass would
 /// start the next.
-fn forward(root: &Path, sender: &Sender<Note>, event: notify::Result<notify::Event>) {
+fn forward(
+    root: &Path,
+    sender: &Sender<Note>,
+    folders: &AtomicUsize,
+    event: notify::Result<notify::Event>,
+) {
     let event = match event {
         Ok(event) => event,
         Err(e) => {
@@ -93,6 +133,14 @@ fn forward(root: &Path, sender: &Sender<Note>, event: notify::Result<notify::Eve
     match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
         EventKind::Access(_) => return,
+        EventKind::Create(CreateKind::Folder) => {
+            folders.fetch_add(1, Ordering::Relaxed);
+        }
+        EventKind::Remove(RemoveKind::Folder) => {
+            let _ = folders.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+        }
         _ => {}
     }
     for path in &event.paths {

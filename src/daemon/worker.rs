@@ -19,7 +19,7 @@ use crate::pair::{Cancel, PairContext};
 use crate::pass;
 use crate::replica_lock::ReplicaLock;
 use crate::state::{PairState, RootRecord, State as StateDir};
-use crate::status::{Outcome, PairStatus, PassReport, State};
+use crate::status::{Outcome, PairStatus, PassReport, State, WatchStatus};
 
 /// How long a watched pair waits for more events once one came: a save is
 /// several events in a row, and one pass for all of them is cheaper.
@@ -124,7 +124,11 @@ impl Worker {
         let mut approved = false;
         let mut first_pass = true;
         // Started before the first pass, so no change during it is missed.
-        let mut watch = self.start_watch(&target);
+        // Why a watched pair is not watching, for the list.
+        let mut fell_back = None;
+        let mut watch = self.start_watch(&target, &mut fell_back);
+        self.status.lock().expect("status poisoned").watch =
+            watch_status(watch.as_ref(), fell_back.as_deref());
         let mut said_lost = false;
         // `None`: a full pass; otherwise the folders a watch saw change.
         let mut changed: Option<Vec<Vec<u8>>> = None;
@@ -200,6 +204,7 @@ impl Worker {
                     .len();
                 status.state = State::Idle { next };
                 status.device_refused = refused;
+                status.watch = watch_status(watch.as_ref(), fell_back.as_deref());
             }
             // After the status: the menu shows the pass ended at once.
             if report.outcome == Outcome::Finished && !self.options.dry_run {
@@ -245,6 +250,7 @@ impl Worker {
                     Waited::Broken(why) => {
                         self.say_unwatched(&target, &why);
                         watch = None;
+                        fell_back = Some(why);
                         Trigger::SyncNow
                     }
                 },
@@ -297,7 +303,7 @@ impl Worker {
 
     /// Starts watching the source if the pair asks for it; a source that
     /// cannot be watched is said once and left to the full passes.
-    fn start_watch(&self, target: &str) -> Option<Watch> {
+    fn start_watch(&self, target: &str, fell_back: &mut Option<String>) -> Option<Watch> {
         if !self.spec.watch || self.once {
             return None;
         }
@@ -312,6 +318,7 @@ impl Worker {
             }
             Err(why) => {
                 self.say_unwatched(target, &why);
+                *fell_back = Some(why);
                 None
             }
         }
@@ -373,6 +380,16 @@ impl Worker {
 
     fn set_state(&self, state: State) {
         self.status.lock().expect("status poisoned").state = state;
+    }
+}
+
+/// A watched pair's watch as the list shows it; `None` for a pair not
+/// watched.
+fn watch_status(watch: Option<&Watch>, fell_back: Option<&str>) -> Option<WatchStatus> {
+    match (watch, fell_back) {
+        (Some(w), _) => Some(WatchStatus::On(w.folders())),
+        (None, Some(why)) => Some(WatchStatus::FellBack(why.to_string())),
+        (None, None) => None,
     }
 }
 

@@ -105,7 +105,9 @@ fn ask(input: &mut Input<'_>, prompt: &str, kind: Kind) -> Result<String, MenuEn
     }
 }
 
-/// Asks for the four fields of a pair, one prompt each, and starts it.
+/// Asks for the four fields of a pair, one prompt each, then, if they make
+/// a valid pair, whether to watch it, and starts it. The watch question
+/// comes last so a pair refused anyway is not asked it.
 fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, MenuEnd> {
     let mut fields = Vec::new();
     for (prompt, kind) in [
@@ -128,7 +130,6 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
         replica: expand_home(&replica),
         interval,
         log_file: expand_home(&log_file),
-        // The menu does not ask yet.
         watch: false,
     };
     let upstream: Vec<_> = supervisor
@@ -137,19 +138,43 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
         .filter(|v| !matches!(v.status.state, State::Stopped))
         .map(|v| v.spec.replica)
         .collect();
-    let started = validate_pair(&raw, &upstream).and_then(|spec| {
-        let shown = format!(
-            "{} -> {} every {}",
-            spec.source.display(),
-            spec.replica.display(),
-            format_interval(spec.interval)
-        );
-        supervisor.add(spec).map(|id| (id, shown))
-    });
-    Ok(match started {
-        Ok((id, shown)) => format!("Started pair {id}: {shown}.\n"),
+    let mut spec = match validate_pair(&raw, &upstream).and_then(|spec| {
+        supervisor.check(&spec)?;
+        Ok(spec)
+    }) {
+        Ok(spec) => spec,
+        Err(e) => return Ok(format!("Not added: {e}.\n")),
+    };
+    let answer = ask(input, "Watch for changes? (y/N): ", Kind::Other)?;
+    spec.watch = match yes_no(&answer) {
+        Some(watch) => watch,
+        None => {
+            return Ok(format!(
+                "Not added: \"{}\" is not an answer to \"Watch for changes?\" (y or n; empty: n).\n",
+                answer.trim()
+            ));
+        }
+    };
+    let shown = format!(
+        "{} -> {} every {}{}",
+        spec.source.display(),
+        spec.replica.display(),
+        format_interval(spec.interval),
+        if spec.watch { ", watched" } else { "" }
+    );
+    Ok(match supervisor.add(spec) {
+        Ok(id) => format!("Started pair {id}: {shown}.\n"),
         Err(e) => format!("Not added: {e}.\n"),
     })
+}
+
+/// A yes or no answer: empty is no; `None` for anything else.
+fn yes_no(answer: &str) -> Option<bool> {
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "" | "n" | "no" => Some(false),
+        "y" | "yes" => Some(true),
+        _ => None,
+    }
 }
 
 /// Drops one pair of matching quotes around an answer, as a terminal adds
@@ -173,5 +198,20 @@ mod tests {
         assert_eq!(unquote("'a b'"), "a b");
         assert_eq!(unquote("\"half"), "\"half");
         assert_eq!(unquote("plain"), "plain");
+    }
+
+    #[test]
+    fn watch_answers_are_yes_no_or_neither() {
+        for (answer, want) in [
+            ("", Some(false)),
+            (" n ", Some(false)),
+            ("No", Some(false)),
+            ("y", Some(true)),
+            ("YES", Some(true)),
+            ("maybe", None),
+            ("1", None),
+        ] {
+            assert_eq!(yes_no(answer), want, "{answer:?}");
+        }
     }
 }

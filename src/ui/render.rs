@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::daemon::supervisor::PairView;
 use crate::daemon::worker::format_interval;
-use crate::status::{Counts, Outcome, PairStatus, State};
+use crate::status::{Counts, Outcome, PairStatus, State, WatchStatus};
 
 /// The listing of every pair.
 pub fn list(views: &[PairView]) -> String {
@@ -74,6 +74,16 @@ pub fn list(views: &[PairView]) -> String {
             let n = s.exclude_patterns;
             let what = if n == 1 { "pattern" } else { "patterns" };
             text += &format!("  excludes: {n} {what}\n");
+        }
+        match &s.watch {
+            Some(WatchStatus::On(n)) => {
+                let what = if *n == 1 { "folder" } else { "folders" };
+                text += &format!("  watch: on, {} {what} watched\n", thousands(*n));
+            }
+            Some(WatchStatus::FellBack(why)) => {
+                text += &format!("  watch: off (fell back to full passes: {why})\n");
+            }
+            None => {}
         }
     }
     text
@@ -164,6 +174,19 @@ pub fn human_bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A count with thousands separated: `1,234`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Entries a second, whole numbers: `3750/s`.
 pub fn rate(files: u64, secs: f64) -> String {
     if secs < 0.05 {
@@ -193,6 +216,14 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+
+    #[test]
+    fn counts_have_thousands_separated() {
+        assert_eq!(thousands(7), "7");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1234), "1,234");
+        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 
     #[test]

@@ -194,12 +194,13 @@ const MENU_TOKENS: &[&str] = &[
     "99999999999999999999",
 ];
 
-/// One or more menu lines: a whole command (add with its four answers,
+/// One or more menu lines: a whole command (add with its five answers,
 /// stop or sync a pair number, list) or a stray line.
 fn menu_line() -> impl Strategy<Value = Vec<u8>> {
     let id = || token(&["1", "2", "3", "0", "x", " 2 ", "-1"]);
     prop_oneof![
-        3 => four_fields().prop_map(|f| [&b"2"[..], &f[0], &f[1], &f[2], &f[3]].join(&b'\n')),
+        3 => (four_fields(), token(&["", "y", "n", "x"]))
+            .prop_map(|(f, w)| [&b"2"[..], &f[0], &f[1], &f[2], &f[3], &w].join(&b'\n')),
         1 => id().prop_map(|i| [&b"4\n"[..], &i].concat()),
         1 => id().prop_map(|i| [&b"5\n"[..], &i].concat()),
         1 => Just(b"1".to_vec()),

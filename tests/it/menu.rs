@@ -79,7 +79,7 @@ fn menu_shows_five_options_and_a_bad_choice_prints_not_a_valid_choice_and_the_me
 }
 
 #[test]
-fn add_asks_four_prompts_and_a_pair_with_spaces_in_its_paths_syncs() {
+fn add_asks_five_prompts_and_a_pair_with_spaces_in_its_paths_syncs() {
     let env = TestEnv::new();
     env.write("my src/sub dir/a file.txt", "spaces everywhere");
     env.mkdir("my src/empty dir");
@@ -95,6 +95,8 @@ fn add_asks_four_prompts_and_a_pair_with_spaces_in_its_paths_syncs() {
     session.send("3600");
     session.wait_stdout("Log file: ", 1, PATIENCE);
     session.send(&env.path("my log.txt").display().to_string());
+    session.wait_stdout("Watch for changes? (y/N): ", 1, PATIENCE);
+    session.send("");
     session.wait_stdout("Started pair 1: ", 1, PATIENCE);
     let log = env.path("my log.txt");
     wait_log(&log, "pass finished", 1);

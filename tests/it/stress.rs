@@ -105,6 +105,7 @@ fn sixteen_pairs_and_200_stop_add_cycles() {
         menu.send(&format!("rep{slot}"));
         menu.send(&intervals[slot]);
         menu.send(&format!("logs/slot{slot}.log"));
+        menu.send("");
         menu.wait_stdout(&format!("Started pair {next_id}:"), 1, ANSWER_LIMIT);
         worst_answer = worst_answer.max(t.elapsed());
         ids[slot] = next_id;

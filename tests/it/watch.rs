@@ -202,3 +202,107 @@ fn a_pairs_file_line_may_end_with_watch_and_nothing_else() {
         "{err}"
     );
 }
+
+/// Adds `src dst 1h log.txt` from the piped menu, answering the watch
+/// question with `watch`, and returns the menu's answer.
+fn add_from_menu(session: &mut MenuSession, watch: &str, n: usize) -> String {
+    session.send("2");
+    for answer in ["src", "dst", "1h", "log.txt"] {
+        session.send(answer);
+    }
+    session.wait_stdout("Watch for changes? (y/N): ", n, PATIENCE);
+    session.send(watch);
+    wait_for(
+        PATIENCE,
+        || {
+            session.stdout().matches("Started pair").count()
+                + session.stdout().matches("Not added").count()
+                >= n
+        },
+        || format!("no answer to the add:\n{}", session.stdout()),
+    );
+    let out = session.stdout();
+    let at = out.rfind("Watch for changes? (y/N): ").unwrap_or(0);
+    out[at..].lines().next().unwrap_or_default().to_string()
+}
+
+/// Lists the pairs until `want` shows, and returns the listing.
+fn list_until(session: &mut MenuSession, want: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        session.send("1");
+        std::thread::sleep(Duration::from_millis(100));
+        let out = session.stdout();
+        if out.contains(want) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the list never showed {want:?}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn the_menu_asks_whether_to_watch_and_the_list_shows_the_folders_watched() {
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    env.write("src/d2/sub/b.txt", "b");
+    let mut session = MenuSession::start(env.root(), Vec::<&str>::new());
+    // Neither yes nor no: nothing is added, nothing created.
+    let before = snapshot(env.root());
+    let answer = add_from_menu(&mut session, "maybe", 1);
+    assert!(
+        answer.contains("Not added: \"maybe\" is not an answer"),
+        "{answer}"
+    );
+    assert_eq!(
+        snapshot(env.root()),
+        before,
+        "a refused pair created something"
+    );
+
+    let answer = add_from_menu(&mut session, "Y", 2);
+    assert!(
+        answer.contains("Started pair 1: ") && answer.contains("watched"),
+        "{answer}"
+    );
+    wait_log(&env.log(), "pass finished in", 1);
+    // src, d1, d2, d2/sub; then a new folder is counted too.
+    let out = list_until(&mut session, "  watch: on, 4 folders watched\n");
+    assert!(!out.contains("Pair 2"), "{out}");
+    env.write("src/d3/c.txt", "c");
+    wait_mirror(&env, "a new folder");
+    list_until(&mut session, "  watch: on, 5 folders watched\n");
+    stop_quickly(&env, session);
+}
+
+#[test]
+fn an_unwatched_pair_from_the_menu_shows_no_watch_and_a_failed_watch_shows_why() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    let mut session = MenuSession::start(env.root(), Vec::<&str>::new());
+    let answer = add_from_menu(&mut session, "", 1);
+    assert!(
+        answer.contains("every 60 min.") && !answer.contains("watched"),
+        "{answer}"
+    );
+    wait_log(&env.log(), "pass finished in", 1);
+    let out = list_until(&mut session, "last pass: ok");
+    assert!(!out.contains("watch:"), "{out}");
+    stop_quickly(&env, session);
+
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    let mut session = MenuSession::start_with_env(
+        env.root(),
+        Vec::<&str>::new(),
+        &[("FOLDERSYNC_TEST_WATCH_FAIL", "1")],
+    );
+    add_from_menu(&mut session, "yes", 1);
+    list_until(
+        &mut session,
+        "  watch: off (fell back to full passes: the kernel's limit of watches is reached",
+    );
+    stop_quickly(&env, session);
+}
