@@ -231,6 +231,9 @@ pub struct Cache {
     entries: usize,
     bytes: usize,
     evicted: u64,
+    /// Whether entries are kept at all: not for `--once`, whose cache dies
+    /// with the pass, so its memory does not grow with the tree.
+    keeps: bool,
 }
 
 impl Default for Cache {
@@ -251,6 +254,18 @@ impl Cache {
             entries: 0,
             bytes: 0,
             evicted: 0,
+            keeps: true,
+        }
+    }
+
+    /// A cache for a single pass (`--once`): it records nothing, so a pass
+    /// holds only the folders in flight. Nothing would consult the entries
+    /// after the pass; within it, each folder reads its entries before
+    /// putting them back.
+    pub fn for_one_pass() -> Cache {
+        Cache {
+            keeps: false,
+            ..Cache::new(None)
         }
     }
 
@@ -275,7 +290,7 @@ impl Cache {
     /// Puts a folder's entries back, marked as seen in this pass, and evicts
     /// the least recently used folders while over the limit.
     pub fn put_dir(&mut self, rel: &[u8], mut entries: DirEntries) {
-        if entries.len() == 0 {
+        if !self.keeps || entries.len() == 0 {
             return;
         }
         entries.sort();

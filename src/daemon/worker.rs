@@ -91,7 +91,11 @@ impl Worker {
             id: self.id,
         };
         let target = pair_target(self.id);
-        let mut cache = Cache::new(self.options.cache_limit);
+        let mut cache = if self.once {
+            Cache::for_one_pass()
+        } else {
+            Cache::new(self.options.cache_limit)
+        };
         // Held from pass to pass; released when the pair stops.
         let replica_lock = ReplicaLock::default();
         let mut memory = Memory {
