@@ -78,7 +78,9 @@ fn holes_supported(dir: &Path) -> bool {
 fn sparse_files_keep_their_holes_and_their_bytes() {
     let env = TestEnv::new();
     if !holes_supported(env.root()) {
-        println!("SKIPPED: the temp folder's file system does not keep holes");
+        missing_prerequisite(
+            "a temp folder whose file system keeps holes (ext4, xfs, btrfs, tmpfs)",
+        );
         return;
     }
     // 1 GiB, two small islands of data, a hole at the end.
@@ -161,7 +163,9 @@ fn quit(mut session: MenuSession) {
 fn a_daemon_hashes_a_sparse_copy_with_its_holes_as_zeros() {
     let env = TestEnv::new();
     if !holes_supported(env.root()) {
-        println!("SKIPPED: the temp folder's file system does not keep holes");
+        missing_prerequisite(
+            "a temp folder whose file system keeps holes (ext4, xfs, btrfs, tmpfs)",
+        );
         return;
     }
     // Under 4 MiB: a daemon hashes it as it copies it.

@@ -20,16 +20,8 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 /// Fails the test under CI, where every prerequisite must be there;
 /// elsewhere prints why it is skipped. Returns `None` to skip.
 pub fn or_skip<T>(what: &str, got: Result<T, String>) -> Option<T> {
-    match got {
-        Ok(v) => Some(v),
-        Err(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{what} is needed under CI=true: {reason}")
-        }
-        Err(reason) => {
-            println!("SKIPPED: {what}: {reason}");
-            None
-        }
-    }
+    got.map_err(|reason| super::missing_prerequisite(&format!("{what}: {reason}")))
+        .ok()
 }
 
 /// A child's output, read by a thread as it comes (a pipe nobody reads
