@@ -3,15 +3,9 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::support::*;
-
-fn chmod(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
-}
 
 /// Whether `rel` (under the env root) exists, symlinks not followed.
 fn exists(env: &TestEnv, rel: &str) -> bool {

@@ -8,10 +8,6 @@ use crate::support::*;
 
 const MIB: u64 = 1 << 20;
 
-fn inode(path: &std::path::Path) -> u64 {
-    fs::symlink_metadata(path).expect("lstat").ino()
-}
-
 fn nlink(path: &std::path::Path) -> u64 {
     fs::symlink_metadata(path).expect("lstat").nlink()
 }

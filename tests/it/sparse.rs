@@ -1,12 +1,10 @@
 //! Sparse files: their holes stay holes in the replica, and their bytes
 //! (and digests) are still exactly the source's.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use crate::support::*;
 
@@ -136,27 +134,6 @@ fn sparse_files_keep_their_holes_and_their_bytes() {
         second.contains(" 0 copied, 0 updated, 0 touched,") && second.ends_with(" 0 bytes written"),
         "{second}"
     );
-}
-
-/// Starts a daemon syncing src to dst every hour: only "sync now" can
-/// explain a second pass.
-fn start_hourly(env: &TestEnv) -> MenuSession {
-    let (s, d, l) = (env.src(), env.dst(), env.log());
-    MenuSession::start(
-        env.root(),
-        [
-            s.as_os_str(),
-            d.as_os_str(),
-            OsStr::new("3600"),
-            l.as_os_str(),
-        ],
-    )
-}
-
-fn quit(mut session: MenuSession) {
-    session.send("3");
-    let status = session.wait_exit(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(0), "{}", session.stderr());
 }
 
 #[test]

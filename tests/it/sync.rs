@@ -3,42 +3,11 @@
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
-
-fn chmod(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-fn inode(path: &Path) -> u64 {
-    fs::symlink_metadata(path).expect("lstat").ino()
-}
-
-/// Starts foldersync with the menu on a pipe, syncing src to dst every
-/// hour: only "sync now" can explain a second pass.
-fn start_hourly(env: &TestEnv) -> MenuSession {
-    let (s, d, l) = (env.src(), env.dst(), env.log());
-    MenuSession::start(
-        env.root(),
-        [
-            s.as_os_str(),
-            d.as_os_str(),
-            OsStr::new("3600"),
-            l.as_os_str(),
-        ],
-    )
-}
-
-/// Chooses "Quit safely" and checks the exit status.
-fn quit(mut session: MenuSession) {
-    session.send("3");
-    let status = session.wait_exit(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(0), "{}", session.stderr());
-}
 
 #[test]
 fn once_mirrors_folders_files_symlinks_modes_and_mtimes_exactly() {

@@ -224,3 +224,31 @@ pub fn assert_refused(env: &TestEnv, args: &[&str], want: &str) {
         "args {args:?} created or changed something"
     );
 }
+
+/// A path's inode number, symlinks not followed.
+pub fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).expect("lstat").ino()
+}
+
+/// Starts foldersync with the menu on a pipe, syncing src to dst every
+/// hour: only "sync now" can explain a second pass.
+pub fn start_hourly(env: &TestEnv) -> MenuSession {
+    let (s, d, l) = (env.src(), env.dst(), env.log());
+    MenuSession::start(
+        env.root(),
+        [
+            s.as_os_str(),
+            d.as_os_str(),
+            OsStr::new("3600"),
+            l.as_os_str(),
+        ],
+    )
+}
+
+/// Chooses "Quit safely" and checks the exit status.
+pub fn quit(mut session: MenuSession) {
+    session.send("3");
+    let status = session.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", session.stderr());
+}
