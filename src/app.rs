@@ -51,6 +51,7 @@ fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
             interval: interval.clone(),
             log_file: log_file.clone(),
             watch: cli.watch,
+            two_way: cli.two_way,
         };
         raws.push((None, raw));
     }

@@ -56,6 +56,12 @@ pub struct Cli {
     #[arg(long, requires = "source", conflicts_with = "once")]
     pub watch: bool,
 
+    /// Make the pair two-way: both folders are edited, and each change goes
+    /// to the other side; an edit made on both sides keeps both versions
+    /// (a pairs-file line asks the same by ending with the word two-way).
+    #[arg(long, requires = "source")]
+    pub two_way: bool,
+
     /// Run the pairs without the menu until SIGINT or SIGTERM (for running
     /// as a service).
     #[arg(long)]

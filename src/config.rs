@@ -27,6 +27,9 @@ pub struct PairSpec {
     pub log_file: PathBuf,
     /// Synced as its source changes, besides every interval.
     pub watch: bool,
+    /// Both folders are edited and each change goes either way (see
+    /// [`crate::twoway`]); otherwise the replica mirrors the source.
+    pub two_way: bool,
 }
 
 /// Options shared by every pair.
@@ -88,6 +91,7 @@ pub struct RawPair {
     pub interval: String,
     pub log_file: PathBuf,
     pub watch: bool,
+    pub two_way: bool,
 }
 
 /// Parses an interval: seconds as a positive number (fractions allowed), or
@@ -260,12 +264,19 @@ pub fn validate_pair(raw: &RawPair, upstream: &[PathBuf]) -> Result<PairSpec, St
             log_arg.display()
         ));
     }
+    if raw.two_way && log_file.starts_with(&source) {
+        return Err(format!(
+            "log file {} is inside the source folder of a two-way pair, which a pass writes as well",
+            log_arg.display()
+        ));
+    }
     Ok(PairSpec {
         source,
         replica,
         interval,
         log_file,
         watch: raw.watch,
+        two_way: raw.two_way,
     })
 }
 
@@ -315,30 +326,36 @@ pub fn check_overlaps(running: &[&PairSpec], new: &[PairSpec]) -> Result<(), Str
     for (i, a) in new.iter().enumerate() {
         let others = running.iter().copied().chain(new[..i].iter());
         for b in others {
-            if a.replica == b.replica {
-                return Err(format!(
-                    "two pairs write into the same replica {}",
-                    a.replica.display()
-                ));
-            }
-            if a.replica.starts_with(&b.replica) || b.replica.starts_with(&a.replica) {
-                let (outer, inner) = if a.replica.starts_with(&b.replica) {
-                    (&b.replica, &a.replica)
-                } else {
-                    (&a.replica, &b.replica)
-                };
-                return Err(format!(
-                    "replica {} is inside replica {} of another pair; two pairs must never write into the same tree",
-                    inner.display(),
-                    outer.display()
-                ));
-            }
-            for (log_owner, replica) in [(a, &b.replica), (b, &a.replica)] {
-                if log_owner.log_file.starts_with(replica) {
+            for (wa, wb) in a.writes().flat_map(|x| b.writes().map(move |y| (x, y))) {
+                if wa == wb {
                     return Err(format!(
-                        "log file {} is inside replica {} of another pair, where a pass would delete it",
+                        "two pairs write into the same {} {}",
+                        a.role(wa),
+                        wa.display()
+                    ));
+                }
+                if overlap(wa, wb) {
+                    let ((outer, of), (inner, by)) = if wa.starts_with(wb) {
+                        ((wb, b), (wa, a))
+                    } else {
+                        ((wa, a), (wb, b))
+                    };
+                    return Err(format!(
+                        "{} {} is inside {} {} of another pair; two pairs must never write into the same tree",
+                        by.role(inner),
+                        inner.display(),
+                        of.role(outer),
+                        outer.display()
+                    ));
+                }
+            }
+            for (log_owner, writer) in [(a, b), (b, a)] {
+                if let Some(folder) = writer.writes().find(|w| log_owner.log_file.starts_with(w)) {
+                    return Err(format!(
+                        "log file {} is inside {} {} of another pair, where a pass would delete it",
                         log_owner.log_file.display(),
-                        replica.display()
+                        writer.role(folder),
+                        folder.display()
                     ));
                 }
             }
@@ -347,15 +364,40 @@ pub fn check_overlaps(running: &[&PairSpec], new: &[PairSpec]) -> Result<(), Str
     Ok(())
 }
 
+impl PairSpec {
+    /// What `folder`, one this pair writes, is called in messages.
+    fn role(&self, folder: &Path) -> &'static str {
+        match (self.two_way, folder == self.replica) {
+            (false, _) => "replica",
+            (true, true) => "two-way replica",
+            (true, false) => "two-way source",
+        }
+    }
+
+    /// The folders this pair's passes write: the replica, and the source
+    /// too for a two-way pair.
+    pub fn writes(&self) -> impl Iterator<Item = &Path> {
+        let source = self.two_way.then_some(self.source.as_path());
+        std::iter::once(self.replica.as_path()).chain(source)
+    }
+
+    /// The folders this pair's passes read to decide: the source, and the
+    /// replica too for a two-way pair.
+    pub fn reads(&self) -> impl Iterator<Item = &Path> {
+        let replica = self.two_way.then_some(self.replica.as_path());
+        std::iter::once(self.source.as_path()).chain(replica)
+    }
+}
+
 /// Whether one path is the other or lies inside it.
 pub fn overlap(a: &Path, b: &Path) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
 
-/// Whether pair `a` reads what pair `b` writes: `a`'s source and `b`'s
-/// replica overlap. Then `a` is downstream of `b` in a chain.
+/// Whether pair `a` reads what pair `b` writes: a folder `a` reads and one
+/// `b` writes overlap. Then `a` is downstream of `b` in a chain.
 pub fn reads_from(a: &PairSpec, b: &PairSpec) -> bool {
-    overlap(&a.source, &b.replica)
+    a.reads().any(|r| b.writes().any(|w| overlap(r, w)))
 }
 
 /// Refuses pairs that feed each other in a loop (A to B and B to A, or
@@ -459,6 +501,7 @@ mod tests {
             interval: Duration::from_secs(1),
             log_file: PathBuf::from("/log"),
             watch: false,
+            two_way: false,
         };
         assert!(check_overlaps(&[], &[spec("/r1"), spec("/r2")]).is_ok());
         assert!(check_overlaps(&[], &[spec("/r1"), spec("/r1")]).is_err());

@@ -25,7 +25,7 @@ use sparse::Segments;
 
 mod temp;
 
-pub use copy::{Compared, Copied, compare_files, copy_file, hash_file, hash_file_if};
+pub use copy::{Compared, Copied, compare_files, copy_file, copy_file_if, hash_file, hash_file_if};
 pub use probe::{FileProbe, LinkProbe, LinkTimes, device, probe_file, probe_links};
 pub use temp::is_temp_name;
 use temp::{TempFile, create_named, random_name};
@@ -398,6 +398,31 @@ pub fn set_link_mtime(dir: BorrowedFd<'_>, name: &CStr, mtime: Time) -> Result<(
 /// Removes a file, symlink or other non-folder entry.
 pub fn remove_file(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
     rfs::unlinkat(dir, name, AtFlags::empty()).op("remove")
+}
+
+/// Removes an empty folder; one that is not empty stays (`ENOTEMPTY`).
+pub fn remove_dir(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
+    rfs::unlinkat(dir, name, AtFlags::REMOVEDIR).op("remove folder")
+}
+
+/// Renames an entry within its folder to a name that must not exist yet:
+/// `RENAME_NOREPLACE` where the file system has it, else a check right
+/// before a plain rename (FUSE mounts often lack the flag).
+pub fn rename_new(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> Result<(), OpError> {
+    use rustix::fs::RenameFlags;
+    match rfs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
+            match stat_at(dir, to) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    rfs::renameat(dir, from, dir, to).op("rename")
+                }
+                Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)).op("rename"),
+                Err(e) => Err(e).op("rename"),
+            }
+        }
+        Err(e) => Err(e).op("rename"),
+    }
 }
 
 /// `parent/name` as relative path bytes; an empty parent is the root.

@@ -38,4 +38,5 @@ pub mod pass;
 pub mod replica_lock;
 pub mod state;
 pub mod status;
+pub mod twoway;
 pub mod ui;

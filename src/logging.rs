@@ -62,11 +62,20 @@ pub struct ConsoleSpec {
 /// progress bar owns the terminal; it gets whole lines, newline included.
 pub type Sink = Box<dyn FnMut(String) + Send>;
 
+/// The local time offset read by [`init`], for times shown to the user
+/// outside the log (conflict copies' names); UTC before it.
+pub fn local_offset() -> UtcOffset {
+    LOCAL_OFFSET.get().copied().unwrap_or(UtcOffset::UTC)
+}
+
+static LOCAL_OFFSET: std::sync::OnceLock<UtcOffset> = std::sync::OnceLock::new();
+
 /// Installs the loggers. Call before any thread is started.
 pub fn init(console: ConsoleSpec) -> Result<Logs, String> {
     // Fails only when threads already exist; UTC is the fallback. Read
     // once (it parses /etc/localtime) for the console and the files.
     let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
+    let _ = LOCAL_OFFSET.set(offset);
     let files = Arc::new(PairFiles {
         offset,
         by_pair: RwLock::new(HashMap::new()),

@@ -128,6 +128,14 @@ impl PairState {
         &self.path
     }
 
+    /// The open database, for the tables other modules keep in the pair's
+    /// file (the two-way archive); created now if need be.
+    pub fn connection(&mut self) -> Result<&mut Connection, String> {
+        let path = self.path.clone();
+        self.connect()
+            .map_err(|e| format!("pair state {}: {e}", path.display()))
+    }
+
     /// The roots remembered by earlier runs; none when the file does not
     /// exist yet.
     pub fn roots(&mut self) -> Result<Vec<RootRecord>, String> {

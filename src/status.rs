@@ -20,8 +20,11 @@ pub struct Counts {
     pub removed_dirs: u64,
     pub skipped: u64,
     pub errors: u64,
-    /// File bytes written to the replica.
+    /// File bytes written to the replica (either side, two-way).
     pub bytes: u64,
+    /// Two-way paths edited differently on both sides: both versions
+    /// kept.
+    pub conflicts: u64,
 }
 
 impl Counts {
@@ -38,6 +41,7 @@ impl Counts {
         self.skipped += o.skipped;
         self.errors += o.errors;
         self.bytes += o.bytes;
+        self.conflicts += o.conflicts;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The pairs file: one pair a line, four fields separated by white space
-//! and an optional fifth word `watch`, double quotes around a field with
-//! spaces, `#` comments. Only parsing
+//! and the optional words `watch` and `two-way` (or `one-way`, the
+//! default) in either order, double quotes around a field with spaces,
+//! `#` comments. Only parsing
 //! happens here; the pairs are checked by [`super::validate_pairs`].
 
 use std::fs;
@@ -64,22 +65,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, String> {
         }
         let fields = split_fields(trimmed).map_err(|e| format!("{at}: {e}"))?;
         let mut fields = fields;
-        let watch = match fields.get(4).map(String::as_str) {
-            Some("watch") if fields.len() == 5 => {
-                fields.pop();
-                true
+        let (mut watch, mut two_way) = (false, None);
+        while fields.len() > 4 {
+            let word = fields.pop().expect("more than four");
+            match word.as_str() {
+                "watch" if !watch => watch = true,
+                "two-way" | "one-way" if two_way.is_none() => two_way = Some(word == "two-way"),
+                _ => {
+                    return Err(format!(
+                        "{at}: after the four fields only the words watch and two-way (or one-way) may follow, each once, not {word:?}"
+                    ));
+                }
             }
-            Some(word) if fields.len() == 5 => {
-                return Err(format!(
-                    "{at}: the fifth field may only be the word watch, not {word:?}"
-                ));
-            }
-            _ => false,
-        };
+        }
+        let two_way = two_way.unwrap_or(false);
         let [source, replica, interval, log_file] =
             <[String; 4]>::try_from(fields).map_err(|f| {
                 format!(
-                    "{at}: expected 4 fields (source, replica, interval, log file) and an optional watch, found {}",
+                    "{at}: expected 4 fields (source, replica, interval, log file) and the optional words watch and two-way, found {}",
                     f.len()
                 )
             })?;
@@ -91,6 +94,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, String> {
                 interval,
                 log_file: log_file.into(),
                 watch,
+                two_way,
             },
         ));
     }
@@ -175,13 +179,26 @@ mod tests {
     }
 
     #[test]
-    fn a_fifth_field_may_only_be_watch() {
-        let pairs = parse(Path::new("p"), "/a /b 10 log watch\n/c /d 10 log\n").unwrap();
-        assert!(pairs[0].1.watch);
-        assert!(!pairs[1].1.watch);
-        let err = parse(Path::new("p"), "/a /b 10 log watsh\n").unwrap_err();
-        assert!(err.starts_with("p:1: the fifth field may only be"), "{err}");
-        let err = parse(Path::new("p"), "/a /b 10 log watch x\n").unwrap_err();
-        assert!(err.starts_with("p:1: expected 4 fields"), "{err}");
+    fn watch_and_direction_may_follow_in_either_order() {
+        let text =
+            "/a /b 10 log watch\n/c /d 10 log\n/e /f 1 log two-way watch\n/g /h 1 log one-way\n";
+        let pairs = parse(Path::new("p"), text).unwrap();
+        let flags: Vec<_> = pairs.iter().map(|(_, p)| (p.watch, p.two_way)).collect();
+        assert_eq!(
+            flags,
+            [(true, false), (false, false), (true, true), (false, false)]
+        );
+        for bad in [
+            "/a /b 10 log watsh\n",
+            "/a /b 10 log watch x\n",
+            "/a /b 10 log watch watch\n",
+            "/a /b 1 log two-way one-way\n",
+        ] {
+            let err = parse(Path::new("p"), bad).unwrap_err();
+            assert!(
+                err.starts_with("p:1: after the four fields only the words"),
+                "{err}"
+            );
+        }
     }
 }

@@ -166,6 +166,7 @@ mod tests {
             interval: Duration::from_secs(1),
             log_file: PathBuf::from("/log"),
             watch: false,
+            two_way: false,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::pass;
 use crate::replica_lock::ReplicaLock;
 use crate::state::{PairState, RootRecord, State as StateDir};
 use crate::status::{Outcome, PairStatus, PassReport, State, WatchStatus};
+use crate::twoway::TwoWay;
 
 /// How long a watched pair waits for more events once one came: a save is
 /// several events in a row, and one pass for all of them is cheaper.
@@ -106,6 +107,14 @@ impl Worker {
             saved: Vec::new(),
             failed: false,
         };
+        // A two-way pair's archive, in the same state file.
+        let mut two_way = self.spec.two_way.then(|| {
+            TwoWay::new(
+                self.state
+                    .as_ref()
+                    .map(|s| s.pair(&self.spec.source, &self.spec.replica)),
+            )
+        });
         let mut restored = memory.load(&target, self.id);
         restored.accept_new = self.new_device;
         let mounts = Mutex::new(restored);
@@ -172,9 +181,14 @@ impl Worker {
                 });
             };
             let full = changed.is_none();
-            let (report, unhashed) = match changed.take() {
-                None => pass::run(&ctx, &mut cache, approved, &mut progress),
-                Some(folders) => run_folders(&ctx, &mut cache, &folders, approved, &mut progress),
+            let (report, unhashed) = match (two_way.as_mut(), changed.take()) {
+                // Two-way passes are whole: a change on one side is
+                // judged against the other side and the archive.
+                (Some(two_way), _) => (two_way.pass(&ctx, approved, &mut progress), Vec::new()),
+                (None, None) => pass::run(&ctx, &mut cache, approved, &mut progress),
+                (None, Some(folders)) => {
+                    run_folders(&ctx, &mut cache, &folders, approved, &mut progress)
+                }
             };
             drop(in_pass);
             replica_lock.end_pass();

@@ -151,6 +151,10 @@ pub enum Copied {
     SourceChanged,
     /// Stop was requested mid-copy; the temporary file was discarded.
     Cancelled,
+    /// The caller's last check, right before the commit, said no (the
+    /// target or the source is not what the caller examined); the
+    /// temporary file was discarded.
+    Refused,
 }
 
 /// Copies a regular file into the replica atomically: the bytes go to a
@@ -175,6 +179,34 @@ pub fn copy_file(
     hash: bool,
     fsync: bool,
     caps: &Caps,
+    cancelled: &dyn Fn() -> bool,
+    bufs: &mut Buffers,
+) -> Result<Copied, OpError> {
+    copy_file_if(
+        src_dir,
+        dst_dir,
+        name,
+        hash,
+        fsync,
+        caps,
+        &|_| true,
+        cancelled,
+        bufs,
+    )
+}
+
+/// [`copy_file`], asking `ready` with the source as it was copied right
+/// before the commit, so a two-way pass replaces nothing that changed
+/// since it was examined.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_file_if(
+    src_dir: BorrowedFd<'_>,
+    dst_dir: BorrowedFd<'_>,
+    name: &CStr,
+    hash: bool,
+    fsync: bool,
+    caps: &Caps,
+    ready: &dyn Fn(&Meta) -> bool,
     cancelled: &dyn Fn() -> bool,
     bufs: &mut Buffers,
 ) -> Result<Copied, OpError> {
@@ -236,6 +268,9 @@ pub fn copy_file(
     rfs::futimens(tmp.fd(), &times(after.mtime)).op("set mtime")?;
     if fsync {
         rfs::fsync(tmp.fd()).op("fsync")?;
+    }
+    if !ready(&after) {
+        return Ok(Copied::Refused);
     }
     let placed = tmp.commit(name)?;
     let dst = stat_fd(placed.as_fd()).op("stat replica")?;

@@ -248,7 +248,7 @@ impl Walker<'_, '_> {
                 self.changed_while_copied(rel);
                 None
             }
-            Ok(Some(Copied::Cancelled)) => None,
+            Ok(Some(Copied::Cancelled | Copied::Refused)) => None,
             Err(e) => {
                 self.op_error(rel, &e);
                 None

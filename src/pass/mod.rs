@@ -251,6 +251,7 @@ mod tests {
             interval: Duration::from_secs(1),
             log_file: root.join("log"),
             watch: false,
+            two_way: false,
         };
         let cancel = Cancel::default();
         let lock = ReplicaLock::default();

@@ -131,6 +131,7 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
         interval,
         log_file: expand_home(&log_file),
         watch: false,
+        two_way: false,
     };
     let upstream: Vec<_> = supervisor
         .views()

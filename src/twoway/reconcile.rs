@@ -1,0 +1,342 @@
+//! The two-way planner: what to do at each path, a pure function of what
+//! the archive remembers from the last sync and what each side holds now.
+//!
+//! Each side is unchanged, changed, created or deleted relative to the
+//! archive. A change on one side is propagated; a change on both sides to
+//! the same content is only recorded; different changes on both sides are
+//! a conflict, and both versions are kept. A deletion loses to a change on
+//! the other side. Folders are decided after their contents: a folder one
+//! side deleted survives when something inside it must.
+
+use std::collections::HashMap;
+
+use crate::fsops::Time;
+
+/// What an entry is, as far as two-way sync cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum What {
+    File,
+    Dir,
+    Link,
+}
+
+/// One side's entry as this pass's scan saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub what: What,
+    pub size: u64,
+    pub mtime: Time,
+    pub ino: u64,
+    /// Permission bits.
+    pub mode: u32,
+    /// A symlink's target.
+    pub target: Option<Box<[u8]>>,
+}
+
+/// What identifies one side's copy of an entry at the last sync. The mode
+/// is each side's own: a file system that keeps none (FAT) shows one of
+/// its own, which must not look like an edit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub mtime: Time,
+    pub ino: u64,
+    pub mode: u32,
+}
+
+/// An archive entry: the path as both sides held it after the last sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub what: What,
+    pub size: u64,
+    pub target: Option<Box<[u8]>>,
+    pub a: Stamp,
+    pub b: Stamp,
+    /// Recorded within a timestamp tick of a file's mtime: an edit in the
+    /// same tick would leave the same stamp, so the next pass compares
+    /// the two sides' bytes before it trusts the stamps.
+    pub racy: bool,
+}
+
+/// The two folders of a pair: SOURCE (first) and REPLICA (second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// How one side's entry stands against the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Neither in the archive nor on this side.
+    Absent,
+    Same,
+    Changed,
+    Created,
+    Deleted,
+}
+
+impl Change {
+    fn edited(self) -> bool {
+        matches!(self, Change::Changed | Change::Created)
+    }
+}
+
+/// What the pass does at one path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing; the archive stays as it is.
+    Keep,
+    /// Both sides agree: write the archive entry from what was seen.
+    Record,
+    /// Make side `to` hold what the other side holds (create, replace,
+    /// change type, or set a folder's mode).
+    Copy { to: Side },
+    /// Remove the entry on side `on` (the other side deleted it).
+    Delete { on: Side },
+    /// Gone from both sides: drop the archive entry.
+    Forget,
+    /// Changed differently on both sides: `winner` keeps the name on both
+    /// sides; the other version is kept beside it, under a conflict name,
+    /// on both sides.
+    Conflict { winner: Side },
+}
+
+/// One path of the pass: the archive's entry, both sides', and, once
+/// planned, the action.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub path: Box<[u8]>,
+    pub rec: Option<Record>,
+    pub a: Option<Seen>,
+    pub b: Option<Seen>,
+    /// Whether both sides' files hold the same bytes, when that had to be
+    /// read to decide (see [`needs_compare`]).
+    pub same: Option<bool>,
+    pub action: Action,
+}
+
+impl Row {
+    pub fn seen(&self, side: Side) -> Option<&Seen> {
+        match side {
+            Side::A => self.a.as_ref(),
+            Side::B => self.b.as_ref(),
+        }
+    }
+}
+
+/// How `seen` on `side` stands against `rec`.
+pub fn change(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> Change {
+    match (rec, seen) {
+        (None, None) => Change::Absent,
+        (None, Some(_)) => Change::Created,
+        (Some(_), None) => Change::Deleted,
+        (Some(r), Some(s)) => {
+            let stamp = match side {
+                Side::A => r.a,
+                Side::B => r.b,
+            };
+            let same = r.what == s.what
+                && match s.what {
+                    What::File => {
+                        s.size == r.size
+                            && s.mtime == stamp.mtime
+                            && s.ino == stamp.ino
+                            && s.mode == stamp.mode
+                    }
+                    What::Dir => s.mode == stamp.mode,
+                    What::Link => s.target == r.target,
+                };
+            if same { Change::Same } else { Change::Changed }
+        }
+    }
+}
+
+/// Whether the two sides' bytes must be read before this row can be
+/// decided: two files of one size that were both edited (or met for the
+/// first time), or a racy entry, or every unchanged pair under
+/// `--checksum`.
+pub fn needs_compare(row: &Row, checksum: bool) -> bool {
+    let (Some(a), Some(b)) = (&row.a, &row.b) else {
+        return false;
+    };
+    if a.what != What::File || b.what != What::File || a.size != b.size {
+        return false;
+    }
+    let ca = change(row.rec.as_ref(), Some(a), Side::A);
+    let cb = change(row.rec.as_ref(), Some(b), Side::B);
+    let racy = row.rec.as_ref().is_some_and(|r| r.racy);
+    (ca.edited() && cb.edited()) || (ca == Change::Same && cb == Change::Same && (racy || checksum))
+}
+
+/// Whether two entries hold the same thing, as far as the scan and the
+/// comparison (`same`) tell.
+fn alike(a: &Seen, b: &Seen, same: Option<bool>) -> bool {
+    a.what == b.what
+        && match a.what {
+            What::File => a.size == b.size && same == Some(true),
+            What::Dir => true,
+            What::Link => a.target == b.target,
+        }
+}
+
+/// The side whose version is newer by mtime (SOURCE on a tie).
+fn newer(a: &Seen, b: &Seen) -> Side {
+    if b.mtime > a.mtime { Side::B } else { Side::A }
+}
+
+/// The action at a path where neither side holds a folder (or both do),
+/// from the archive entry and both sides alone.
+pub fn decide(row: &Row) -> Action {
+    let rec = row.rec.as_ref();
+    let (ca, cb) = (
+        change(rec, row.a.as_ref(), Side::A),
+        change(rec, row.b.as_ref(), Side::B),
+    );
+    match (&row.a, &row.b) {
+        (None, None) => {
+            if rec.is_some() {
+                Action::Forget
+            } else {
+                Action::Keep
+            }
+        }
+        (Some(_), None) => match ca {
+            // The other side deleted it; an unchanged entry goes too, a
+            // changed one is restored there.
+            Change::Same => Action::Delete { on: Side::A },
+            _ => Action::Copy { to: Side::B },
+        },
+        (None, Some(_)) => match cb {
+            Change::Same => Action::Delete { on: Side::B },
+            _ => Action::Copy { to: Side::A },
+        },
+        (Some(a), Some(b)) => match (ca, cb) {
+            (Change::Same, Change::Same) => {
+                let racy = rec.is_some_and(|r| r.racy);
+                match row.same {
+                    // Read because the entry was racy or --checksum: the
+                    // stamps hide an edit, and which side made it is not
+                    // known, so both are kept.
+                    Some(false) => Action::Conflict {
+                        winner: newer(a, b),
+                    },
+                    Some(true) if racy => Action::Record,
+                    _ => Action::Keep,
+                }
+            }
+            (Change::Same, _) => Action::Copy { to: Side::A },
+            (_, Change::Same) => Action::Copy { to: Side::B },
+            _ if alike(a, b, row.same) => {
+                if a.what == What::Link || a.mode == b.mode {
+                    Action::Record
+                } else {
+                    // Same bytes, different modes: the newer one's mode.
+                    Action::Copy {
+                        to: newer(a, b).other(),
+                    }
+                }
+            }
+            _ if a.what == What::Dir && b.what == What::Dir => Action::Record,
+            _ => Action::Conflict {
+                winner: newer(a, b),
+            },
+        },
+    }
+}
+
+/// What a row's action leaves at its path on side A and on side B.
+fn leaves(row: &Row) -> (bool, bool) {
+    match row.action {
+        Action::Keep | Action::Record => (row.a.is_some(), row.b.is_some()),
+        Action::Copy { .. } | Action::Conflict { .. } => (true, true),
+        Action::Delete { .. } | Action::Forget => (false, false),
+    }
+}
+
+/// The parent of a relative path (empty for a top-level entry).
+pub fn parent(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => &path[..i],
+        None => b"",
+    }
+}
+
+/// Plans every row. `rows` are in tree order (see
+/// [`crate::twoway::scan::tree_order`]): a folder before its contents,
+/// each subtree contiguous. Contents are planned first (from the end), so
+/// a folder's fate can follow from what must survive inside it.
+pub fn plan(rows: &mut [Row]) {
+    // For each folder path: whether something inside stays on A, on B.
+    let mut inside: HashMap<Box<[u8]>, (bool, bool)> = HashMap::new();
+    for row in rows.iter_mut().rev() {
+        let needs = inside.remove(&row.path).unwrap_or((false, false));
+        let dir_a = row.a.as_ref().is_some_and(|s| s.what == What::Dir);
+        let dir_b = row.b.as_ref().is_some_and(|s| s.what == What::Dir);
+        row.action = if dir_a == dir_b {
+            decide(row)
+        } else if dir_a {
+            decide_folder(row, Side::A, needs)
+        } else {
+            decide_folder(row, Side::B, needs)
+        };
+        let (on_a, on_b) = leaves(row);
+        if on_a || on_b {
+            let up = inside.entry(parent(&row.path).into()).or_default();
+            up.0 |= on_a;
+            up.1 |= on_b;
+        }
+    }
+}
+
+/// The action at a path where side `dir` holds a folder and the other side
+/// holds something else or nothing; `needs` says whether something inside
+/// the folder stays on side A and on side B.
+fn decide_folder(row: &Row, dir: Side, needs: (bool, bool)) -> Action {
+    let other = dir.other();
+    let rec = row.rec.as_ref();
+    let c_other = change(rec, row.seen(other), other);
+    let (need_dir, need_other) = match dir {
+        Side::A => needs,
+        Side::B => (needs.1, needs.0),
+    };
+    let was_dir = rec.is_some_and(|r| r.what == What::Dir);
+    match row.seen(other) {
+        None => {
+            if !was_dir || need_other {
+                // New here (or the old entry there is gone), or something
+                // inside must be restored on the other side.
+                Action::Copy { to: other }
+            } else if need_dir {
+                Action::Keep
+            } else {
+                // The other side deleted the folder, and nothing inside
+                // was changed here: it goes.
+                Action::Delete { on: dir }
+            }
+        }
+        Some(_) => {
+            if was_dir && c_other == Change::Changed && !need_dir && !need_other {
+                // The other side replaced the folder, and nothing inside
+                // it was changed here.
+                Action::Copy { to: dir }
+            } else if !was_dir && c_other == Change::Same {
+                // This side replaced the other side's unchanged entry with
+                // a folder.
+                Action::Copy { to: other }
+            } else {
+                // Both changed: the folder keeps the name, and the other
+                // side's entry is kept beside it.
+                Action::Conflict { winner: dir }
+            }
+        }
+    }
+}
