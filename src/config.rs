@@ -365,6 +365,12 @@ pub fn check_overlaps(running: &[&PairSpec], new: &[PairSpec]) -> Result<(), Str
 }
 
 impl PairSpec {
+    /// How the pair is shown between its folders: `->` for a mirror,
+    /// `<->` for two-way.
+    pub fn arrow(&self) -> &'static str {
+        if self.two_way { "<->" } else { "->" }
+    }
+
     /// What `folder`, one this pair writes, is called in messages.
     fn role(&self, folder: &Path) -> &'static str {
         match (self.two_way, folder == self.replica) {

@@ -198,8 +198,9 @@ impl Supervisor {
         self.gate.join(id, &spec);
         info!(
             target: &pair_target(id),
-            "pair {id}: started: {} -> {} every {}{}{}{}",
+            "pair {id}: started: {} {} {} every {}{}{}{}",
             display_root(&spec.source),
+            spec.arrow(),
             display_root(&spec.replica),
             format_interval(spec.interval),
             if self.options.checksum { ", checksum" } else { "" },

@@ -292,14 +292,16 @@ impl Worker {
                 break;
             }
         }
-        info!(
-            target: &target,
-            "pair {}: cache holds {} files in {} bytes; {} evicted",
-            self.id,
-            cache.len(),
-            cache.bytes(),
-            cache.evicted()
-        );
+        if two_way.is_none() {
+            info!(
+                target: &target,
+                "pair {}: cache holds {} files in {} bytes; {} evicted",
+                self.id,
+                cache.len(),
+                cache.bytes(),
+                cache.evicted()
+            );
+        }
         drop(watch);
         info!(target: &target, "pair {}: stopped", self.id);
         self.set_state(State::Stopped);

@@ -106,7 +106,17 @@ impl<'p> Apply<'p> {
         let path = &row.path[..];
         match row.action {
             Action::Keep => {}
-            Action::Record => self.record(path, row.a.as_ref(), row.b.as_ref()),
+            Action::Record => match (&row.a, &row.b) {
+                // As far as both file systems can tell (a share may keep
+                // whole seconds).
+                (Some(a), Some(b))
+                    if a.what == What::File
+                        && !self.caps.iter().any(|c| c.same_mtime(a.mtime, b.mtime)) =>
+                {
+                    self.align_mtime(row)
+                }
+                (a, b) => self.record(path, a.as_ref(), b.as_ref()),
+            },
             Action::Forget => self.forget(path),
             Action::Copy { to } => self.copy(row, to),
             Action::Delete { on } => self.delete(row, on),
@@ -251,8 +261,71 @@ impl<'p> Apply<'p> {
                     },
                 ));
             }
+            (What::File, Some(What::File)) if mode_only(row, from) => {
+                self.set_file_mode(row, to, &src)
+            }
             _ => self.put_entry(row, to, &src, dst),
         }
+    }
+
+    /// Two files with the same bytes and different mtimes (found on a
+    /// first sync, or made by the same edit on both sides): the newer
+    /// mtime is only when that side got its copy, so both take the older.
+    fn align_mtime(&mut self, row: &Row) {
+        let (a, b) = (row.a.as_ref().expect("both"), row.b.as_ref().expect("both"));
+        let (to, mtime) = if a.mtime < b.mtime {
+            (Side::B, a.mtime)
+        } else {
+            (Side::A, b.mtime)
+        };
+        let dst = row.seen(to).expect("both");
+        if !self.unchanged(to, &row.path, Some(dst)) {
+            return;
+        }
+        if !self.ctx.options.dry_run {
+            let caps = self.caps[idx(to)];
+            let name = name_of(&row.path);
+            let set = self
+                .dir(to, parent(&row.path))
+                .map_err(|e| fsops::OpError {
+                    op: "open folder",
+                    err: e,
+                })
+                .and_then(|dir| fsops::set_file_attrs(dir, &name, dst.mode, mtime, &caps));
+            if let Err(e) = set {
+                self.log.op_error(&row.path, to, &e);
+                return;
+            }
+        }
+        self.log.did(&row.path, to, Did::Mtime);
+        self.record_now(&row.path);
+    }
+
+    /// Gives the file at `row.path` on `to` the mode of the other side's,
+    /// whose bytes are the same (only its mode changed since the last
+    /// sync).
+    fn set_file_mode(&mut self, row: &Row, to: Side, src: &Seen) {
+        if !self.unchanged(to, &row.path, row.seen(to)) {
+            return;
+        }
+        if !self.ctx.options.dry_run {
+            let caps = self.caps[idx(to)];
+            let dst = row.seen(to).expect("a file to set");
+            let name = name_of(&row.path);
+            let set = self
+                .dir(to, parent(&row.path))
+                .map_err(|e| fsops::OpError {
+                    op: "open folder",
+                    err: e,
+                })
+                .and_then(|dir| fsops::set_file_attrs(dir, &name, src.mode, dst.mtime, &caps));
+            if let Err(e) = set {
+                self.log.op_error(&row.path, to, &e);
+                return;
+            }
+        }
+        self.log.did(&row.path, to, Did::Mode(src.mode));
+        self.record_now(&row.path);
     }
 
     /// Makes a folder on `side` for the other side's; its mode is set and
@@ -643,6 +716,24 @@ impl<'p> Apply<'p> {
             self.log.state_error(&e);
         }
     }
+}
+
+/// Whether side `from`'s file differs from the archive in its mode alone
+/// (same size, mtime and inode), so its bytes are the ones both sides
+/// held at the last sync.
+fn mode_only(row: &Row, from: Side) -> bool {
+    let (Some(rec), Some(seen)) = (&row.rec, row.seen(from)) else {
+        return false;
+    };
+    let stamp = match from {
+        Side::A => rec.a,
+        Side::B => rec.b,
+    };
+    rec.what == What::File
+        && seen.size == rec.size
+        && seen.mtime == stamp.mtime
+        && seen.ino == stamp.ino
+        && seen.mode != stamp.mode
 }
 
 /// What the scan would have seen of `meta`.

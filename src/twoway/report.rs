@@ -20,6 +20,7 @@ pub enum Did<'t> {
     Linked(&'t [u8]),
     MadeDir,
     Mode(u32),
+    Mtime,
     Removed(What),
 }
 
@@ -74,6 +75,10 @@ impl<'p> Log<'p> {
             Did::Mode(mode) => {
                 c.touched += 1;
                 ("touched", "in", format!(" (mode {mode:04o})"))
+            }
+            Did::Mtime => {
+                c.touched += 1;
+                ("touched", "in", " (mtime)".to_string())
             }
             Did::Removed(What::Dir) => {
                 c.removed_dirs += 1;

@@ -105,9 +105,11 @@ fn ask(input: &mut Input<'_>, prompt: &str, kind: Kind) -> Result<String, MenuEn
     }
 }
 
-/// Asks for the four fields of a pair, one prompt each, then, if they make
-/// a valid pair, whether to watch it, and starts it. The watch question
-/// comes last so a pair refused anyway is not asked it.
+/// Asks for the four fields of a pair, one prompt each, and its direction;
+/// then, if they make a valid pair, whether to watch it, and starts it.
+/// The direction comes before the checks, which depend on it (a two-way
+/// pair writes its source too); the watch question comes last so a pair
+/// refused anyway is not asked it.
 fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, MenuEnd> {
     let mut fields = Vec::new();
     for (prompt, kind) in [
@@ -125,13 +127,24 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
     }
     let [source, replica, interval, log_file] =
         <[String; 4]>::try_from(fields).expect("four prompts give four answers");
+    let answer = ask(
+        input,
+        "Direction: one-way (the replica mirrors the source) or two-way (both are edited)? (1/2, empty: 1): ",
+        Kind::Other,
+    )?;
+    let Some(two_way) = direction(&answer) else {
+        return Ok(format!(
+            "Not added: \"{}\" is not a direction (1 or one-way, 2 or two-way; empty: one-way).\n",
+            answer.trim()
+        ));
+    };
     let raw = RawPair {
         source: expand_home(&source),
         replica: expand_home(&replica),
         interval,
         log_file: expand_home(&log_file),
         watch: false,
-        two_way: false,
+        two_way,
     };
     let upstream: Vec<_> = supervisor
         .views()
@@ -157,8 +170,9 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
         }
     };
     let shown = format!(
-        "{} -> {} every {}{}",
+        "{} {} {} every {}{}",
         spec.source.display(),
+        spec.arrow(),
         spec.replica.display(),
         format_interval(spec.interval),
         if spec.watch { ", watched" } else { "" }
@@ -167,6 +181,16 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
         Ok(id) => format!("Started pair {id}: {shown}.\n"),
         Err(e) => format!("Not added: {e}.\n"),
     })
+}
+
+/// A direction: `Some(true)` for two-way; empty is one-way; `None` for
+/// anything else.
+fn direction(answer: &str) -> Option<bool> {
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "" | "1" | "one-way" | "one" => Some(false),
+        "2" | "two-way" | "two" => Some(true),
+        _ => None,
+    }
 }
 
 /// A yes or no answer: empty is no; `None` for anything else.
@@ -199,6 +223,20 @@ mod tests {
         assert_eq!(unquote("'a b'"), "a b");
         assert_eq!(unquote("\"half"), "\"half");
         assert_eq!(unquote("plain"), "plain");
+    }
+
+    #[test]
+    fn direction_answers_are_one_two_or_neither() {
+        for (answer, want) in [
+            ("", Some(false)),
+            ("1", Some(false)),
+            (" two-way ", Some(true)),
+            ("2", Some(true)),
+            ("3", None),
+            ("both", None),
+        ] {
+            assert_eq!(direction(answer), want, "{answer:?}");
+        }
     }
 
     #[test]

@@ -17,10 +17,12 @@ pub fn list(views: &[PairView]) -> String {
     for v in views {
         let s = &v.status;
         text += &format!(
-            "Pair {}: {} -> {}\n  every {}, log {}\n  state: {}\n",
+            "Pair {}: {} {} {}{}\n  every {}, log {}\n  state: {}\n",
             v.id,
             v.spec.source.display(),
+            v.spec.arrow(),
             v.spec.replica.display(),
+            if v.spec.two_way { " (two-way)" } else { "" },
             format_interval(v.spec.interval),
             v.spec.log_file.display(),
             state_line(s, now)
@@ -50,26 +52,37 @@ pub fn list(views: &[PairView]) -> String {
         }
         let t = &s.totals;
         text += &format!(
-            "  since start: {} {}, {} copied, {} updated, {} removed, {} written\n  cache: {} {}, {}{}\n",
+            "  since start: {} {}, {} copied, {} updated, {} removed, {} written{}\n",
             s.passes,
             if s.passes == 1 { "pass" } else { "passes" },
             t.copied,
             t.updated,
             t.removed_files + t.removed_dirs,
             human_bytes(t.bytes),
-            s.cache_entries,
-            if s.cache_entries == 1 {
-                "file"
-            } else {
-                "files"
-            },
-            human_bytes(s.cache_bytes as u64),
-            if s.cache_evicted > 0 {
-                format!(", {} evicted to stay under --cache-limit", s.cache_evicted)
+            if v.spec.two_way {
+                format!(", {} conflicts (both versions kept)", t.conflicts)
             } else {
                 String::new()
             }
         );
+        // A two-way pair keeps its archive on disk, not this cache.
+        if !v.spec.two_way {
+            text += &format!(
+                "  cache: {} {}, {}{}\n",
+                s.cache_entries,
+                if s.cache_entries == 1 {
+                    "file"
+                } else {
+                    "files"
+                },
+                human_bytes(s.cache_bytes as u64),
+                if s.cache_evicted > 0 {
+                    format!(", {} evicted to stay under --cache-limit", s.cache_evicted)
+                } else {
+                    String::new()
+                }
+            );
+        }
         if s.exclude_patterns > 0 {
             let n = s.exclude_patterns;
             let what = if n == 1 { "pattern" } else { "patterns" };
@@ -142,6 +155,7 @@ pub fn changes(c: &Counts) -> String {
         (c.linked, "linked"),
         (c.created_dirs, "folders created"),
         (c.removed_files + c.removed_dirs, "removed"),
+        (c.conflicts, "conflicts"),
         (c.errors, "errors"),
     ];
     let mut parts: Vec<String> = items

@@ -247,11 +247,11 @@ fn pairs_file_line_that_does_not_parse_names_file_and_line_and_creates_nothing()
         ),
         (
             format!("{good}src2 dst3 1 log3.txt extra\n"),
-            "pairs.txt:2: the fifth field may only be the word watch",
+            "pairs.txt:2: after the four fields only the words watch and two-way (or one-way) may follow, each once, not \"extra\"",
         ),
         (
             format!("{good}src2 dst3 1 log3.txt watch extra\n"),
-            "pairs.txt:2: expected 4 fields",
+            "pairs.txt:2: after the four fields only the words",
         ),
         (
             format!("{good}\"src2 dst3 1 log3.txt\n"),

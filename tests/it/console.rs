@@ -324,6 +324,8 @@ fn tab_completes_paths_in_the_add_prompts_with_a_tilde_for_home() {
     s.type_keys("3600\r");
     s.wait_prompt("Log file: ");
     s.type_keys("~/log.txt\r");
+    s.wait_prompt("Direction: one-way");
+    s.type_keys("\r");
     s.wait_prompt("Watch for changes? (y/N): ");
     s.type_keys("\r");
     s.wait_screen(

@@ -26,4 +26,5 @@ mod sparse;
 mod stress;
 mod support;
 mod sync;
+mod two_way;
 mod watch;

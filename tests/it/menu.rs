@@ -78,8 +78,11 @@ fn menu_shows_five_options_and_a_bad_choice_prints_not_a_valid_choice_and_the_me
     assert_quick_clean_exit(&mut session, since);
 }
 
+/// The add dialog's direction question.
+const DIRECTION: &str = "Direction: one-way (the replica mirrors the source) or two-way (both are edited)? (1/2, empty: 1): ";
+
 #[test]
-fn add_asks_five_prompts_and_a_pair_with_spaces_in_its_paths_syncs() {
+fn add_asks_six_prompts_and_a_pair_with_spaces_in_its_paths_syncs() {
     let env = TestEnv::new();
     env.write("my src/sub dir/a file.txt", "spaces everywhere");
     env.mkdir("my src/empty dir");
@@ -95,6 +98,8 @@ fn add_asks_five_prompts_and_a_pair_with_spaces_in_its_paths_syncs() {
     session.send("3600");
     session.wait_stdout("Log file: ", 1, PATIENCE);
     session.send(&env.path("my log.txt").display().to_string());
+    session.wait_stdout(DIRECTION, 1, PATIENCE);
+    session.send("");
     session.wait_stdout("Watch for changes? (y/N): ", 1, PATIENCE);
     session.send("");
     session.wait_stdout("Started pair 1: ", 1, PATIENCE);
@@ -154,6 +159,8 @@ fn refused_pair_prints_why_and_creates_nothing() {
         for a in answers {
             session.send(a);
         }
+        // One-way: the checks come after the direction.
+        session.send("");
         session.wait_stdout("Not added: ", n + 1, PATIENCE);
         let out = session.stdout();
         let last = out.rsplit("Not added: ").next().unwrap();

@@ -198,7 +198,7 @@ fn a_pairs_file_line_may_end_with_watch_and_nothing_else() {
     assert!(!out.status.success());
     let err = stderr_of(&out);
     assert!(
-        err.contains("bad.txt:1: the fifth field may only be the word watch"),
+        err.contains("bad.txt:1: after the four fields only the words watch and two-way"),
         "{err}"
     );
 }
@@ -207,7 +207,7 @@ fn a_pairs_file_line_may_end_with_watch_and_nothing_else() {
 /// question with `watch`, and returns the menu's answer.
 fn add_from_menu(session: &mut MenuSession, watch: &str, n: usize) -> String {
     session.send("2");
-    for answer in ["src", "dst", "1h", "log.txt"] {
+    for answer in ["src", "dst", "1h", "log.txt", ""] {
         session.send(answer);
     }
     session.wait_stdout("Watch for changes? (y/N): ", n, PATIENCE);
