@@ -14,13 +14,17 @@
 //!   folder, on a pool of workers), `filter`, `plan` (pure: what an entry
 //!   needs), `apply` (does it through `replica`, which in a dry run only
 //!   pretends) and `report` (one log line and one count per outcome).
+//! - `twoway`: a two-way pair's pass: `scan` both sides, the `archive`
+//!   of the last sync (SQLite), `reconcile` (pure: what each path needs),
+//!   `apply` (re-checks each target right before touching it), `conflict`
+//!   names and `report`.
 //! - `excludes`: the patterns that leave paths out of a pair.
 //! - `pair` (what a pass and the digests after it share: the pair's
 //!   context, its stop signals, its thread count), `cache` (what was last
 //!   known equal), `digests` (big files hashed after a pass), `mounts`
 //!   (what a pair learns of its roots' file systems), `replica_lock` (other
-//!   processes kept out), `fsops` (every file system call), `logging`,
-//!   `status`.
+//!   processes kept out), `state` (what a pair keeps across restarts, in
+//!   SQLite), `fsops` (every file system call), `logging`, `status`.
 
 pub mod app;
 pub mod cache;
