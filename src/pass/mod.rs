@@ -136,6 +136,26 @@ pub fn run_at(
         Mode::Free
     };
     let (excludes, refresh_error) = report::refresh_excludes(ctx);
+    if let Some(out) = excluded_prefix(&excludes, start) {
+        // A change inside an excluded folder (that the replica may hold
+        // from before the pattern): not this pair's business.
+        ctx.log_debug(format_args!(
+            "change in {} ignored: it is excluded",
+            crate::logging::display_path(out)
+        ));
+        return (
+            PassReport {
+                outcome: Outcome::Finished,
+                counts: Counts {
+                    errors: refresh_error,
+                    ..Counts::default()
+                },
+                duration: started.elapsed(),
+                held_deletions: 0,
+            },
+            Vec::new(),
+        );
+    }
     let mut walked = walk_with(ctx, cache, start, mode, &excludes, progress);
     walked.counts.errors += refresh_error;
     let mut held = 0;
@@ -163,6 +183,19 @@ pub fn run_at(
     };
     report::log_summary(ctx, &report, start);
     (report, walked.unhashed)
+}
+
+/// The first folder along `start` that the patterns exclude, if any.
+fn excluded_prefix<'s>(excludes: &Matcher, start: &'s [u8]) -> Option<&'s [u8]> {
+    let mut end = 0;
+    for name in start.split(|&b| b == b'/') {
+        end += name.len();
+        if !name.is_empty() && excludes.excludes(&start[..end], true) {
+            return Some(&start[..end]);
+        }
+        end += 1;
+    }
+    None
 }
 
 /// What one walk over the tree did.
@@ -306,6 +339,21 @@ mod tests {
         assert_eq!(read("dst/b/y"), "changed", "the parent was synced");
         assert_eq!(read("dst/z"), "z1");
         assert_eq!(fresh.counts.created_dirs, 1);
+
+        // A change inside an excluded folder that the replica holds from
+        // before the pattern syncs nothing there.
+        fs::create_dir_all(root.join("src/b/skip")).expect("mkdir");
+        fs::create_dir_all(root.join("dst/b/skip")).expect("mkdir");
+        fs::write(root.join("src/b/skip/new"), "excluded").expect("write");
+        fs::write(root.join("dst/b/skip/kept"), "replica's own").expect("write");
+        fs::write(root.join("src/.foldersyncignore"), "skip/\n").expect("write");
+        let skipped = pass_at(root, &mut cache, b"b/skip");
+        assert_eq!(skipped.counts, Counts::default());
+        assert!(!root.join("dst/b/skip/new").exists());
+        assert!(root.join("dst/b/skip/kept").exists());
+        fs::remove_file(root.join("src/.foldersyncignore")).expect("rm");
+        fs::remove_dir_all(root.join("src/b/skip")).expect("rm");
+        fs::remove_dir_all(root.join("dst/b/skip")).expect("rm");
 
         // The cache still knows the folders a partial pass did not visit.
         let again = pass_at(root, &mut cache, b"");
