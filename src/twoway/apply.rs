@@ -43,6 +43,9 @@ pub struct Apply<'p> {
     pub log: Log<'p>,
     /// When the pass started: for racy entries and conflict names.
     pub started: SystemTime,
+    /// Whether each side's file system keeps inode numbers (see
+    /// [`super::scan::stable_inodes`]); where not, they are recorded as 0.
+    pub stable_inodes: [bool; 2],
     bufs: Buffers,
     /// The last folder opened on each side, by path.
     open: [Option<(Vec<u8>, OwnedFd)>; 2],
@@ -90,6 +93,7 @@ impl<'p> Apply<'p> {
             archive,
             log,
             started: SystemTime::now(),
+            stable_inodes: [true, true],
             bufs: Buffers::default(),
             open: [None, None],
             after: Vec::new(),
@@ -673,7 +677,11 @@ impl<'p> Apply<'p> {
             } else {
                 None
             };
-            Some(seen_of(m, what, target))
+            let mut seen = seen_of(m, what, target);
+            if !self.stable_inodes[idx(side)] {
+                seen.ino = 0;
+            }
+            Some(seen)
         };
         let (Some(a), Some(b)) = (seen(&a, Side::A), seen(&b, Side::B)) else {
             return;
@@ -756,8 +764,9 @@ fn matches_seen(meta: &Meta, seen: &Seen) -> bool {
         fsops::Kind::Symlink => What::Link,
         fsops::Kind::Special(_) => return false,
     };
+    // An inode of 0 was not kept (see `super::scan::stable_inodes`).
     what == seen.what
-        && meta.ino == seen.ino
+        && (seen.ino == 0 || meta.ino == seen.ino)
         && match what {
             What::File => {
                 meta.size == seen.size && meta.mtime == seen.mtime && meta.mode == seen.mode

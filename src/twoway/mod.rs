@@ -175,6 +175,20 @@ impl TwoWay {
             ));
             return (Outcome::Failed, 0);
         };
+        let stable = [
+            scan::stable_inodes(roots.a.as_fd()),
+            roots
+                .b
+                .as_ref()
+                .is_none_or(|b| scan::stable_inodes(b.as_fd())),
+        ];
+        let (mut sa, mut sb) = (sa, sb);
+        for (scan, stable) in [(&mut sa, stable[0]), (&mut sb, stable[1])] {
+            if !stable {
+                // Compared as 0 = 0 against the archive, which keeps 0 too.
+                scan.entries.iter_mut().for_each(|(_, s)| s.ino = 0);
+            }
+        }
         if sa.stopped || sb.stopped || ctx.cancel.is_set() {
             return (Outcome::Stopped, 0);
         }
@@ -215,6 +229,7 @@ impl TwoWay {
             &mut archive,
             Log::new(ctx),
         );
+        apply.stable_inodes = stable;
         let mut outcome = Outcome::Finished;
         for (i, row) in rows.iter().enumerate() {
             if ctx.cancel.is_set() {

@@ -134,6 +134,16 @@ pub fn scan(root: BorrowedFd<'_>, excludes: &Matcher, cancel: &Cancel) -> Scan {
     scan
 }
 
+/// Whether the file system of the folder `root` keeps a file's inode
+/// number from one look to the next. FUSE file systems (sshfs without
+/// `-o use_ino`, rclone) make numbers up and may hand out new ones once
+/// they forget a file: there a changed number says nothing, and a pass
+/// that trusted it would see edits nobody made.
+pub fn stable_inodes(root: BorrowedFd<'_>) -> bool {
+    const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
+    rustix::fs::fstatfs(root).map_or(true, |s| s.f_type as u64 != FUSE_SUPER_MAGIC)
+}
+
 /// Whether `path` is `prefix` or lies inside it.
 pub fn is_under(path: &[u8], prefix: &[u8]) -> bool {
     prefix.is_empty()

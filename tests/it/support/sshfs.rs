@@ -110,6 +110,8 @@ pub struct Share {
     sshd: Child,
     sshd_err: Output,
     sshfs: Option<(Child, Output)>,
+    /// How it was mounted, to mount it again.
+    how: Option<(PathBuf, String, u16)>,
     // Last: removed after the mount is gone.
     dir: tempfile::TempDir,
 }
@@ -173,6 +175,7 @@ impl Share {
                 sshd,
                 sshd_err,
                 sshfs: None,
+                how: None,
                 dir,
             };
             share.mount(&sshfs_bin, &user, port)?;
@@ -181,7 +184,16 @@ impl Share {
         Err(format!("sshd did not start: {last}"))
     }
 
+    /// Unmounts the share and mounts it again: a FUSE mount made anew,
+    /// with inode numbers of its own.
+    pub fn remount(&mut self) -> Result<(), String> {
+        self.unmount();
+        let (bin, user, port) = self.how.clone().expect("mounted once");
+        self.mount(&bin, &user, port)
+    }
+
     fn mount(&mut self, sshfs_bin: &Path, user: &str, port: u16) -> Result<(), String> {
+        self.how = Some((sshfs_bin.to_path_buf(), user.to_string(), port));
         let root = self.server.parent().expect("server folder has a parent");
         let options = format!(
             "IdentityFile={},StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,\
