@@ -119,7 +119,7 @@ impl Drop for TaskDone<'_, '_> {
 /// Debug builds only: a folder named as `FOLDERSYNC_TEST_PANIC` says makes
 /// the worker that takes it panic, so the tests can prove that a panicking
 /// worker ends its pass with an error instead of hanging the others.
-fn crash_test_hook(rel: &[u8]) {
+pub(crate) fn crash_test_hook(rel: &[u8]) {
     #[cfg(debug_assertions)]
     if let Some(name) = std::env::var_os("FOLDERSYNC_TEST_PANIC") {
         use std::os::unix::ffi::OsStrExt;

@@ -69,7 +69,22 @@ impl TwoWay {
     ) -> PassReport {
         let started = Instant::now();
         let mut log = Log::new(ctx);
-        let (outcome, held) = self.run(ctx, approved, &mut log, progress);
+        // A panic ends this pass with an error; the pair, and the program,
+        // go on (what was done is done, and recorded up to the last batch).
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run(ctx, approved, &mut log, progress)
+        }));
+        let (outcome, held) = ran.unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".into());
+            log.pass_error(format_args!(
+                "internal: the two-way pass panicked ({why}); it ended there. Please report this"
+            ));
+            (Outcome::Failed, 0)
+        });
         self.source_lock.end_pass();
         let report = PassReport {
             outcome,
@@ -236,6 +251,7 @@ impl TwoWay {
                 outcome = Outcome::Stopped;
                 break;
             }
+            crate::pass::crash_test_hook(&row.path);
             apply.row(row);
             if i % 1024 == 1023 {
                 let mut counts = apply.counts();

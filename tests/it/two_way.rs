@@ -438,3 +438,24 @@ fn a_replica_on_an_sshfs_share_syncs_both_ways_and_then_stays_still() {
         assert!(busy.is_empty(), "a pass with nothing to do did: {busy:#?}");
     }
 }
+
+#[test]
+fn a_panicking_two_way_pass_fails_with_an_error_and_the_program_goes_on() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    env.mkdir("src/boom");
+    let mut session = MenuSession::start_with_env(
+        env.root(),
+        ["--two-way", "src", "dst", "1h", "log.txt"],
+        &[("FOLDERSYNC_TEST_PANIC", "boom")],
+    );
+    wait_log(&env.log(), "pass failed in", 1);
+    let log = env.log_text();
+    assert!(
+        log.contains("error internal: the two-way pass panicked (test panic in folder boom)"),
+        "{log}"
+    );
+    session.send("1");
+    session.wait_stdout("last pass: failed", 1, PATIENCE);
+    quit(session);
+}
