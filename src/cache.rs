@@ -198,6 +198,19 @@ impl DirEntries {
     fn bytes(&self) -> usize {
         self.names.capacity() + self.slots.capacity() * std::mem::size_of::<Slot>()
     }
+
+    /// Whether the folder has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Each file name with its entry (for the stored cache,
+    /// [`crate::cache_store`]; in name order once sorted).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.slots
+            .iter()
+            .map(|slot| (self.name_of(slot), &slot.entry))
+    }
 }
 
 /// A folder's entries as the cache holds them.
@@ -394,6 +407,12 @@ impl Cache {
     /// Entries evicted to keep under the limit since the cache was made.
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// Whether entries are kept after the pass (not by
+    /// [`Cache::for_one_pass`]).
+    pub fn keeps(&self) -> bool {
+        self.keeps
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::Instant;
 use log::debug;
 
 use crate::cache::{Cache, Stamp};
+use crate::cache_store;
 use crate::fsops::{self, Buffers};
 use crate::logging::display_path;
 use crate::mounts::Caps;
@@ -65,11 +66,12 @@ pub fn fill(ctx: &PairContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
             };
             match hash_replica(root.as_fd(), &file.rel, expected, &caps, ctx, &mut bufs) {
                 Ok(Some(digest)) => {
-                    if cache
-                        .lock()
-                        .expect("cache poisoned")
-                        .set_digest(&file.rel, expected, digest)
-                    {
+                    let mut cache = cache.lock().expect("cache poisoned");
+                    if cache.set_digest(&file.rel, expected, digest) {
+                        if let (Some(store), Some(entry)) = (ctx.store, cache.get(&file.rel)) {
+                            cache_store::lock(store).save_entry(&file.rel, entry);
+                        }
+                        drop(cache);
                         let mut done = done.lock().expect("count poisoned");
                         done.0 += 1;
                         done.1 += expected.size;

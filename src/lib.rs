@@ -21,13 +21,14 @@
 //! - `excludes`: the patterns that leave paths out of a pair.
 //! - `pair` (what a pass and the digests after it share: the pair's
 //!   context, its stop signals, its thread count), `cache` (what was last
-//!   known equal), `digests` (big files hashed after a pass), `mounts`
+//!   known equal; `cache_store` keeps it in the pair's state), `digests` (big files hashed after a pass), `mounts`
 //!   (what a pair learns of its roots' file systems), `replica_lock` (other
 //!   processes kept out), `state` (what a pair keeps across restarts, in
 //!   SQLite), `fsops` (every file system call), `logging`, `status`.
 
 pub mod app;
 pub mod cache;
+pub mod cache_store;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::cache_store::CacheStore;
 use crate::config::{PairSpec, SyncOptions};
 use crate::excludes::PairExcludes;
 use crate::mounts::Mounts;
@@ -35,6 +36,9 @@ pub struct PairContext<'a> {
     /// are worth their CPU: small files are hashed as they are read, big
     /// ones afterwards (see [`crate::digests`]).
     pub lasting_cache: bool,
+    /// The pair's cache entries kept across restarts in its state file;
+    /// `None` without a state folder.
+    pub store: Option<&'a Mutex<CacheStore>>,
     /// Keeps other processes out of the replica (see [`ReplicaLock`]).
     pub replica_lock: &'a ReplicaLock,
     /// What the pair learnt about its roots' file systems at earlier

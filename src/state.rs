@@ -151,6 +151,37 @@ impl PairState {
         self.write_roots(roots).map_err(|e| self.failed(&e))
     }
 
+    /// A connection of its own to the pair's file, for a module that keeps
+    /// its own tables there (the digest cache, [`crate::cache_store`]).
+    /// `write`: the file and the shared tables are made if need be, as by
+    /// a write here. Otherwise the file is only read (a dry run): `None`
+    /// when it does not exist, and nothing is created. Either way the file
+    /// is checked to be this pair's. `Err` names the file.
+    pub fn open_connection(&self, write: bool) -> Result<Option<Connection>, String> {
+        if !write && !self.path.exists() {
+            return Ok(None);
+        }
+        let flags = if write {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        };
+        let open = || -> Result<Connection, String> {
+            let conn =
+                Connection::open_with_flags(&self.path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .map_err(|e| e.to_string())?;
+            conn.busy_timeout(Duration::from_secs(5))
+                .map_err(|e| e.to_string())?;
+            if write {
+                init(&conn, &self.source, &self.replica)?;
+            } else {
+                check_owner(&conn, &self.source, &self.replica)?;
+            }
+            Ok(conn)
+        };
+        open().map(Some).map_err(|e| self.failed(&e))
+    }
+
     fn failed(&self, e: &str) -> String {
         format!("pair state {}: {e}", self.path.display())
     }
@@ -262,6 +293,37 @@ fn make_tables(
         }
     }
     Ok(Ok(()))
+}
+
+/// Checks, reading only, that an existing file is this pair's (or has no
+/// owner recorded yet).
+fn check_owner(conn: &Connection, source: &str, replica: &str) -> Result<(), String> {
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    if !has_meta {
+        return Ok(());
+    }
+    let get = |key: &str| {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+        .map_err(|e| e.to_string())
+    };
+    match (get("source")?, get("replica")?) {
+        (Some(s), Some(r)) if s == source && r == replica => Ok(()),
+        (None, None) => Ok(()),
+        (s, r) => Err(format!(
+            "it belongs to another pair ({} -> {})",
+            s.unwrap_or_default(),
+            r.unwrap_or_default()
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, select};
 use log::{debug, error, info, warn};
 
 use crate::cache::Cache;
+use crate::cache_store::{self, CacheStore};
 use crate::config::{PairSpec, SyncOptions};
 use crate::daemon::gate::Gate;
 use crate::daemon::watch::{self, Note, Watch};
@@ -115,6 +116,16 @@ impl Worker {
                     .map(|s| s.pair(&self.spec.source, &self.spec.replica)),
             )
         });
+        // A one-way pair's cache entries kept across restarts, in the same
+        // file.
+        let store = self.state.as_ref().filter(|_| two_way.is_none()).map(|s| {
+            Mutex::new(CacheStore::new(
+                s.pair(&self.spec.source, &self.spec.replica),
+                &target,
+                self.id,
+                !self.options.dry_run,
+            ))
+        });
         let mut restored = memory.load(&target, self.id);
         restored.accept_new = self.new_device;
         let mounts = Mutex::new(restored);
@@ -124,7 +135,10 @@ impl Worker {
             spec: &self.spec,
             options: self.options,
             cancel: &self.cancel,
-            lasting_cache: !self.once,
+            // With the store, what a `--once` learns outlives it too; a
+            // dry run writes no state.
+            lasting_cache: !self.once || (store.is_some() && !self.options.dry_run),
+            store: store.as_ref(),
             replica_lock: &replica_lock,
             mounts: &mounts,
             excludes: &self.excludes,
@@ -224,6 +238,16 @@ impl Worker {
                 status.device_refused = refused;
                 status.watch = watch_status(watch.as_ref(), fell_back.as_deref());
             }
+            if let Some(store) = &store {
+                let mut store = cache_store::lock(store);
+                // Before the roots' write, which waits for this one.
+                store.commit();
+                if full && report.outcome == Outcome::Finished {
+                    // The in-memory cache now holds all the store knows
+                    // of the tree, unless it evicted some.
+                    store.set_lookups(self.once || cache.evicted() > 0);
+                }
+            }
             // After the status: the menu shows the pass ended at once.
             if report.outcome == Outcome::Finished && !self.options.dry_run {
                 let records = lock(&mounts).records();
@@ -236,6 +260,9 @@ impl Worker {
                 break;
             }
             digests::fill(&ctx, &mut cache, unhashed);
+            if let Some(store) = &store {
+                cache_store::lock(store).commit();
+            }
             if !full {
                 // A subtree's pass says nothing of the interval.
             } else if late && !said_late {
@@ -300,6 +327,16 @@ impl Worker {
                 cache.len(),
                 cache.bytes(),
                 cache.evicted()
+            );
+        }
+        if let Some(store) = &store {
+            let mut store = cache_store::lock(store);
+            store.commit();
+            let (read, written) = store.counts();
+            info!(
+                target: &target,
+                "pair {}: digest cache: {read} entries read, {written} rows written",
+                self.id
             );
         }
         drop(watch);

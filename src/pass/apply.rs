@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::BorrowedFd;
 
 use crate::cache::Entry;
+use crate::cache_store;
 use crate::fsops::{self, Compared, Copied, Digest, Kind, Meta, OpError, join_rel};
 use crate::logging::display_path;
 use crate::pair::Unhashed;
@@ -72,12 +73,7 @@ impl Walker<'_, '_> {
             Plan::Skip => {
                 let d = replica_file.expect("a skipped file has a replica");
                 Some(Synced {
-                    entry: Some(Entry::new(
-                        s,
-                        d,
-                        digest.or(old.and_then(|e| e.digest)),
-                        self.shared.now,
-                    )),
+                    entry: Some(Entry::new(s, d, digest, self.shared.now)),
                     replica: Some(*d),
                 })
             }
@@ -109,23 +105,27 @@ impl Walker<'_, '_> {
     }
 
     /// Whether digests are worth their CPU: only when a cache outlives the
-    /// pass and consults them (`--checksum` compares bytes every time).
+    /// pass (a daemon's, or the pair's stored cache) and consults them.
     pub(super) fn digests_wanted(&self) -> bool {
-        self.ctx.lasting_cache && !self.ctx.options.checksum
+        self.ctx.lasting_cache
     }
 
     /// Whether a file's bytes are hashed as they pass through: when digests
     /// are wanted, for files small enough that hashing them costs less than
-    /// looking at them again later.
+    /// looking at them again later. Big files are hashed after the pass
+    /// by a daemon ([`crate::digests`]); a `--once` has no after, so with
+    /// `--checksum`, whose next run trusts only hashed entries, it hashes
+    /// them on the way.
     pub(super) fn hash_inline(&self, size: u64) -> bool {
-        self.digests_wanted() && size < BIG_FILE
+        self.digests_wanted()
+            && (size < BIG_FILE || (self.ctx.options.checksum && !self.shared.fills_later))
     }
 
     /// Notes a big file whose bytes were just read or written without a
     /// digest, for [`crate::digests::fill`] to hash from the replica after
     /// the pass, while its pages are still in memory.
     pub(super) fn hash_later(&self, rel: &[u8]) {
-        if self.digests_wanted() && self.shared.replica.writes() {
+        if self.digests_wanted() && self.shared.fills_later && self.shared.replica.writes() {
             self.shared
                 .unhashed
                 .lock()
@@ -170,7 +170,9 @@ impl Walker<'_, '_> {
                     Compared::Different => (Plan::Copy, None),
                 }
             }
-            settled => (settled, None),
+            // Settled by a cache entry whose both sides are unchanged: its
+            // digest still describes both files.
+            settled => (settled, old.and_then(|e| e.digest)),
         })
     }
 
@@ -374,7 +376,12 @@ impl Walker<'_, '_> {
         let parent = parent.strip_suffix(b"/").unwrap_or(parent);
         let replica = &self.shared.replica;
         match replica.remove_tree(dst, name, &mut TreeRemoval { pass: self, parent }) {
-            Ok(replica::TreeRemoval::Removed(finished)) => finished,
+            Ok(replica::TreeRemoval::Removed(finished)) => {
+                if let (true, Some(store)) = (finished, self.ctx.store) {
+                    cache_store::lock(store).remove_tree(rel);
+                }
+                finished
+            }
             Ok(replica::TreeRemoval::Pretended) => {
                 if !self.may_delete(rel, || 1) {
                     return false;

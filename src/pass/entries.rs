@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::cache::{DirEntries, Entry};
+use crate::cache_store;
 use crate::fsops::{self, Kind, Meta, join_rel};
 use crate::logging::display_path;
 
@@ -55,6 +56,11 @@ impl Walker<'_, '_> {
             .lock()
             .expect("cache poisoned")
             .take_dir(rel);
+        // Not in memory: what an earlier run stored, if anything.
+        let old = match old.is_empty() {
+            true => cache_store::lookup(self.ctx.store, rel).unwrap_or(old),
+            false => old,
+        };
         let mut new = DirEntries::default();
         let mut subdirs = Vec::new();
         let mut big = Vec::new();
@@ -202,13 +208,19 @@ impl Walker<'_, '_> {
                 Kind::Special(_) => unreachable!("filtered out above"),
             }
         }
-        if self.ctx.cancel.is_set() {
+        let complete = !self.ctx.cancel.is_set();
+        let mut cache = self.shared.cache.lock().expect("cache poisoned");
+        // Entries already recorded for this folder from outside (a hard
+        // link made for one of its names).
+        new.absorb(cache.take_dir(rel));
+        if let Some(store) = self.ctx.store {
+            // After the work it records; what changed only.
+            cache_store::lock(store).save_dir(rel, &old, &new, complete);
+        }
+        if !complete {
             // Keep what is known about files this pass did not reach.
             new.absorb(old);
         }
-        let mut cache = self.shared.cache.lock().expect("cache poisoned");
-        // Entries big-file jobs already recorded for this folder.
-        new.absorb(cache.take_dir(rel));
         cache.put_dir(rel, new);
         drop(cache);
         // Big copies on top: other workers start them while this one
@@ -264,5 +276,8 @@ impl Walker<'_, '_> {
         let mut dir = cache.take_dir(dir_rel);
         dir.insert(name.to_bytes(), entry);
         cache.put_dir(dir_rel, dir);
+        if let Some(store) = self.ctx.store {
+            cache_store::lock(store).save_entry(&join_rel(dir_rel, name.to_bytes()), &entry);
+        }
     }
 }

@@ -30,6 +30,7 @@ use super::report::Done;
 use super::schedule::DirNode;
 use super::walk::Walker;
 use crate::cache::{Cache, Entry, Stamp};
+use crate::cache_store::{self, CacheStore};
 use crate::fsops::{self, Digest, Kind, Meta, join_rel};
 use crate::logging::display_path;
 
@@ -160,7 +161,12 @@ impl Links {
     /// longer match it, and the next pass would read the file again to
     /// compare. They are recorded again from one last look at the file,
     /// provided it is still the same file with the same size and mtime.
-    pub(super) fn restamp(self, replica_root: Option<&OwnedFd>, cache: &mut Cache) {
+    pub(super) fn restamp(
+        self,
+        replica_root: Option<&OwnedFd>,
+        cache: &mut Cache,
+        store: Option<&Mutex<CacheStore>>,
+    ) {
         let Some(root) = replica_root else { return };
         let groups = self.groups.into_inner().expect("links poisoned");
         for group in groups.into_values() {
@@ -185,6 +191,9 @@ impl Links {
             names.push(leader.rel);
             for rel in names {
                 cache.restamp_replica(&rel, Stamp::from(&now));
+                if let Some(store) = store {
+                    cache_store::lock(store).restamp_replica(&rel, Stamp::from(&now));
+                }
             }
         }
     }

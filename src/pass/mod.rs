@@ -82,6 +82,9 @@ struct Shared<'a> {
     replica_dev: OnceLock<u64>,
     /// What this pass leaves out.
     excludes: Arc<Matcher>,
+    /// The in-memory cache keeps entries after the pass, so big files are
+    /// hashed after it ([`crate::digests`]); not for `--once`.
+    fills_later: bool,
 }
 
 /// A file the pass left right (or, in a dry run, would have).
@@ -219,6 +222,7 @@ fn walk_with(
 ) -> Walked {
     let shared = Shared {
         ctx,
+        fills_later: cache.keeps(),
         cache: Mutex::new(cache),
         queue: Queue::new(ctx.cancel),
         now: SystemTime::now(),
@@ -241,7 +245,9 @@ fn walk_with(
         lock_mounts(ctx).passed(shared.replica_dev.get().copied());
     }
     let cache = shared.cache.into_inner().unwrap_or_else(|e| e.into_inner());
-    shared.links.restamp(shared.replica_root.get(), cache);
+    shared
+        .links
+        .restamp(shared.replica_root.get(), cache, ctx.store);
     Walked {
         outcome,
         counts: shared
@@ -299,6 +305,7 @@ mod tests {
             options: SyncOptions::default(),
             cancel: &cancel,
             lasting_cache: true,
+            store: None,
             replica_lock: &lock,
             mounts: &mounts,
             excludes: &excludes,

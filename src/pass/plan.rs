@@ -30,6 +30,8 @@ pub enum Plan {
 /// The cache is trusted only where both stamps still match and the source
 /// was not racy when recorded; without a cache entry, equal size and mtime
 /// count as equal bytes (rsync's quick check) unless `checksum` is set.
+/// With `checksum`, only an entry with a digest counts (the bytes were
+/// read when it was recorded): size and mtime alone never do.
 /// Replica times and modes are compared as far as its file system keeps
 /// them (`caps`): the source is compared exactly with what it was.
 pub fn plan_file(
@@ -42,13 +44,10 @@ pub fn plan_file(
     if src.size != dst.size {
         return Plan::Copy;
     }
-    if checksum {
-        return Plan::CompareBoth;
-    }
     let same_mtime = caps.same_mtime(src.mtime, dst.mtime);
     let settled = same_bytes(src, dst, caps);
-    let Some(entry) = cached else {
-        return if same_mtime {
+    let Some(entry) = cached.filter(|e| !checksum || e.digest.is_some()) else {
+        return if same_mtime && !checksum {
             settled
         } else {
             Plan::CompareBoth
@@ -147,13 +146,27 @@ mod tests {
     }
 
     #[test]
-    fn checksum_reads_both_even_when_everything_matches() {
+    fn checksum_trusts_only_entries_whose_bytes_were_read() {
         let src = file(10, 100, 100, 1);
         let dst = file(10, 100, 200, 2);
-        let entry = settled(&src, &dst, Some(DIGEST));
         assert_eq!(
-            plan_file(&src, &dst, Some(&entry), true, &Caps::EXACT),
+            plan_file(&src, &dst, None, true, &Caps::EXACT),
             Plan::CompareBoth
+        );
+        let quick = settled(&src, &dst, None);
+        assert_eq!(
+            plan_file(&src, &dst, Some(&quick), true, &Caps::EXACT),
+            Plan::CompareBoth
+        );
+        let read = settled(&src, &dst, Some(DIGEST));
+        assert_eq!(
+            plan_file(&src, &dst, Some(&read), true, &Caps::EXACT),
+            Plan::Skip
+        );
+        let rewritten = file(10, 100, 300, 1);
+        assert_eq!(
+            plan_file(&rewritten, &dst, Some(&read), true, &Caps::EXACT),
+            Plan::HashSource(DIGEST)
         );
     }
 
@@ -353,7 +366,7 @@ mod tests {
         if !r.same_size {
             return Plan::Copy;
         }
-        if r.checksum {
+        if r.checksum && !r.cache.is_some_and(|c| c.digest) {
             return Plan::CompareBoth;
         }
         let equal_bytes = if r.same_mtime && r.same_mode {
