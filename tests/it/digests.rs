@@ -97,8 +97,10 @@ fn once_takes_no_digests_and_a_daemon_repairs_a_tampered_big_replica() {
     assert_mirror(&env.src(), &env.dst());
 }
 
+/// `--checksum` trusts an entry only with a digest (its bytes were read),
+/// so a daemon takes the digests of big copies as it does without it.
 #[test]
-fn checksum_mode_takes_no_digests_since_it_never_consults_them() {
+fn checksum_mode_takes_the_digests_it_will_trust() {
     let env = TestEnv::new();
     env.write("src/big.bin", big_content(5));
     let mut s = MenuSession::start(
@@ -122,5 +124,6 @@ fn checksum_mode_takes_no_digests_since_it_never_consults_them() {
     assert!(s.wait_exit(Duration::from_secs(10)).success());
     assert_mirror(&env.src(), &env.dst());
     let log = env.log_text();
-    assert!(!log.contains("took the digests"), "{log}");
+    assert!(log.contains(TAKEN), "{log}");
+    assert_eq!(log.matches("copied big.bin").count(), 1, "{log}");
 }

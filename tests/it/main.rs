@@ -8,6 +8,7 @@ mod chains;
 mod cli;
 mod console;
 mod devices;
+mod digest_store;
 mod digests;
 mod excludes;
 mod faults;
