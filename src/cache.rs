@@ -199,11 +199,6 @@ impl DirEntries {
         self.names.capacity() + self.slots.capacity() * std::mem::size_of::<Slot>()
     }
 
-    /// Whether the folder has no entry.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// Each file name with its entry (for the stored cache,
     /// [`crate::cache_store`]; in name order once sorted).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {

@@ -57,9 +57,10 @@ impl Walker<'_, '_> {
             .expect("cache poisoned")
             .take_dir(rel);
         // Not in memory: what an earlier run stored, if anything.
-        let old = match old.is_empty() {
-            true => cache_store::lookup(self.ctx.store, rel).unwrap_or(old),
-            false => old,
+        let in_memory = old.iter().next().is_some();
+        let old = match in_memory {
+            true => old,
+            false => cache_store::lookup(self.ctx.store, rel).unwrap_or(old),
         };
         let mut new = DirEntries::default();
         let mut subdirs = Vec::new();
