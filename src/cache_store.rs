@@ -238,11 +238,10 @@ impl CacheStore {
         }
         debug!(
             target: &self.target,
-            "pair {}: digest cache: {} entries read, {} rows written so far in {}",
+            "pair {}: digest cache: {} entries read, {} rows written so far",
             self.id,
             self.read,
-            self.written,
-            self.pair.path().display()
+            self.written
         );
     }
 
