@@ -234,15 +234,7 @@ impl CacheStore {
         let Link::Open(conn) = &self.link else { return };
         if let Err(e) = conn.execute_batch("COMMIT") {
             self.fail(&e.to_string());
-            return;
         }
-        debug!(
-            target: &self.target,
-            "pair {}: digest cache: {} entries read, {} rows written so far",
-            self.id,
-            self.read,
-            self.written
-        );
     }
 
     /// Counts rows written, commits a full batch, or gives up on an error.
