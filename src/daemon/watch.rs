@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
-use notify::event::{AccessKind, AccessMode, CreateKind, RemoveKind};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 /// What the watcher tells the worker.
@@ -22,6 +22,10 @@ pub enum Note {
     /// Something in this folder (relative to the source root; empty for
     /// the root) changed.
     Changed(Vec<u8>),
+    /// A file in this folder was closed after writing, or moved in: its
+    /// content is complete, so it can be synced at once, with no quiet
+    /// window.
+    Settled(Vec<u8>),
     /// Events were lost (the kernel queue overflowed): only a full pass
     /// knows what changed. Watching goes on.
     Lost,
@@ -55,9 +59,12 @@ impl Watch {
         let root = source.to_path_buf();
         let folders = Arc::new(AtomicUsize::new(0));
         let count = Arc::clone(&folders);
+        // Symlinks not followed: a pass copies a link as a link, so what
+        // it points to is not the pair's to watch (a link to `/` would
+        // spend the whole watch limit on it).
         let mut watcher = notify::INotifyWatcher::new(
             move |event: notify::Result<notify::Event>| forward(&root, &sender, &count, event),
-            notify::Config::default(),
+            notify::Config::default().with_follow_symlinks(false),
         )
         .map_err(|e| e.to_string())?;
         watcher
@@ -130,8 +137,12 @@ fn forward(
         let _ = sender.send(Note::Lost);
         return;
     }
+    let mut settled = false;
     match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => settled = true,
+        // Said already by the `From` and the `To` before it.
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return,
         EventKind::Access(_) => return,
         EventKind::Create(CreateKind::Folder) => {
             folders.fetch_add(1, Ordering::Relaxed);
@@ -145,7 +156,11 @@ fn forward(
     }
     for path in &event.paths {
         if let Some(folder) = folder_of(root, path) {
-            let _ = sender.send(Note::Changed(folder));
+            let _ = sender.send(if settled {
+                Note::Settled(folder)
+            } else {
+                Note::Changed(folder)
+            });
         }
     }
 }
