@@ -274,6 +274,20 @@ fn the_menu_asks_whether_to_watch_and_the_list_shows_the_folders_watched() {
     env.write("src/d3/c.txt", "c");
     wait_mirror(&env, "a new folder");
     list_until(&mut session, "  watch: on, 5 folders watched\n");
+    // Made at once (notify walks d4, as the count does), moved in from
+    // outside with a folder inside, moved out with one inside.
+    env.write("src/d4/x/y/f.txt", "f");
+    list_until(&mut session, "  watch: on, 8 folders watched\n");
+    env.write("outside/m/n/f.txt", "m");
+    fs::rename(env.path("outside/m"), env.path("src/m")).expect("move in");
+    list_until(&mut session, "  watch: on, 10 folders watched\n");
+    fs::rename(env.path("src/d2"), env.path("outside/d2")).expect("move out");
+    list_until(&mut session, "  watch: on, 8 folders watched\n");
+    // Renamed, then a folder made inside: one more, none lost.
+    fs::rename(env.path("src/d3"), env.path("src/d3b")).expect("rename");
+    env.mkdir("src/d3b/z");
+    wait_mirror(&env, "folders moved in, out and renamed");
+    list_until(&mut session, "  watch: on, 9 folders watched\n");
     stop_quickly(&env, session);
 }
 
