@@ -80,7 +80,8 @@ lat = []
 for i in range(edits):
     rel = rng.choice(files)
     if i % 4 == 3:
-        rel = os.path.join(os.path.dirname(rel), f"new-{tool}-{i}.txt")
+        # Named for this run: a kept tree holds earlier runs' new files.
+        rel = os.path.join(os.path.dirname(rel), f"new-{tool}-{os.getpid()}-{i}.txt")
     body = f"{tool} edit {i} at {time.time()}\n".encode() * rng.randint(1, 100)
     with open(os.path.join(src, rel), "wb") as f:
         f.write(body)
