@@ -7,14 +7,20 @@
 //! rescan and a full watch table as an error, and ends its reader thread
 //! on drop; with `inotify` all of that would be ours to write.
 
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
-use notify::event::{AccessKind, AccessMode, CreateKind, RemoveKind};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
+
+/// Why a folder cannot be watched when the kernel says ENOSPC: both
+/// limits count, the machine's and, in a container, its user namespace's.
+const LIMIT_REACHED: &str = "the kernel's limit of watches is reached \
+     (fs.inotify.max_user_watches, or user.max_inotify_watches in a user namespace)";
 
 /// What the watcher tells the worker.
 #[derive(Debug)]
@@ -22,6 +28,10 @@ pub enum Note {
     /// Something in this folder (relative to the source root; empty for
     /// the root) changed.
     Changed(Vec<u8>),
+    /// A file in this folder was closed after writing, or moved in: its
+    /// content is complete, so it can be synced at once, with no quiet
+    /// window.
+    Settled(Vec<u8>),
     /// Events were lost (the kernel queue overflowed): only a full pass
     /// knows what changed. Watching goes on.
     Lost,
@@ -34,10 +44,8 @@ pub enum Note {
 pub struct Watch {
     _watcher: notify::INotifyWatcher,
     pub notes: Receiver<Note>,
-    /// Folders watched, for the list: counted when the watch starts, then
-    /// kept up by folder creations and removals (notify keeps its count
-    /// to itself).
-    folders: Arc<AtomicUsize>,
+    /// The folders watched, for the list (notify keeps its own to itself).
+    folders: Arc<Mutex<Folders>>,
 }
 
 impl Watch {
@@ -53,25 +61,26 @@ impl Watch {
         test_hook()?;
         let (sender, notes) = crossbeam_channel::unbounded();
         let root = source.to_path_buf();
-        let folders = Arc::new(AtomicUsize::new(0));
-        let count = Arc::clone(&folders);
+        let folders = Arc::new(Mutex::new(Folders::default()));
+        let kept = Arc::clone(&folders);
+        // Symlinks not followed: a pass copies a link as a link, so what
+        // it points to is not the pair's to watch (a link to `/` would
+        // spend the whole watch limit on it).
         let mut watcher = notify::INotifyWatcher::new(
-            move |event: notify::Result<notify::Event>| forward(&root, &sender, &count, event),
-            notify::Config::default(),
+            move |event: notify::Result<notify::Event>| forward(&root, &sender, &kept, event),
+            notify::Config::default().with_follow_symlinks(false),
         )
         .map_err(|e| e.to_string())?;
         watcher
             .watch(source, RecursiveMode::Recursive)
             .map_err(|e| match e.kind {
-                notify::ErrorKind::MaxFilesWatch => {
-                    "the kernel's limit of watches is reached (fs.inotify.max_user_watches)"
-                        .to_string()
-                }
+                notify::ErrorKind::MaxFilesWatch => LIMIT_REACHED.to_string(),
                 _ => e.to_string(),
             })?;
-        // After the watch is in place, so a folder made meanwhile is
-        // counted at most twice, never missed.
-        folders.fetch_add(count_folders(source), Ordering::Relaxed);
+        // After the watch is in place, so a folder made meanwhile is not
+        // missed (found twice, it is one entry).
+        let all = folders_below(source, b"");
+        lock(&folders).add(all);
         Ok(Watch {
             _watcher: watcher,
             notes,
@@ -79,28 +88,65 @@ impl Watch {
         })
     }
 
-    /// How many folders are watched, about (see [`Watch::folders`]).
+    /// How many folders are watched.
     pub fn folders(&self) -> usize {
-        self.folders.load(Ordering::Relaxed)
+        lock(&self.folders).0.len()
     }
 }
 
-/// The folders at and below `root`, symlinks not followed.
-fn count_folders(root: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![root.to_path_buf()];
+/// The folders watched, relative to the source root, kept as notify keeps
+/// its watches: a folder made or moved in brings every folder below it
+/// (notify walks it too: folders made in it before its watch was added
+/// send no event), one removed or moved out takes its subtree along.
+/// Paths, not a count, since a folder moved out is gone by the time its
+/// event comes: only the set knows how many folders it held.
+#[derive(Default)]
+struct Folders(BTreeSet<Box<[u8]>>);
+
+impl Folders {
+    fn add(&mut self, folders: Vec<Box<[u8]>>) {
+        self.0.extend(folders);
+    }
+
+    /// Drops `rel` (not empty) and every folder below it.
+    fn remove_tree(&mut self, rel: &[u8]) {
+        self.0.remove(rel);
+        let below = [rel, b"/"].concat();
+        // '0' sorts right after '/': the paths below are the range between.
+        let past = [rel, b"0"].concat();
+        let mut tail = self.0.split_off(&below[..]);
+        let mut rest = tail.split_off(&past[..]);
+        self.0.append(&mut rest);
+    }
+}
+
+fn lock(folders: &Mutex<Folders>) -> std::sync::MutexGuard<'_, Folders> {
+    folders.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `rel` and the folders below it in `root` (relative to `root`), symlinks
+/// not followed; none when `rel` is not a folder (any more).
+fn folders_below(root: &Path, rel: &[u8]) -> Vec<Box<[u8]>> {
+    let mut found = Vec::new();
+    let mut stack = vec![rel.to_vec()];
     while let Some(dir) = stack.pop() {
-        n += 1;
-        let Ok(list) = std::fs::read_dir(&dir) else {
+        let Ok(list) = std::fs::read_dir(root.join(OsStr::from_bytes(&dir))) else {
             continue;
         };
         for entry in list.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
+                let name = entry.file_name();
+                let sub = if dir.is_empty() {
+                    name.as_bytes().to_vec()
+                } else {
+                    [&dir[..], b"/", name.as_bytes()].concat()
+                };
+                stack.push(sub);
             }
         }
+        found.push(dir.into_boxed_slice());
     }
-    n
+    found
 }
 
 /// Turns one notify event into notes. Opens and reads (a pass reading the
@@ -109,17 +155,14 @@ fn count_folders(root: &Path) -> usize {
 fn forward(
     root: &Path,
     sender: &Sender<Note>,
-    folders: &AtomicUsize,
+    folders: &Mutex<Folders>,
     event: notify::Result<notify::Event>,
 ) {
     let event = match event {
         Ok(event) => event,
         Err(e) => {
             let why = match e.kind {
-                notify::ErrorKind::MaxFilesWatch => {
-                    "the kernel's limit of watches is reached (fs.inotify.max_user_watches)"
-                        .to_string()
-                }
+                notify::ErrorKind::MaxFilesWatch => LIMIT_REACHED.to_string(),
                 _ => e.to_string(),
             };
             let _ = sender.send(Note::Broken(why));
@@ -130,23 +173,50 @@ fn forward(
         let _ = sender.send(Note::Lost);
         return;
     }
+    let mut settled = false;
     match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => settled = true,
+        // Said already by the `From` and the `To` before it.
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return,
         EventKind::Access(_) => return,
-        EventKind::Create(CreateKind::Folder) => {
-            folders.fetch_add(1, Ordering::Relaxed);
-        }
-        EventKind::Remove(RemoveKind::Folder) => {
-            let _ = folders.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(1))
-            });
-        }
         _ => {}
     }
+    keep_folders(root, folders, &event);
     for path in &event.paths {
         if let Some(folder) = folder_of(root, path) {
-            let _ = sender.send(Note::Changed(folder));
+            let _ = sender.send(if settled {
+                Note::Settled(folder)
+            } else {
+                Note::Changed(folder)
+            });
         }
+    }
+}
+
+/// Keeps [`Folders`] as notify keeps its watches. The root's own events
+/// (moved or deleted itself) change nothing: its watches stay on it.
+fn keep_folders(root: &Path, folders: &Mutex<Folders>, event: &notify::Event) {
+    let Some(rel) = event
+        .paths
+        .first()
+        .and_then(|p| p.strip_prefix(root).ok())
+        .map(|r| r.as_os_str().as_bytes())
+        .filter(|r| !r.is_empty())
+    else {
+        return;
+    };
+    match event.kind {
+        EventKind::Create(CreateKind::Folder)
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+            // Walked before the lock, so the list never waits on a walk.
+            let found = folders_below(root, rel);
+            lock(folders).add(found);
+        }
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+            lock(folders).remove_tree(rel);
+        }
+        _ => {}
     }
 }
 
@@ -220,6 +290,18 @@ mod tests {
             v(&["a", "ab", "x/y"])
         );
         assert_eq!(outermost(v(&["a/b", "", "c"])), v(&[""]));
+    }
+
+    #[test]
+    fn a_folder_removed_takes_its_subtree_and_nothing_else() {
+        let mut f = Folders::default();
+        let all = ["a", "a/b", "a/b/c", "a-b", "a0", "ab", "x"];
+        f.add(all.iter().map(|s| s.as_bytes().into()).collect());
+        f.remove_tree(b"a");
+        let left: Vec<&[u8]> = f.0.iter().map(|b| &b[..]).collect();
+        assert_eq!(left, [&b"a-b"[..], b"a0", b"ab", b"x"]);
+        f.remove_tree(b"nothing");
+        assert_eq!(f.0.len(), 4);
     }
 
     #[test]

@@ -23,8 +23,9 @@ use crate::state::{PairState, RootRecord, State as StateDir};
 use crate::status::{Outcome, PairStatus, PassReport, State, WatchStatus};
 use crate::twoway::TwoWay;
 
-/// How long a watched pair waits for more events once one came: a save is
-/// several events in a row, and one pass for all of them is cheaper.
+/// How long a watched pair waits for more events once one came, unless a
+/// file was closed or moved in: a save is several events in a row, and one
+/// pass for all of them is cheaper.
 const QUIET: Duration = Duration::from_millis(5);
 /// The longest it gathers events under a stream that never pauses.
 const GATHER_MOST: Duration = Duration::from_secs(1);
@@ -401,33 +402,45 @@ impl Worker {
         *said = true;
     }
 
-    /// Like [`Worker::wait`], also woken by the watch: the first change
-    /// opens a window that closes after [`QUIET`] without another, or
-    /// after [`GATHER_MOST`]. A command sent meanwhile wins: its full pass
-    /// covers the changes.
+    /// Like [`Worker::wait`], also woken by the watch. A file closed after
+    /// writing or moved in ([`Note::Settled`]) is synced at once: nothing
+    /// more is coming for it. Other changes open a window that closes
+    /// after [`QUIET`] without another, or after [`GATHER_MOST`]. Notes
+    /// already waiting when the wait begins came during the last pass: a
+    /// burst is on, so even a settled file waits for the window, and the
+    /// burst becomes a few passes, not one per file. A command sent
+    /// meanwhile wins: its full pass covers the changes.
     fn wait_watched(&self, next: Instant, watch: &Watch) -> Waited {
+        let burst = !watch.notes.is_empty();
         let mut folders = Vec::new();
         let timeout = crossbeam_channel::at(next);
-        select! {
+        let mut settled = select! {
             recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-            recv(watch.notes) -> note => match note {
-                Ok(Note::Changed(folder)) => folders.push(folder),
-                Ok(Note::Lost) => return Waited::Lost,
-                Ok(Note::Broken(why)) => return Waited::Broken(why),
-                Err(_) => return Waited::Broken("the watch ended".into()),
+            recv(watch.notes) -> note => match gather(note, &mut folders) {
+                Ok(settled) => settled,
+                Err(waited) => return waited,
             },
             recv(timeout) -> _ => return Waited::Trigger(Trigger::Interval),
-        }
+        };
         let most = Instant::now() + GATHER_MOST;
         loop {
+            // What is queued already joins this batch without a wait;
+            // counted first, so a stream cannot keep the loop here.
+            for note in watch.notes.try_iter().take(watch.notes.len()) {
+                match gather(Ok(note), &mut folders) {
+                    Ok(s) => settled |= s,
+                    Err(waited) => return waited,
+                }
+            }
+            if settled && !burst {
+                break;
+            }
             let quiet = crossbeam_channel::at((Instant::now() + QUIET).min(most));
             select! {
                 recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-                recv(watch.notes) -> note => match note {
-                    Ok(Note::Changed(folder)) => folders.push(folder),
-                    Ok(Note::Lost) => return Waited::Lost,
-                    Ok(Note::Broken(why)) => return Waited::Broken(why),
-                    Err(_) => return Waited::Broken("the watch ended".into()),
+                recv(watch.notes) -> note => match gather(note, &mut folders) {
+                    Ok(s) => settled |= s,
+                    Err(waited) => return waited,
                 },
                 recv(quiet) -> _ => break,
             }
@@ -448,6 +461,26 @@ fn watch_status(watch: Option<&Watch>, fell_back: Option<&str>) -> Option<WatchS
         (None, Some(why)) => Some(WatchStatus::FellBack(why.to_string())),
         (None, None) => None,
     }
+}
+
+/// Adds a change note's folder to `folders` and says whether its file is
+/// settled; a note that ends the wait (lost events, a broken watch) is the
+/// `Err`.
+fn gather(
+    note: Result<Note, crossbeam_channel::RecvError>,
+    folders: &mut Vec<Vec<u8>>,
+) -> Result<bool, Waited> {
+    match note {
+        Ok(Note::Changed(folder)) => folders.push(folder),
+        Ok(Note::Settled(folder)) => {
+            folders.push(folder);
+            return Ok(true);
+        }
+        Ok(Note::Lost) => return Err(Waited::Lost),
+        Ok(Note::Broken(why)) => return Err(Waited::Broken(why)),
+        Err(_) => return Err(Waited::Broken("the watch ended".into())),
+    }
+    Ok(false)
 }
 
 /// What a watched pair's wait ended with.

@@ -274,6 +274,20 @@ fn the_menu_asks_whether_to_watch_and_the_list_shows_the_folders_watched() {
     env.write("src/d3/c.txt", "c");
     wait_mirror(&env, "a new folder");
     list_until(&mut session, "  watch: on, 5 folders watched\n");
+    // Made at once (notify walks d4, as the count does), moved in from
+    // outside with a folder inside, moved out with one inside.
+    env.write("src/d4/x/y/f.txt", "f");
+    list_until(&mut session, "  watch: on, 8 folders watched\n");
+    env.write("outside/m/n/f.txt", "m");
+    fs::rename(env.path("outside/m"), env.path("src/m")).expect("move in");
+    list_until(&mut session, "  watch: on, 10 folders watched\n");
+    fs::rename(env.path("src/d2"), env.path("outside/d2")).expect("move out");
+    list_until(&mut session, "  watch: on, 8 folders watched\n");
+    // Renamed, then a folder made inside: one more, none lost.
+    fs::rename(env.path("src/d3"), env.path("src/d3b")).expect("rename");
+    env.mkdir("src/d3b/z");
+    wait_mirror(&env, "folders moved in, out and renamed");
+    list_until(&mut session, "  watch: on, 9 folders watched\n");
     stop_quickly(&env, session);
 }
 
@@ -304,5 +318,130 @@ fn an_unwatched_pair_from_the_menu_shows_no_watch_and_a_failed_watch_shows_why()
         &mut session,
         "  watch: off (fell back to full passes: the kernel's limit of watches is reached",
     );
+    stop_quickly(&env, session);
+}
+
+/// The kernel's event queue length (`fs.inotify.max_queued_events`), or
+/// why a test cannot overflow it here.
+fn queue_length() -> Result<usize, String> {
+    let path = "/proc/sys/fs/inotify/max_queued_events";
+    let text = fs::read_to_string(path).map_err(|e| format!("read {path}: {e}"))?;
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{path} holds {text:?}: {e}"))?;
+    // Raised far above its default (16,384), it would take too long to fill.
+    if n > 1_000_000 {
+        return Err(format!("{path} is {n}: too many events to make"));
+    }
+    Ok(n)
+}
+
+#[test]
+fn a_real_queue_overflow_brings_a_full_pass_said_once_and_watching_goes_on() {
+    let queue = match queue_length() {
+        Ok(n) => n,
+        Err(why) => return missing_prerequisite(&why),
+    };
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    env.write("src/d2/b.txt", "b");
+    let session = start_watched(&env, "1h", &[]);
+    let pid = session.child.id();
+    for round in 1..=2 {
+        // Stopped, the daemon reads no events, and each new file is one at
+        // least in a folder watched from the start: more files than the
+        // queue holds overflow it, with no sysctl touched.
+        signal(pid, "STOP");
+        for i in 0..=queue {
+            fs::File::create(env.path(format!("src/d1/r{round}-{i:05}"))).expect("create");
+        }
+        signal(pid, "CONT");
+        wait_mirror(&env, "files made while events were lost");
+        // The first pass, then one full pass per overflow at least.
+        wait_log(&env.log(), "pass finished in", 1 + round);
+    }
+    let log = env.log_text();
+    assert_eq!(
+        count(&log, "warning: the kernel dropped change events"),
+        1,
+        "said once:\n{}",
+        log.lines()
+            .filter(|l| !l.contains("copied"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Still watching: a change goes by a pass over its folder alone.
+    let passes = count(&log, "pass over d2 finished in");
+    env.write("src/d2/after.txt", "after the overflow");
+    wait_mirror(&env, "a file after the overflows");
+    wait_log(&env.log(), "pass over d2 finished in", passes + 1);
+    assert_eq!(count(&env.log_text(), "the source cannot be watched"), 0);
+    stop_quickly(&env, session);
+}
+
+/// A watched pair whose daemon runs under a watch limit of `watches` in a
+/// user namespace of its own; `None` (after [`missing_prerequisite`])
+/// where that cannot be had.
+fn start_limited(env: &TestEnv, watches: usize) -> Option<MenuSession> {
+    let prefix = watch_limit_prefix(watches)
+        .map_err(|why| missing_prerequisite(&why))
+        .ok()?;
+    Some(MenuSession::start_under(
+        env.root(),
+        &prefix,
+        ["--no-menu", "--watch", "src", "dst", "0.3", "log.txt"],
+        &[],
+    ))
+}
+
+/// The log says once that the pair fell back for the watch limit, and
+/// later changes still reach the replica by the full passes.
+fn assert_fell_back_for_the_limit(env: &TestEnv) {
+    let full = count(&env.log_text(), "pass finished in");
+    env.write("src/d1/later.txt", "after the fallback");
+    wait_mirror(env, "a file after the fallback");
+    wait_log(&env.log(), "pass finished in", full + 2);
+    let log = env.log_text();
+    assert_eq!(count(&log, "the source cannot be watched"), 1, "{log}");
+    assert!(
+        log.contains("the kernel's limit of watches is reached"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_real_watch_limit_reached_at_start_falls_back_to_full_passes_said_once() {
+    let env = TestEnv::new();
+    for d in ["d1", "d2/sub", "d3"] {
+        env.write(format!("src/{d}/a.txt"), d);
+    }
+    // Five folders, two watches allowed.
+    let Some(session) = start_limited(&env, 2) else {
+        return;
+    };
+    wait_log(&env.log(), "pass finished in", 1);
+    assert_fell_back_for_the_limit(&env);
+    assert_eq!(count(&env.log_text(), "watching the source"), 0);
+    assert_eq!(count(&env.log_text(), "pass over "), 0);
+    stop_quickly(&env, session);
+}
+
+#[test]
+fn a_real_watch_limit_reached_while_watching_falls_back_to_full_passes_said_once() {
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    // src and d1 are watched; the third new folder finds no watch left.
+    let Some(session) = start_limited(&env, 4) else {
+        return;
+    };
+    wait_log(&env.log(), "watching the source for changes", 1);
+    wait_log(&env.log(), "pass finished in", 1);
+    for i in 0..6 {
+        env.write(format!("src/new{i}/f.txt"), format!("{i}"));
+    }
+    wait_mirror(&env, "new folders, past the limit");
+    wait_log(&env.log(), "the source cannot be watched", 1);
+    assert_fell_back_for_the_limit(&env);
     stop_quickly(&env, session);
 }

@@ -7,9 +7,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use super::{MenuSession, TestEnv, bin, run_with_timeout, snapshot, wait_for};
+use super::{MenuSession, TestEnv, bin, run_with_timeout, snapshot};
 
 /// How long a wait for something the program will surely do may take before
 /// the test gives up. Generous: CI machines are noisy.
@@ -251,4 +252,27 @@ pub fn quit(mut session: MenuSession) {
     session.send("3");
     let status = session.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", session.stderr());
+}
+
+/// Polls `done` every 10 ms until it holds; panics with `why()` after
+/// `limit`.
+pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool, why: impl FnOnce() -> String) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > deadline {
+            panic!("{}", why());
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A test whose prerequisite this machine lacks (a tmpfs mount, `setpriv`,
+/// FUSE) says so and returns, except in CI (`CI=true`), where every
+/// guarantee must be proven: there it fails.
+#[track_caller]
+pub fn missing_prerequisite(why: &str) {
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("prerequisite missing in CI (.ci/run must provide it): {why}");
+    }
+    println!("not run here (it would fail in CI): {why}");
 }

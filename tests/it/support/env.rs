@@ -3,7 +3,7 @@
 //! through a pipe.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -13,6 +13,8 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
+
+use super::wait_for;
 
 /// The binary under test.
 pub fn bin() -> PathBuf {
@@ -365,7 +367,31 @@ impl MenuSession {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut child = Command::new(bin())
+        Self::start_under(dir, &[], args, env)
+    }
+
+    /// Like [`MenuSession::start_with_env`], with a command `prefix` (such
+    /// as `unshare ...`) in front, which must exec foldersync: the child
+    /// is then foldersync itself, for signals.
+    pub fn start_under<I, S>(
+        dir: &Path,
+        prefix: &[OsString],
+        args: I,
+        env: &[(&str, &str)],
+    ) -> MenuSession
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
             .args(args)
             .env("XDG_STATE_HOME", state_home(dir))
             .envs(env.iter().copied())
@@ -480,27 +506,4 @@ fn pump(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> threa
             }
         }
     })
-}
-
-/// Polls `done` every 10 ms until it holds; panics with `why()` after
-/// `limit`.
-pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool, why: impl FnOnce() -> String) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        if Instant::now() > deadline {
-            panic!("{}", why());
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A test whose prerequisite this machine lacks (a tmpfs mount, `setpriv`,
-/// FUSE) says so and returns, except in CI (`CI=true`), where every
-/// guarantee must be proven: there it fails.
-#[track_caller]
-pub fn missing_prerequisite(why: &str) {
-    if std::env::var_os("CI").is_some_and(|v| v == "true") {
-        panic!("prerequisite missing in CI (.ci/run must provide it): {why}");
-    }
-    println!("not run here (it would fail in CI): {why}");
 }
