@@ -5,5 +5,6 @@
 pub mod gate;
 pub mod shutdown;
 pub mod supervisor;
+mod waiting;
 pub mod watch;
 pub mod worker;

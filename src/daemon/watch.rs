@@ -40,58 +40,78 @@ pub enum Note {
     Broken(String),
 }
 
-/// A recursive watch on a pair's source.
+/// A recursive watch on a pair's source (and, for a two-way pair, its
+/// replica too: both are edited).
 pub struct Watch {
-    _watcher: notify::INotifyWatcher,
+    _watchers: Vec<notify::INotifyWatcher>,
     pub notes: Receiver<Note>,
-    /// The folders watched, for the list (notify keeps its own to itself).
-    folders: Arc<Mutex<Folders>>,
+    /// The folders watched under each root, for the list (notify keeps its
+    /// own to itself).
+    folders: Vec<Arc<Mutex<Folders>>>,
 }
 
 impl Watch {
-    /// Watches `source` and everything below it. Fails on a file system
-    /// that reports no events (a network share, FUSE) and when a folder
-    /// cannot be watched (the `max_user_watches` limit).
-    pub fn start(source: &Path) -> Result<Watch, String> {
-        if let Some(fs) = silent_file_system(source) {
-            return Err(format!(
-                "it is on {fs}, which does not report changes made elsewhere"
-            ));
+    /// Watches each of `roots` and everything below them, all telling the
+    /// one channel. Fails, with the root's name (`source` or `replica`) and
+    /// why, on a file system that reports no events (a network share, FUSE)
+    /// and when a folder cannot be watched (the `max_user_watches` limit).
+    pub fn start<'n>(roots: &[(&Path, &'n str)]) -> Result<Watch, (&'n str, String)> {
+        if let (Err(why), Some((_, name))) = (test_hook(), roots.first()) {
+            return Err((name, why));
         }
-        test_hook()?;
         let (sender, notes) = crossbeam_channel::unbounded();
-        let root = source.to_path_buf();
-        let folders = Arc::new(Mutex::new(Folders::default()));
-        let kept = Arc::clone(&folders);
-        // Symlinks not followed: a pass copies a link as a link, so what
-        // it points to is not the pair's to watch (a link to `/` would
-        // spend the whole watch limit on it).
-        let mut watcher = notify::INotifyWatcher::new(
-            move |event: notify::Result<notify::Event>| forward(&root, &sender, &kept, event),
-            notify::Config::default().with_follow_symlinks(false),
-        )
-        .map_err(|e| e.to_string())?;
-        watcher
-            .watch(source, RecursiveMode::Recursive)
-            .map_err(|e| match e.kind {
-                notify::ErrorKind::MaxFilesWatch => LIMIT_REACHED.to_string(),
-                _ => e.to_string(),
-            })?;
-        // After the watch is in place, so a folder made meanwhile is not
-        // missed (found twice, it is one entry).
-        let all = folders_below(source, b"");
-        lock(&folders).add(all);
-        Ok(Watch {
-            _watcher: watcher,
+        let mut watch = Watch {
+            _watchers: Vec::new(),
             notes,
-            folders,
-        })
+            folders: Vec::new(),
+        };
+        for (root, name) in roots {
+            let (watcher, folders) =
+                watch_root(root, sender.clone()).map_err(|why| (*name, why))?;
+            watch._watchers.push(watcher);
+            watch.folders.push(folders);
+        }
+        Ok(watch)
     }
 
     /// How many folders are watched.
     pub fn folders(&self) -> usize {
-        lock(&self.folders).0.len()
+        self.folders.iter().map(|f| lock(f).0.len()).sum()
     }
+}
+
+/// One root's recursive watch and the folders it holds.
+fn watch_root(
+    root: &Path,
+    sender: Sender<Note>,
+) -> Result<(notify::INotifyWatcher, Arc<Mutex<Folders>>), String> {
+    if let Some(fs) = silent_file_system(root) {
+        return Err(format!(
+            "it is on {fs}, which does not report changes made elsewhere"
+        ));
+    }
+    let path = root.to_path_buf();
+    let folders = Arc::new(Mutex::new(Folders::default()));
+    let kept = Arc::clone(&folders);
+    // Symlinks not followed: a pass copies a link as a link, so what it
+    // points to is not the pair's to watch (a link to `/` would spend the
+    // whole watch limit on it).
+    let mut watcher = notify::INotifyWatcher::new(
+        move |event: notify::Result<notify::Event>| forward(&path, &sender, &kept, event),
+        notify::Config::default().with_follow_symlinks(false),
+    )
+    .map_err(|e| e.to_string())?;
+    watcher
+        .watch(root, RecursiveMode::Recursive)
+        .map_err(|e| match e.kind {
+            notify::ErrorKind::MaxFilesWatch => LIMIT_REACHED.to_string(),
+            _ => e.to_string(),
+        })?;
+    // After the watch is in place, so a folder made meanwhile is not
+    // missed (found twice, it is one entry).
+    let all = folders_below(root, b"");
+    lock(&folders).add(all);
+    Ok((watcher, folders))
 }
 
 /// The folders watched, relative to the source root, kept as notify keeps

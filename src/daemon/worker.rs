@@ -4,14 +4,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, select};
+use crossbeam_channel::Receiver;
 use log::{debug, error, info, warn};
 
 use crate::cache::Cache;
 use crate::cache_store::{self, CacheStore};
 use crate::config::{PairSpec, SyncOptions};
 use crate::daemon::gate::Gate;
-use crate::daemon::watch::{self, Note, Watch};
+use crate::daemon::waiting::{Waited, watch_status};
 use crate::digests;
 use crate::excludes::PairExcludes;
 use crate::logging::pair_target;
@@ -20,15 +20,8 @@ use crate::pair::{Cancel, PairContext};
 use crate::pass;
 use crate::replica_lock::ReplicaLock;
 use crate::state::{PairState, RootRecord, State as StateDir};
-use crate::status::{Outcome, PairStatus, PassReport, State, WatchStatus};
+use crate::status::{Outcome, PairStatus, PassReport, State};
 use crate::twoway::TwoWay;
-
-/// How long a watched pair waits for more events once one came, unless a
-/// file was closed or moved in: a save is several events in a row, and one
-/// pass for all of them is cheaper.
-const QUIET: Duration = Duration::from_millis(5);
-/// The longest it gathers events under a stream that never pauses.
-const GATHER_MOST: Duration = Duration::from_secs(1);
 
 /// What starts a worker's next pass, or ends it: the one thing a worker
 /// waits for between passes.
@@ -286,6 +279,12 @@ impl Worker {
             if full {
                 said_late = late;
             }
+            if self.spec.watch && watch.is_none() && fell_back.is_none() {
+                // A two-way replica made by this pass: both sides now.
+                watch = self.start_watch(&target, &mut fell_back);
+                self.status.lock().expect("status poisoned").watch =
+                    watch_status(watch.as_ref(), fell_back.as_deref());
+            }
             let trigger = match &mut watch {
                 Some(w) => match self.wait_watched(next, w) {
                     Waited::Trigger(t) => t,
@@ -294,7 +293,8 @@ impl Worker {
                         Trigger::SyncNow
                     }
                     Waited::Broken(why) => {
-                        self.say_unwatched(&target, &why);
+                        let which = if self.spec.two_way { "pair" } else { "source" };
+                        self.say_unwatched(&target, which, &why);
                         watch = None;
                         fell_back = Some(why);
                         Trigger::SyncNow
@@ -346,150 +346,9 @@ impl Worker {
         clean
     }
 
-    /// Sleeps until the next trigger: one sent, or the interval's end at
-    /// `next`. A supervisor gone counts as a stop.
-    fn wait(&self, next: Instant) -> Trigger {
-        match self
-            .triggers
-            .recv_timeout(next.saturating_duration_since(Instant::now()))
-        {
-            Ok(trigger) => trigger,
-            Err(RecvTimeoutError::Timeout) => Trigger::Interval,
-            Err(RecvTimeoutError::Disconnected) => Trigger::Stop,
-        }
-    }
-
-    /// Starts watching the source if the pair asks for it; a source that
-    /// cannot be watched is said once and left to the full passes.
-    fn start_watch(&self, target: &str, fell_back: &mut Option<String>) -> Option<Watch> {
-        if !self.spec.watch || self.once {
-            return None;
-        }
-        match Watch::start(&self.spec.source) {
-            Ok(w) => {
-                info!(
-                    target: target,
-                    "pair {}: watching the source for changes",
-                    self.id
-                );
-                Some(w)
-            }
-            Err(why) => {
-                self.say_unwatched(target, &why);
-                *fell_back = Some(why);
-                None
-            }
-        }
-    }
-
-    fn say_unwatched(&self, target: &str, why: &str) {
-        warn!(
-            target: target,
-            "pair {}: warning: the source cannot be watched: {why}; changes are synced by the full pass every {} instead",
-            self.id,
-            format_interval(self.spec.interval)
-        );
-    }
-
-    /// Says the first time events were lost; a full pass follows each time.
-    fn say_lost(&self, target: &str, said: &mut bool) {
-        let line = "the kernel dropped change events (its queue overflowed); a full pass now finds what changed";
-        if *said {
-            debug!(target: target, "pair {}: {line}", self.id);
-        } else {
-            warn!(target: target, "pair {}: warning: {line}", self.id);
-        }
-        *said = true;
-    }
-
-    /// Like [`Worker::wait`], also woken by the watch. A file closed after
-    /// writing or moved in ([`Note::Settled`]) is synced at once: nothing
-    /// more is coming for it. Other changes open a window that closes
-    /// after [`QUIET`] without another, or after [`GATHER_MOST`]. Notes
-    /// already waiting when the wait begins came during the last pass: a
-    /// burst is on, so even a settled file waits for the window, and the
-    /// burst becomes a few passes, not one per file. A command sent
-    /// meanwhile wins: its full pass covers the changes.
-    fn wait_watched(&self, next: Instant, watch: &Watch) -> Waited {
-        let burst = !watch.notes.is_empty();
-        let mut folders = Vec::new();
-        let timeout = crossbeam_channel::at(next);
-        let mut settled = select! {
-            recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-            recv(watch.notes) -> note => match gather(note, &mut folders) {
-                Ok(settled) => settled,
-                Err(waited) => return waited,
-            },
-            recv(timeout) -> _ => return Waited::Trigger(Trigger::Interval),
-        };
-        let most = Instant::now() + GATHER_MOST;
-        loop {
-            // What is queued already joins this batch without a wait;
-            // counted first, so a stream cannot keep the loop here.
-            for note in watch.notes.try_iter().take(watch.notes.len()) {
-                match gather(Ok(note), &mut folders) {
-                    Ok(s) => settled |= s,
-                    Err(waited) => return waited,
-                }
-            }
-            if settled && !burst {
-                break;
-            }
-            let quiet = crossbeam_channel::at((Instant::now() + QUIET).min(most));
-            select! {
-                recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-                recv(watch.notes) -> note => match gather(note, &mut folders) {
-                    Ok(s) => settled |= s,
-                    Err(waited) => return waited,
-                },
-                recv(quiet) -> _ => break,
-            }
-        }
-        Waited::Trigger(Trigger::Changed(watch::outermost(folders)))
-    }
-
     fn set_state(&self, state: State) {
         self.status.lock().expect("status poisoned").state = state;
     }
-}
-
-/// A watched pair's watch as the list shows it; `None` for a pair not
-/// watched.
-fn watch_status(watch: Option<&Watch>, fell_back: Option<&str>) -> Option<WatchStatus> {
-    match (watch, fell_back) {
-        (Some(w), _) => Some(WatchStatus::On(w.folders())),
-        (None, Some(why)) => Some(WatchStatus::FellBack(why.to_string())),
-        (None, None) => None,
-    }
-}
-
-/// Adds a change note's folder to `folders` and says whether its file is
-/// settled; a note that ends the wait (lost events, a broken watch) is the
-/// `Err`.
-fn gather(
-    note: Result<Note, crossbeam_channel::RecvError>,
-    folders: &mut Vec<Vec<u8>>,
-) -> Result<bool, Waited> {
-    match note {
-        Ok(Note::Changed(folder)) => folders.push(folder),
-        Ok(Note::Settled(folder)) => {
-            folders.push(folder);
-            return Ok(true);
-        }
-        Ok(Note::Lost) => return Err(Waited::Lost),
-        Ok(Note::Broken(why)) => return Err(Waited::Broken(why)),
-        Err(_) => return Err(Waited::Broken("the watch ended".into())),
-    }
-    Ok(false)
-}
-
-/// What a watched pair's wait ended with.
-enum Waited {
-    Trigger(Trigger),
-    /// Events were lost: a full pass, watching goes on.
-    Lost,
-    /// Watching is over: full passes only, from now on.
-    Broken(String),
 }
 
 /// One pass over each changed folder, as one report: the first that does

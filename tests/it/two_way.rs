@@ -459,3 +459,58 @@ fn a_panicking_two_way_pass_fails_with_an_error_and_the_program_goes_on() {
     session.wait_stdout("last pass: failed", 1, PATIENCE);
     quit(session);
 }
+
+#[test]
+fn a_watched_two_way_pair_syncs_an_edit_on_either_side_at_once() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    let session = MenuSession::start(
+        env.root(),
+        [
+            "--no-menu",
+            "--two-way",
+            "--watch",
+            "src",
+            "dst",
+            "1h",
+            "log.txt",
+        ],
+    );
+    wait_log(&env.log(), "pass finished", 1);
+    assert!(
+        env.log_text()
+            .contains("watching the source and the replica for changes"),
+        "{}",
+        env.log_text()
+    );
+    // The interval is an hour: only the watch can bring these across.
+    env.write("dst/from-replica.txt", "written in the replica");
+    wait_for(
+        PATIENCE,
+        || env.path("src/from-replica.txt").exists(),
+        || {
+            format!(
+                "the replica's new file never reached the source:\n{}",
+                env.log_text()
+            )
+        },
+    );
+    env.write("src/sub/from-source.txt", "written in the source");
+    wait_for(
+        PATIENCE,
+        || {
+            fs::read_to_string(env.path("dst/sub/from-source.txt"))
+                .is_ok_and(|t| t == "written in the source")
+        },
+        || {
+            format!(
+                "the source's new file never reached the replica:\n{}",
+                env.log_text()
+            )
+        },
+    );
+    signal(session.child.id(), "TERM");
+    let mut session = session;
+    assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
+    assert_same_sides(&env);
+}

@@ -1,0 +1,177 @@
+//! How a worker waits between passes: on its triggers and the interval,
+//! and, for a watched pair, on its watch, whose change notes are gathered
+//! into one pass.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, select};
+use log::{debug, info, warn};
+
+use crate::daemon::watch::{self, Note, Watch};
+use crate::daemon::worker::{Trigger, Worker, format_interval};
+use crate::status::WatchStatus;
+
+/// How long a watched pair waits for more events once one came, unless a
+/// file was closed or moved in: a save is several events in a row, and one
+/// pass for all of them is cheaper.
+const QUIET: Duration = Duration::from_millis(5);
+/// The longest it gathers events under a stream that never pauses.
+const GATHER_MOST: Duration = Duration::from_secs(1);
+
+impl Worker {
+    /// Sleeps until the next trigger: one sent, or the interval's end at
+    /// `next`. A supervisor gone counts as a stop.
+    pub(super) fn wait(&self, next: Instant) -> Trigger {
+        match self
+            .triggers
+            .recv_timeout(next.saturating_duration_since(Instant::now()))
+        {
+            Ok(trigger) => trigger,
+            Err(RecvTimeoutError::Timeout) => Trigger::Interval,
+            Err(RecvTimeoutError::Disconnected) => Trigger::Stop,
+        }
+    }
+
+    /// Starts watching the source (and a two-way pair's replica) if the
+    /// pair asks for it; a folder that cannot be watched is said once and
+    /// left to the full passes (`fell_back` says why).
+    pub(super) fn start_watch(
+        &self,
+        target: &str,
+        fell_back: &mut Option<String>,
+    ) -> Option<Watch> {
+        if !self.spec.watch || self.once {
+            return None;
+        }
+        let mut roots = vec![(self.spec.source.as_path(), "source")];
+        if self.spec.two_way {
+            // Both sides are edited. A replica the first pass has yet to
+            // create is watched once it exists (see `Worker::run`).
+            if !self.spec.replica.is_dir() {
+                return None;
+            }
+            roots.push((self.spec.replica.as_path(), "replica"));
+        }
+        match Watch::start(&roots) {
+            Ok(w) => {
+                info!(
+                    target: target,
+                    "pair {}: watching the {} for changes",
+                    self.id,
+                    if self.spec.two_way { "source and the replica" } else { "source" }
+                );
+                Some(w)
+            }
+            Err((which, why)) => {
+                self.say_unwatched(target, which, &why);
+                *fell_back = Some(why);
+                None
+            }
+        }
+    }
+
+    pub(super) fn say_unwatched(&self, target: &str, which: &str, why: &str) {
+        warn!(
+            target: target,
+            "pair {}: warning: the {which} cannot be watched: {why}; changes are synced by the full pass every {} instead",
+            self.id,
+            format_interval(self.spec.interval)
+        );
+    }
+
+    /// Says the first time events were lost; a full pass follows each time.
+    pub(super) fn say_lost(&self, target: &str, said: &mut bool) {
+        let line = "the kernel dropped change events (its queue overflowed); a full pass now finds what changed";
+        if *said {
+            debug!(target: target, "pair {}: {line}", self.id);
+        } else {
+            warn!(target: target, "pair {}: warning: {line}", self.id);
+        }
+        *said = true;
+    }
+
+    /// Like [`Worker::wait`], also woken by the watch. A file closed after
+    /// writing or moved in ([`Note::Settled`]) is synced at once: nothing
+    /// more is coming for it. Other changes open a window that closes
+    /// after [`QUIET`] without another, or after [`GATHER_MOST`]. Notes
+    /// already waiting when the wait begins came during the last pass: a
+    /// burst is on, so even a settled file waits for the window, and the
+    /// burst becomes a few passes, not one per file. A command sent
+    /// meanwhile wins: its full pass covers the changes.
+    pub(super) fn wait_watched(&self, next: Instant, watch: &Watch) -> Waited {
+        let burst = !watch.notes.is_empty();
+        let mut folders = Vec::new();
+        let timeout = crossbeam_channel::at(next);
+        let mut settled = select! {
+            recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
+            recv(watch.notes) -> note => match gather(note, &mut folders) {
+                Ok(settled) => settled,
+                Err(waited) => return waited,
+            },
+            recv(timeout) -> _ => return Waited::Trigger(Trigger::Interval),
+        };
+        let most = Instant::now() + GATHER_MOST;
+        loop {
+            // What is queued already joins this batch without a wait;
+            // counted first, so a stream cannot keep the loop here.
+            for note in watch.notes.try_iter().take(watch.notes.len()) {
+                match gather(Ok(note), &mut folders) {
+                    Ok(s) => settled |= s,
+                    Err(waited) => return waited,
+                }
+            }
+            if settled && !burst {
+                break;
+            }
+            let quiet = crossbeam_channel::at((Instant::now() + QUIET).min(most));
+            select! {
+                recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
+                recv(watch.notes) -> note => match gather(note, &mut folders) {
+                    Ok(s) => settled |= s,
+                    Err(waited) => return waited,
+                },
+                recv(quiet) -> _ => break,
+            }
+        }
+        Waited::Trigger(Trigger::Changed(watch::outermost(folders)))
+    }
+}
+
+/// A watched pair's watch as the list shows it; `None` for a pair not
+/// watched.
+pub(super) fn watch_status(watch: Option<&Watch>, fell_back: Option<&str>) -> Option<WatchStatus> {
+    match (watch, fell_back) {
+        (Some(w), _) => Some(WatchStatus::On(w.folders())),
+        (None, Some(why)) => Some(WatchStatus::FellBack(why.to_string())),
+        (None, None) => None,
+    }
+}
+
+/// Adds a change note's folder to `folders` and says whether its file is
+/// settled; a note that ends the wait (lost events, a broken watch) is the
+/// `Err`.
+fn gather(
+    note: Result<Note, crossbeam_channel::RecvError>,
+    folders: &mut Vec<Vec<u8>>,
+) -> Result<bool, Waited> {
+    match note {
+        Ok(Note::Changed(folder)) => folders.push(folder),
+        Ok(Note::Settled(folder)) => {
+            folders.push(folder);
+            return Ok(true);
+        }
+        Ok(Note::Lost) => return Err(Waited::Lost),
+        Ok(Note::Broken(why)) => return Err(Waited::Broken(why)),
+        Err(_) => return Err(Waited::Broken("the watch ended".into())),
+    }
+    Ok(false)
+}
+
+/// What a watched pair's wait ended with.
+pub(super) enum Waited {
+    Trigger(Trigger),
+    /// Events were lost: a full pass, watching goes on.
+    Lost,
+    /// Watching is over: full passes only, from now on.
+    Broken(String),
+}
