@@ -6,7 +6,8 @@
 //!   parses a pairs file), `app` (the modes: menu, `--no-menu`, `--once`),
 //!   `error` (what a run ends with, and its exit status).
 //! - `daemon`: `supervisor` owns the pairs' threads, `worker` runs one
-//!   pair's passes on its triggers, `gate` keeps chained pairs apart,
+//!   pair's passes on its triggers (`waiting`: how it waits between them;
+//!   `watch`: a watched pair's inotify watch), `gate` keeps chained pairs apart,
 //!   `shutdown` turns signals into the quit flag.
 //! - `ui`: the console: the menu on the main thread (a line editor at a
 //!   terminal) and the `--once` progress line.
