@@ -309,11 +309,15 @@ fn decide_folder(row: &Row, dir: Side, needs: (bool, bool)) -> Action {
         Side::B => (needs.1, needs.0),
     };
     let was_dir = rec.is_some_and(|r| r.what == What::Dir);
+    // A folder whose mode was changed on this side was changed too, and a
+    // change wins over the other side's deletion or replacement.
+    let dir_changed = was_dir && change(rec, row.seen(dir), dir) == Change::Changed;
     match row.seen(other) {
         None => {
-            if !was_dir || need_other {
-                // New here (or the old entry there is gone), or something
-                // inside must be restored on the other side.
+            if !was_dir || need_other || dir_changed {
+                // New here (or the old entry there is gone), its mode was
+                // changed here, or something inside must be restored on
+                // the other side.
                 Action::Copy { to: other }
             } else if need_dir {
                 Action::Keep
@@ -324,9 +328,9 @@ fn decide_folder(row: &Row, dir: Side, needs: (bool, bool)) -> Action {
             }
         }
         Some(_) => {
-            if was_dir && c_other == Change::Changed && !need_dir && !need_other {
+            if was_dir && c_other == Change::Changed && !need_dir && !need_other && !dir_changed {
                 // The other side replaced the folder, and nothing inside
-                // it was changed here.
+                // it (nor its mode) was changed here.
                 Action::Copy { to: dir }
             } else if !was_dir && c_other == Change::Same {
                 // This side replaced the other side's unchanged entry with
@@ -340,3 +344,7 @@ fn decide_folder(row: &Row, dir: Side, needs: (bool, bool)) -> Action {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
