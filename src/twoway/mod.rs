@@ -236,6 +236,7 @@ impl TwoWay {
         compare(ctx, &roots, &mut rows, log);
         reconcile::plan(&mut rows);
         let held = hold_deletions(ctx, &mut rows, approved, log);
+        pause_test_hook();
 
         let mut apply = Apply::new(
             ctx,
@@ -574,4 +575,23 @@ fn hold_deletions(
         named.join(", ")
     ));
     count
+}
+
+/// Debug builds only: with `FOLDERSYNC_TEST_PAUSE_TWOWAY` set to a path,
+/// the pass writes a file there once it has planned, and applies nothing
+/// until that file is removed (60 s at most), so the tests can edit both
+/// sides between the scan and the apply, deterministically (issue 13:
+/// "anything that changes after it was examined in this pass is neither
+/// propagated nor recorded").
+fn pause_test_hook() {
+    #[cfg(debug_assertions)]
+    if let Some(flag) = std::env::var_os("FOLDERSYNC_TEST_PAUSE_TWOWAY") {
+        let flag = std::path::PathBuf::from(flag);
+        if std::fs::write(&flag, b"paused").is_ok() {
+            let deadline = Instant::now() + std::time::Duration::from_secs(60);
+            while flag.exists() && Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
 }

@@ -28,4 +28,5 @@ mod stress;
 mod support;
 mod sync;
 mod two_way;
+mod two_way_pause;
 mod watch;
