@@ -455,6 +455,9 @@ impl<'p> Apply<'p> {
                 false
             }
             Ok(Copied::Cancelled) => false,
+            // The source was deleted or replaced since the scan: skipped,
+            // as any other change during the pass, not an error.
+            Err(e) if e.op == "open" && !self.unchanged(from, path, Some(src)) => false,
             Err(e) => {
                 self.log.op_error(path, to, &e);
                 false

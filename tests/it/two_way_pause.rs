@@ -1,7 +1,8 @@
 //! Two-way passes edited between their plan and their apply, made
 //! deterministic by the debug-only `FOLDERSYNC_TEST_PAUSE_TWOWAY` hook:
 //! what changed after it was examined is neither propagated nor recorded,
-//! and the next pass brings it over (issue 13).
+//! and the next pass brings it over (issue 13). Regression tests for what
+//! `two_way_model.rs` found.
 
 use std::fs;
 use std::process::{Command, Stdio};
@@ -49,6 +50,29 @@ fn synced_env() -> TestEnv {
     fs::write(env.src().join("anchor.txt"), "anchor").unwrap();
     assert!(two_way_once(&env).status.success());
     env
+}
+
+/// Regression: a file deleted in the source after the scan, before its
+/// copy, failed the pass (exit 1, "error … open: No such file") instead of
+/// being skipped for the next pass.
+#[test]
+fn a_file_deleted_during_the_pass_is_skipped_not_an_error() {
+    let env = synced_env();
+    fs::write(env.src().join("new"), "x").unwrap();
+    let out = paused_pass(&env, || fs::remove_file(env.src().join("new")).unwrap());
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        describe(&out.status),
+        env.log_text()
+    );
+    assert!(
+        env.log_text()
+            .contains("skipped new: changed in the source during the pass")
+    );
+    assert!(!env.dst().join("new").exists());
+    assert!(two_way_once(&env).status.success());
+    assert!(!env.src().join("new").exists() && !env.dst().join("new").exists());
 }
 
 /// An edit on both sides during a pass is a conflict for the next pass,
