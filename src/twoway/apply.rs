@@ -387,7 +387,12 @@ impl<'p> Apply<'p> {
             return;
         }
         let done = match src.what {
-            What::Link => self.put_link(&row.path, to, src),
+            // A link is made from the target the scan read: only while the
+            // source still is that link.
+            What::Link => {
+                self.unchanged(to.other(), &row.path, Some(src))
+                    && self.put_link(&row.path, to, src)
+            }
             _ => self.put_file(&row.path, to, src, dst),
         };
         if done {
@@ -696,7 +701,12 @@ impl<'p> Apply<'p> {
         let (Some(a), Some(b)) = (a, b) else {
             return;
         };
-        if a.what != b.what || (a.what == What::File && a.size != b.size) {
+        // Sides that differ (one changed again since this pass's action)
+        // are not recorded: the next pass sees both changes.
+        if a.what != b.what
+            || (a.what == What::File && a.size != b.size)
+            || (a.what == What::Link && a.target != b.target)
+        {
             return;
         }
         let stamp = |s: &Seen| Stamp {

@@ -5,6 +5,7 @@
 //! `two_way_model.rs` found.
 
 use std::fs;
+use std::os::unix::fs::symlink;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,30 @@ fn a_file_deleted_during_the_pass_is_skipped_not_an_error() {
     assert!(!env.dst().join("new").exists());
     assert!(two_way_once(&env).status.success());
     assert!(!env.src().join("new").exists() && !env.dst().join("new").exists());
+}
+
+/// Regression: a link retargeted in the source after the scan got the
+/// scanned target in the replica, was recorded with the new one, and the
+/// next pass took the replica's old target for an edit and put it back
+/// in the source: the user's retarget was lost.
+#[test]
+fn a_link_retargeted_during_the_pass_keeps_its_new_target() {
+    let env = synced_env();
+    symlink("mid", env.src().join("l")).unwrap();
+    let out = paused_pass(&env, || {
+        fs::remove_file(env.src().join("l")).unwrap();
+        symlink("new", env.src().join("l")).unwrap();
+    });
+    assert!(out.status.success(), "{}", env.log_text());
+    assert!(two_way_once(&env).status.success());
+    for side in [env.src(), env.dst()] {
+        assert_eq!(
+            fs::read_link(side.join("l")).unwrap().to_str(),
+            Some("new"),
+            "{}",
+            env.log_text()
+        );
+    }
 }
 
 /// An edit on both sides during a pass is a conflict for the next pass,
