@@ -158,7 +158,7 @@ impl<'p> Apply<'p> {
                     let mode = row.seen(on.other()).map_or(0o755, |s| s.mode);
                     match self.set_dir_mode(&path, on, mode) {
                         Ok(()) => self.record_now(&path),
-                        Err(e) => self.log.op_error(&path, on, &e),
+                        Err(e) => self.op_failed(&path, on, &e),
                     }
                 }
             }
@@ -189,18 +189,36 @@ impl<'p> Apply<'p> {
         Ok(self.open[i].as_ref().expect("opened above").1.as_fd())
     }
 
+    /// An operation on `path` failed. When what it needed is gone (a
+    /// folder above it removed or replaced during the pass), someone
+    /// changed it after the scan: skipped for the next pass, as every
+    /// change during a pass is, not an error.
+    fn op_failed(&mut self, path: &[u8], side: Side, e: &fsops::OpError) {
+        if gone(&e.err) {
+            self.log.changed_meanwhile(path, side);
+        } else {
+            self.log.op_error(path, side, e);
+        }
+    }
+
     /// Forgets open folders on `side` (one was removed or renamed).
     fn reopen(&mut self, side: Side) {
         self.open[idx(side)] = None;
     }
 
     /// The entry at `path` on `side` now, `None` when absent.
+    /// A folder above it that is gone, or is no folder any more (replaced
+    /// during the pass), leaves nothing at `path` either.
     fn stat(&mut self, side: Side, path: &[u8]) -> io::Result<Option<Meta>> {
         let name = name_of(path);
-        let dir = self.dir(side, parent(path))?;
+        let dir = match self.dir(side, parent(path)) {
+            Ok(dir) => dir,
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         match fsops::stat_at(dir, &name) {
             Ok(meta) => Ok(Some(meta)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if gone(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -244,7 +262,7 @@ impl<'p> Apply<'p> {
                         self.log.did(&row.path, to, Did::Mode(src.mode));
                         self.record_now(&row.path);
                     }
-                    Err(e) => self.log.op_error(&row.path, to, &e),
+                    Err(e) => self.op_failed(&row.path, to, &e),
                 }
             }
             (What::Dir, _) => {
@@ -297,7 +315,7 @@ impl<'p> Apply<'p> {
                 })
                 .and_then(|dir| fsops::set_file_attrs(dir, &name, dst.mode, mtime, &caps));
             if let Err(e) = set {
-                self.log.op_error(&row.path, to, &e);
+                self.op_failed(&row.path, to, &e);
                 return;
             }
         }
@@ -324,7 +342,7 @@ impl<'p> Apply<'p> {
                 })
                 .and_then(|dir| fsops::set_file_attrs(dir, &name, src.mode, dst.mtime, &caps));
             if let Err(e) = set {
-                self.log.op_error(&row.path, to, &e);
+                self.op_failed(&row.path, to, &e);
                 return;
             }
         }
@@ -348,7 +366,7 @@ impl<'p> Apply<'p> {
                 })
                 .and_then(|dir| fsops::make_dir(dir, &name));
             if let Err(e) = made {
-                self.log.op_error(&row.path, on, &e);
+                self.op_failed(&row.path, on, &e);
                 return;
             }
         }
@@ -417,7 +435,14 @@ impl<'p> Apply<'p> {
         let (src_dir, dst_dir) = match self.two_dirs(parent(path), from) {
             Ok(dirs) => dirs,
             Err(e) => {
-                self.log.io_error(path, to, "open folder", &e);
+                self.op_failed(
+                    path,
+                    to,
+                    &fsops::OpError {
+                        op: "open folder",
+                        err: e,
+                    },
+                );
                 return false;
             }
         };
@@ -464,7 +489,7 @@ impl<'p> Apply<'p> {
             // as any other change during the pass, not an error.
             Err(e) if e.op == "open" && !self.unchanged(from, path, Some(src)) => false,
             Err(e) => {
-                self.log.op_error(path, to, &e);
+                self.op_failed(path, to, &e);
                 false
             }
         }
@@ -490,7 +515,7 @@ impl<'p> Apply<'p> {
                 })
                 .and_then(|dir| fsops::make_symlink(dir, &name, &target, None));
             if let Err(e) = made {
-                self.log.op_error(path, to, &e);
+                self.op_failed(path, to, &e);
                 return false;
             }
         }
@@ -524,7 +549,7 @@ impl<'p> Apply<'p> {
                 })
                 .and_then(|dir| fsops::remove_file(dir, &name));
             if let Err(e) = removed {
-                self.log.op_error(&row.path, on, &e);
+                self.op_failed(&row.path, on, &e);
                 return false;
             }
         }
@@ -555,7 +580,7 @@ impl<'p> Apply<'p> {
                     return false;
                 }
                 Err(e) => {
-                    self.log.op_error(path, on, &e);
+                    self.op_failed(path, on, &e);
                     return false;
                 }
             }
@@ -590,7 +615,7 @@ impl<'p> Apply<'p> {
                 })
                 .and_then(|dir| fsops::rename_new(dir, &name_of(&row.path), &name_of(&aside)));
             if let Err(e) = renamed {
-                self.log.op_error(&row.path, loser, &e);
+                self.op_failed(&row.path, loser, &e);
                 return;
             }
         }
@@ -755,6 +780,14 @@ fn mode_only(row: &Row, from: Side) -> bool {
         && seen.mtime == stamp.mtime
         && seen.ino == stamp.ino
         && seen.mode != stamp.mode
+}
+
+/// Whether an error says the entry, or a folder above it, is not there
+/// (any more) or is no folder.
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+        || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
 /// What the scan would have seen of `meta`.

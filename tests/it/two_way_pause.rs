@@ -126,3 +126,32 @@ fn edits_on_both_sides_during_the_pass_are_kept_by_the_next() {
     assert!(texts.contains(&b"replica edit".to_vec()), "{texts:?}");
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
 }
+
+/// Regression: a folder replaced by a file in the source after the scan
+/// made the copies of what it held fail (error, exit 1: "open folder: Not
+/// a directory") instead of being skipped for the next pass.
+#[test]
+fn a_folder_replaced_during_the_pass_skips_its_contents_not_an_error() {
+    let env = synced_env();
+    fs::create_dir(env.src().join("d")).unwrap();
+    fs::write(env.src().join("d/f"), "inside").unwrap();
+    let out = paused_pass(&env, || {
+        fs::remove_dir_all(env.src().join("d")).unwrap();
+        fs::write(env.src().join("d"), "now a file").unwrap();
+    });
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        describe(&out.status),
+        env.log_text()
+    );
+    assert!(!env.log_text().contains("[ERROR]"), "{}", env.log_text());
+    assert!(two_way_once(&env).status.success());
+    let (a, b) = (snapshot(&env.src()), snapshot(&env.dst()));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let kept = |t: &std::collections::BTreeMap<Vec<u8>, Node>| {
+        t.values()
+            .any(|n| matches!(n, Node::File { bytes, .. } if bytes == b"now a file"))
+    };
+    assert!(kept(&a) && kept(&b), "{}", env.log_text());
+}
