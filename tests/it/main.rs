@@ -28,5 +28,8 @@ mod stress;
 mod support;
 mod sync;
 mod two_way;
+mod two_way_edits;
+mod two_way_model;
 mod two_way_pause;
+mod two_way_rules;
 mod watch;
