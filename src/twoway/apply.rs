@@ -358,13 +358,25 @@ impl<'p> Apply<'p> {
         }
         if !self.ctx.options.dry_run {
             let name = name_of(&row.path);
-            let made = self
-                .dir(on, parent(&row.path))
-                .map_err(|e| fsops::OpError {
-                    op: "open folder",
-                    err: e,
-                })
-                .and_then(|dir| fsops::make_dir(dir, &name));
+            // Made with its final mode when that lets us fill it: a pass
+            // killed before the mode is set last would leave a private
+            // folder, newer than the other side's, whose mode the next
+            // pass would take for the user's and copy back.
+            let mode = row.seen(on.other()).map_or(0o700, |s| s.mode);
+            let first = if mode & 0o700 == 0o700 { mode } else { 0o700 };
+            let made =
+                self.dir(on, parent(&row.path))
+                    .map_err(|e| fsops::OpError {
+                        op: "open folder",
+                        err: e,
+                    })
+                    .and_then(|dir| {
+                        rustix::fs::mkdirat(dir, &name, rustix::fs::Mode::from_raw_mode(first))
+                            .map_err(|e| fsops::OpError {
+                                op: "create folder",
+                                err: e.into(),
+                            })
+                    });
             if let Err(e) = made {
                 self.op_failed(&row.path, on, &e);
                 return;

@@ -155,3 +155,30 @@ fn a_folder_replaced_during_the_pass_skips_its_contents_not_an_error() {
     };
     assert!(kept(&a) && kept(&b), "{}", env.log_text());
 }
+
+/// Regression (found by `two_way_model.rs`): a folder the pass made was
+/// private (0700) until its contents were in; a pass killed meanwhile left
+/// it so, newer than the source's, and the next pass took that mode for a
+/// user's edit and copied 0700 back to the source.
+#[test]
+fn a_pass_killed_while_filling_a_new_folder_leaves_its_mode() {
+    let env = synced_env();
+    let dir = env.src().join("d");
+    fs::create_dir(&dir).unwrap();
+    chmod(&dir, 0o755);
+    fs::write(dir.join("big"), Rng::new(7).bytes(48 << 20)).unwrap();
+    let mut child = spawn_once(&env, &["--two-way"]);
+    let made = env.dst().join("d");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !made.exists() && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        std::thread::yield_now();
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert!(two_way_once(&env).status.success(), "{}", env.log_text());
+    use std::os::unix::fs::PermissionsExt;
+    for side in [env.src(), env.dst()] {
+        let mode = fs::metadata(side.join("d")).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{}: {}", side.display(), env.log_text());
+    }
+}
