@@ -13,12 +13,10 @@
 //! - [`report`]: the log lines and the summary.
 
 use std::collections::HashSet;
-use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::os::fd::AsFd;
 use std::time::Instant;
 
-use crate::fsops::{self, Buffers, Compared};
+use crate::fsops;
 use crate::logging::display_root;
 use crate::mounts::{Caps, Note};
 use crate::pair::PairContext;
@@ -28,9 +26,11 @@ use crate::status::{Counts, Outcome, PassReport};
 
 mod apply;
 mod archive;
+mod compare;
 mod conflict;
 pub mod reconcile;
 mod report;
+mod roots;
 mod scan;
 
 use apply::Apply;
@@ -127,7 +127,8 @@ impl TwoWay {
                 return (Outcome::Failed, 0);
             }
         };
-        let Some(roots) = open_roots(ctx, &self.source_lock, !recorded.is_empty(), log) else {
+        let Some(roots) = roots::open_roots(ctx, &self.source_lock, !recorded.is_empty(), log)
+        else {
             return (Outcome::Failed, 0);
         };
         let b_caps = match roots.b.as_ref() {
@@ -232,8 +233,9 @@ impl TwoWay {
             }
         }
 
+        let stale = (std::mem::take(&mut sa.stale), std::mem::take(&mut sb.stale));
         let mut rows = merge(recorded, sa, sb);
-        compare(ctx, &roots, &mut rows, log);
+        compare::compare(ctx, &roots, &mut rows, log);
         reconcile::plan(&mut rows);
         let held = hold_deletions(ctx, &mut rows, approved, log);
         pause_test_hook();
@@ -246,6 +248,11 @@ impl TwoWay {
             Log::new(ctx),
         );
         apply.stable_inodes = stable;
+        for (scan_stale, side) in [(&stale.0, Side::A), (&stale.1, Side::B)] {
+            for path in scan_stale {
+                apply.remove_stale(side, path);
+            }
+        }
         let mut outcome = Outcome::Finished;
         for (i, row) in rows.iter().enumerate() {
             if ctx.cancel.is_set() {
@@ -272,113 +279,10 @@ impl TwoWay {
     }
 }
 
-fn lock_mounts<'a>(ctx: &'a PairContext<'_>) -> std::sync::MutexGuard<'a, crate::mounts::Mounts> {
+pub(super) fn lock_mounts<'a>(
+    ctx: &'a PairContext<'_>,
+) -> std::sync::MutexGuard<'a, crate::mounts::Mounts> {
     ctx.mounts.lock().expect("mounts poisoned")
-}
-
-/// Both roots, open and locked.
-struct Roots {
-    a: OwnedFd,
-    /// `None` only in a dry run whose replica does not exist yet.
-    b: Option<OwnedFd>,
-}
-
-/// Opens the source, and the replica (created at a first sync); checks
-/// their devices against earlier passes and locks both against other
-/// processes. `had_entries`: the archive is not empty, so a missing side
-/// is a vanished disk, not a new pair.
-fn open_roots(
-    ctx: &PairContext<'_>,
-    source_lock: &ReplicaLock,
-    had_entries: bool,
-    log: &mut Log<'_>,
-) -> Option<Roots> {
-    let spec = ctx.spec;
-    let dry_run = ctx.options.dry_run;
-    let a = match fsops::open_root(&spec.source).and_then(|fd| {
-        let dev = fsops::stat_fd(fd.as_fd())?.dev;
-        Ok((fd, dev))
-    }) {
-        Ok(a) => a,
-        Err(e) => {
-            log.pass_error(format_args!(
-                "source folder {} unavailable: {e}; nothing changed on either side",
-                display_root(&spec.source)
-            ));
-            return None;
-        }
-    };
-    if let Err(e) = lock_mounts(ctx).check_source(a.1) {
-        log.pass_error(format_args!(
-            "source folder {} {e}",
-            display_root(&spec.source)
-        ));
-        return None;
-    }
-    let b = match fsops::open_root(&spec.replica) {
-        Ok(fd) => Some(fd),
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !had_entries => {
-            let parent_dev = spec
-                .replica
-                .parent()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
-            if let Err(e) = lock_mounts(ctx).check_replica_missing(parent_dev) {
-                log.pass_error(format_args!(
-                    "replica folder {} {e}",
-                    display_root(&spec.replica)
-                ));
-                return None;
-            }
-            if dry_run {
-                None
-            } else {
-                if let Err(e) = ctx.replica_lock.hold_ancestors(&spec.replica) {
-                    log.pass_error(format_args!("{e}; this pass is skipped, nothing changed"));
-                    return None;
-                }
-                match std::fs::create_dir(&spec.replica)
-                    .and_then(|()| fsops::open_root(&spec.replica))
-                {
-                    Ok(fd) => {
-                        log.info(format_args!(
-                            "created replica folder {}",
-                            display_root(&spec.replica)
-                        ));
-                        Some(fd)
-                    }
-                    Err(e) => {
-                        log.pass_error(format_args!(
-                            "cannot create replica folder {}: {e}",
-                            display_root(&spec.replica)
-                        ));
-                        return None;
-                    }
-                }
-            }
-        }
-        Err(e) => {
-            let why = if e.kind() == io::ErrorKind::NotFound {
-                "is missing, while the last sync left entries in it: is its disk unmounted? Nothing was deleted in the source".to_string()
-            } else {
-                format!("unavailable: {e}; nothing changed on either side")
-            };
-            log.pass_error(format_args!(
-                "replica folder {} {why}",
-                display_root(&spec.replica)
-            ));
-            return None;
-        }
-    };
-    let locked = b
-        .as_ref()
-        .map_or(Ok(()), |b| ctx.replica_lock.hold(b, &spec.replica, dry_run))
-        .and_then(|()| source_lock.hold(&a.0, &spec.source, dry_run));
-    if let Err(e) = locked {
-        log.pass_error(format_args!("{e}; this pass is skipped, nothing changed"));
-        return None;
-    }
-    Some(Roots { a: a.0, b })
 }
 
 /// The archive's entries and both scans, merged path by path in tree
@@ -431,112 +335,6 @@ fn under_unknown(path: &[u8], unknown: &HashSet<Box<[u8]>>) -> bool {
         }
         p = parent(p);
     }
-}
-
-/// Reads both sides' bytes where the planner needs to know whether they
-/// are the same, on `--jobs` threads. A row whose files cannot be read is
-/// left alone (its action stays Keep, decided here by dropping it).
-fn compare(ctx: &PairContext<'_>, roots: &Roots, rows: &mut Vec<Row>, log: &mut Log<'_>) {
-    let Some(b_root) = roots.b.as_ref() else {
-        return;
-    };
-    let wanted: Vec<usize> = (0..rows.len())
-        .filter(|&i| reconcile::needs_compare(&rows[i], ctx.options.checksum))
-        .collect();
-    if wanted.is_empty() {
-        return;
-    }
-    let next = AtomicUsize::new(0);
-    let jobs = crate::pair::jobs(&ctx.options, false).min(wanted.len());
-    let rows_ref: &[Row] = rows;
-    let results: Vec<Vec<(usize, Comparison)>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..jobs)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut bufs = Buffers::default();
-                    let mut dirs: Option<(Vec<u8>, OwnedFd, OwnedFd)> = None;
-                    let mut out = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = wanted.get(k) else { break };
-                        if ctx.cancel.is_set() {
-                            break;
-                        }
-                        let path = &rows_ref[i].path;
-                        let result = compare_one(&roots.a, b_root, path, &mut dirs, &mut bufs);
-                        out.push((i, result));
-                    }
-                    out
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    let mut unreadable = HashSet::new();
-    for (i, result) in results.into_iter().flatten() {
-        match result {
-            Ok(same) => rows[i].same = Some(same),
-            Err((side, e)) => {
-                log.op_error(&rows[i].path, side, &e);
-                unreadable.insert(i);
-            }
-        }
-    }
-    if !unreadable.is_empty() {
-        let mut i = 0;
-        rows.retain(|_| {
-            i += 1;
-            !unreadable.contains(&(i - 1))
-        });
-    }
-}
-
-/// Whether two files hold the same bytes, or why they could not be read.
-type Comparison = Result<bool, (Side, fsops::OpError)>;
-
-fn compare_one(
-    a_root: &OwnedFd,
-    b_root: &OwnedFd,
-    path: &[u8],
-    dirs: &mut Option<(Vec<u8>, OwnedFd, OwnedFd)>,
-    bufs: &mut Buffers,
-) -> Comparison {
-    let dir = parent(path);
-    if !matches!(dirs, Some((p, _, _)) if p.as_slice() == dir) {
-        let open = |root: &OwnedFd, side: Side| {
-            let mut fd = root.try_clone().map_err(|e| (side, op("open folder", e)))?;
-            for name in dir.split(|&c| c == b'/').filter(|n| !n.is_empty()) {
-                let name = std::ffi::CString::new(name)
-                    .map_err(|e| (side, op("open folder", io::Error::other(e))))?;
-                fd = fsops::open_dir_at(fd.as_fd(), &name)
-                    .map_err(|e| (side, op("open folder", e)))?;
-            }
-            Ok(fd)
-        };
-        *dirs = Some((dir.to_vec(), open(a_root, Side::A)?, open(b_root, Side::B)?));
-    }
-    let (_, a, b) = dirs.as_ref().expect("opened above");
-    let name = std::ffi::CString::new(&path[dir.len() + usize::from(!dir.is_empty())..])
-        .expect("names from a listing hold no NUL");
-    match fsops::compare_files(a.as_fd(), b.as_fd(), &name, false, bufs) {
-        Ok(Compared::Equal(_)) => Ok(true),
-        Ok(Compared::Different) => Ok(false),
-        Err(e) => {
-            let side = if e.op.contains("replica") {
-                Side::B
-            } else {
-                Side::A
-            };
-            Err((side, e))
-        }
-    }
-}
-
-fn op(op: &'static str, err: io::Error) -> fsops::OpError {
-    fsops::OpError { op, err }
 }
 
 /// `--max-delete`: when the plan removes more entries than allowed and the

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 
 use crate::fsops::OpError;
 use crate::logging::display_path;
@@ -119,6 +119,17 @@ impl<'p> Log<'p> {
         info!(
             target: self.ctx.target,
             "pair {}: skipped {}: changed in the {} during the pass; the next pass looks again",
+            self.ctx.id,
+            display_path(path),
+            side_name(side)
+        );
+    }
+
+    /// A temporary of a killed pass removed: ours, so not counted.
+    pub fn removed_stale(&mut self, path: &[u8], side: Side) {
+        debug!(
+            target: self.ctx.target,
+            "pair {}: removed {} in the {}: a temporary file left by an interrupted pass",
             self.ctx.id,
             display_path(path),
             side_name(side)

@@ -30,6 +30,9 @@ pub struct Scan {
     pub errors: Vec<(Box<[u8]>, &'static str, io::Error)>,
     /// Special files met (path, kind), for the log.
     pub special: Vec<(Box<[u8]>, &'static str)>,
+    /// Files and links named like our temporaries: left by a pass that
+    /// was killed, never synced, removed by the next.
+    pub stale: Vec<Box<[u8]>>,
     /// Stopped before the end (quit or stop).
     pub stopped: bool,
 }
@@ -75,6 +78,13 @@ pub fn scan(root: BorrowedFd<'_>, excludes: &Matcher, cancel: &Cancel) -> Scan {
         for entry in listing {
             let path = join_rel(&rel, entry.name.to_bytes());
             if fsops::is_temp_name(entry.name.to_bytes()) {
+                if entry
+                    .meta
+                    .as_ref()
+                    .is_ok_and(|m| matches!(m.kind, Kind::File | Kind::Symlink))
+                {
+                    scan.stale.push(path.into());
+                }
                 continue;
             }
             let meta = match entry.meta {

@@ -13,8 +13,7 @@
 //! * every version a user wrote still exists on both sides, under its name
 //!   or as a conflict copy, unless a user's later edit or deletion replaced
 //!   it; right after a kill every file under a real name is one whole
-//!   version. (A killed pass's temporary files, under temporary names,
-//!   are left by the two-way scan: counted and shown, not failed.)
+//!   version, and the next finished pass leaves no temporary file.
 //!
 //! Deterministic: a fixed proptest seed; the kills' moments vary.
 
@@ -78,8 +77,6 @@ struct Stats {
     killed_mid_pass: AtomicUsize,
     paused: AtomicUsize,
     conflicts: AtomicUsize,
-    /// Clean passes that found a killed pass's temporary file left.
-    temps_left: AtomicUsize,
 }
 
 /// Both sides, what the harness wrote there, and what the last sync left.
@@ -168,11 +165,16 @@ impl World<'_> {
                 diff(&a, &b)
             )));
         }
-        // A killed pass's temporary files stay: the two-way scan skips
-        // them and nothing removes them (a known gap, counted, not failed).
-        let temps = find_temps(&self.env.src()).len() + find_temps(&self.env.dst()).len();
-        if temps > 0 {
-            self.stats.temps_left.fetch_add(1, Ordering::Relaxed);
+        // A killed pass's temporary files are removed by the next pass.
+        let temps: Vec<_> = find_temps(&self.env.src())
+            .into_iter()
+            .chain(find_temps(&self.env.dst()))
+            .map(|t| show(&t))
+            .collect();
+        if !temps.is_empty() {
+            return Err(fail(format!(
+                "a finished pass left temporary files: {temps:?}"
+            )));
         }
         self.edits.safety_both(&after).map_err(fail)?;
         Ok(after)
@@ -405,7 +407,7 @@ fn random_edits_on_both_sides_kills_and_edits_during_passes_lose_nothing() {
     });
     let n = |a: &AtomicUsize| a.load(Ordering::Relaxed);
     println!(
-        "two-way model: {} cases, {} edits between passes and {} during {} paused passes, {} clean passes, {} kills ({} mid-pass), {} conflict copies checked, {} clean passes with a killed pass's temporary file left, {:.1} s",
+        "two-way model: {} cases, {} edits between passes and {} during {} paused passes, {} clean passes, {} kills ({} mid-pass), {} conflict copies checked, {:.1} s",
         n(&cases),
         n(&stats.edits) - n(&stats.mid_pass_edits),
         n(&stats.mid_pass_edits),
@@ -414,7 +416,6 @@ fn random_edits_on_both_sides_kills_and_edits_during_passes_lose_nothing() {
         n(&stats.kills),
         n(&stats.killed_mid_pass),
         n(&stats.conflicts),
-        n(&stats.temps_left),
         started.elapsed().as_secs_f64()
     );
     if let Err(e) = result {

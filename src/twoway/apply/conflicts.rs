@@ -1,0 +1,97 @@
+//! Conflicts: the losing version moved aside under a conflict name on
+//! its side, then copied to the other; the winner takes the name.
+
+use super::*;
+
+impl Apply<'_> {
+    /// Both sides changed `row.path` differently: the loser's version
+    /// moves aside under a conflict name (on its side, then copied to the
+    /// other), and the winner's takes the name on both sides.
+    pub(super) fn conflict(&mut self, row: &Row, winner: Side) {
+        let loser = winner.other();
+        let (Some(w), Some(l)) = (row.seen(winner).cloned(), row.seen(loser).cloned()) else {
+            return;
+        };
+        if !self.unchanged(loser, &row.path, Some(&l)) {
+            return;
+        }
+        let Some(aside) = self.free_conflict_name(&row.path) else {
+            return;
+        };
+        self.log.counts.conflicts += 1;
+        self.log.conflict(&row.path, winner, &aside);
+        if !self.ctx.options.dry_run {
+            let renamed = self
+                .dir(loser, parent(&row.path))
+                .map_err(|e| fsops::OpError {
+                    op: "open folder",
+                    err: e,
+                })
+                .and_then(|dir| fsops::rename_new(dir, &name_of(&row.path), &name_of(&aside)));
+            if let Err(e) = renamed {
+                self.op_failed(&row.path, loser, &e);
+                return;
+            }
+        }
+        // The loser's version, now under its new name, goes to the winner's
+        // side as well.
+        if let Some(moved) = self.put_aside_copy(&aside, loser, &l) {
+            self.record_now(&aside, Some((loser, &moved)));
+        }
+        // And the winner's takes the name on the loser's side.
+        if w.what == What::Dir {
+            self.make_dir(row, loser);
+        } else {
+            self.put_entry(row, loser, &w, None);
+        }
+    }
+
+    /// Copies the entry `aside` on `from` (a conflict copy) to the other
+    /// side, where nothing has that name.
+    /// The version it copied, when it did.
+    pub(super) fn put_aside_copy(&mut self, aside: &[u8], from: Side, seen: &Seen) -> Option<Seen> {
+        let to = from.other();
+        let mut moved = seen.clone();
+        if !self.ctx.options.dry_run {
+            // The rename kept the inode and mtime; its ctime changed, which
+            // a copy does not look at.
+            match self.stat(from, aside) {
+                Ok(Some(meta)) if matches_seen(&meta, seen) => moved.ino = meta.ino,
+                _ => {
+                    self.log.changed_meanwhile(aside, from);
+                    return None;
+                }
+            }
+        }
+        if !self.unchanged(to, aside, None) {
+            return None;
+        }
+        let put = match moved.what {
+            What::Link => self.put_link(aside, to, &moved),
+            _ => self.put_file(aside, to, &moved, None),
+        };
+        put.then_some(moved)
+    }
+
+    /// A conflict name for `path` that neither side holds.
+    pub(super) fn free_conflict_name(&mut self, path: &[u8]) -> Option<Box<[u8]>> {
+        for n in 1.. {
+            let name = conflict::name(path, self.started, n);
+            let free_a = matches!(self.stat(Side::A, &name), Ok(None));
+            let free_b = matches!(self.stat(Side::B, &name), Ok(None));
+            if free_a && free_b {
+                return Some(name.into());
+            }
+            if n > 1000 {
+                self.log.io_error(
+                    path,
+                    Side::A,
+                    "name a conflict copy",
+                    &io::Error::other("a thousand conflict names are taken"),
+                );
+                return None;
+            }
+        }
+        None
+    }
+}
