@@ -151,7 +151,7 @@ impl CacheStore {
         let result = self.transaction().and_then(|conn| {
             let mut rows = 0;
             for (name, entry) in new.iter().filter(|(name, e)| old.get(name) != Some(*e)) {
-                rows += put(conn, rel, name, entry)?;
+                rows += put(conn, rel, name, &entry)?;
             }
             if complete {
                 for (name, _) in old.iter().filter(|(name, _)| new.get(name).is_none()) {

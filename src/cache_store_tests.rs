@@ -80,7 +80,7 @@ fn entries_are_kept_changed_and_forgotten() {
     let mut s = store(&state, true);
     let back = s.load_dir(b"a").unwrap();
     assert_eq!(back.get(b"x"), first.get(b"x"));
-    assert_eq!(back.get(b"y"), Some(&racy), "racy stays racy");
+    assert_eq!(back.get(b"y"), Some(racy), "racy stays racy");
     // y is gone, x changed, z is new.
     let second = dir_of(&[("x", entry(5, None)), ("z", entry(6, None))]);
     s.save_dir(b"a", &back, &second, true);

@@ -69,7 +69,7 @@ pub fn fill(ctx: &PairContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
                     let mut cache = cache.lock().expect("cache poisoned");
                     if cache.set_digest(&file.rel, expected, digest) {
                         if let (Some(store), Some(entry)) = (ctx.store, cache.get(&file.rel)) {
-                            cache_store::lock(store).save_entry(&file.rel, entry);
+                            cache_store::lock(store).save_entry(&file.rel, &entry);
                         }
                         drop(cache);
                         let mut done = done.lock().expect("count poisoned");

@@ -62,7 +62,7 @@ impl Walker<'_, '_> {
             true => old,
             false => cache_store::lookup(self.ctx.store, rel).unwrap_or(old),
         };
-        let mut new = DirEntries::default();
+        let mut new = DirEntries::with_room_of(&old);
         let mut subdirs = Vec::new();
         let mut big = Vec::new();
         for (s, d) in merged {
@@ -125,7 +125,7 @@ impl Walker<'_, '_> {
                     }
                 }
                 Kind::File => {
-                    let old_entry = old.get(s.name.to_bytes()).copied();
+                    let old_entry = old.get(s.name.to_bytes());
                     let role = if src_meta.nlink > 1 {
                         self.shared
                             .links

@@ -5,12 +5,18 @@
 //! the two were last known to hold the same bytes, and the MD5 of those
 //! bytes. Entries are grouped per folder: names are stored once, not as full
 //! paths, and a pass takes a folder's entries out, rebuilds them from what it
-//! finds, and puts them back, so deleted files drop out on their own.
+//! finds, and puts them back, so deleted files drop out on their own. A
+//! folder's entries are packed ([`dir`]): about 45 bytes a small file.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;
 
 use crate::fsops::{Digest, Meta, Time};
+
+mod dir;
+mod record;
+
+pub use dir::DirEntries;
 
 /// The parts of a file's metadata that change when its bytes may have:
 /// size, mtime, ctime (which no user can set back) and inode (a file
@@ -85,129 +91,6 @@ fn is_racy(ctime: Time, now: SystemTime) -> bool {
     now_ns - ctime_ns < RACY_WINDOW_NS
 }
 
-/// One file's entry and where its name sits in the folder's name bytes.
-#[derive(Clone, Copy)]
-struct Slot {
-    name_start: u32,
-    /// File names are at most 255 bytes on Linux.
-    name_len: u16,
-    entry: Entry,
-}
-
-/// The entries of one folder, by file name. Names are kept back to back in
-/// one byte buffer and the slots sorted by name, so a file costs its entry,
-/// its name and six bytes, with no allocation of its own.
-#[derive(Default)]
-pub struct DirEntries {
-    names: Vec<u8>,
-    slots: Vec<Slot>,
-    /// Whether `slots` may be out of name order (inserts in listing order
-    /// keep it sorted; anything else is sorted once when the folder goes
-    /// back into the cache).
-    unsorted: bool,
-}
-
-impl DirEntries {
-    fn name_of(&self, slot: &Slot) -> &[u8] {
-        let start = slot.name_start as usize;
-        &self.names[start..start + slot.name_len as usize]
-    }
-
-    /// The entry for a file name, if any.
-    pub fn get(&self, name: &[u8]) -> Option<&Entry> {
-        self.position(name).map(|i| &self.slots[i].entry)
-    }
-
-    /// Where a name's slot is, by binary search over the sorted slots.
-    fn position(&self, name: &[u8]) -> Option<usize> {
-        debug_assert!(!self.unsorted, "looked up before being sorted");
-        self.slots
-            .binary_search_by(|slot| self.name_of(slot).cmp(name))
-            .ok()
-    }
-
-    /// Records a file's entry. A pass meets each name of a folder once.
-    pub fn insert(&mut self, name: &[u8], entry: Entry) {
-        if let Some(last) = self.slots.last() {
-            self.unsorted |= self.name_of(last) >= name;
-        }
-        let slot = Slot {
-            name_start: u32::try_from(self.names.len()).expect("a folder's names exceed 4 GiB"),
-            name_len: u16::try_from(name.len()).expect("a file name is at most 255 bytes"),
-            entry,
-        };
-        self.names.extend_from_slice(name);
-        self.slots.push(slot);
-    }
-
-    fn get_mut(&mut self, name: &[u8]) -> Option<&mut Entry> {
-        let i = self.position(name)?;
-        Some(&mut self.slots[i].entry)
-    }
-
-    /// Adds `other`'s entries for names not present here (used when a pass
-    /// stops before it reached them).
-    pub fn absorb(&mut self, other: DirEntries) {
-        self.sort();
-        let missing: Vec<&Slot> = other
-            .slots
-            .iter()
-            .filter(|slot| self.get(other.name_of(slot)).is_none())
-            .collect();
-        for slot in missing {
-            self.insert(other.name_of(slot), slot.entry);
-        }
-        self.sort();
-    }
-
-    /// Puts the slots in name order (the last entry of a name wins).
-    fn sort(&mut self) {
-        if !self.unsorted {
-            return;
-        }
-        let names = std::mem::take(&mut self.names);
-        let name = |slot: &Slot| {
-            let start = slot.name_start as usize;
-            &names[start..start + slot.name_len as usize]
-        };
-        // Stable sort, then keep the last of equal names.
-        self.slots.sort_by(|a, b| name(a).cmp(name(b)));
-        let mut slots: Vec<Slot> = Vec::with_capacity(self.slots.len());
-        for slot in self.slots.drain(..) {
-            match slots.last_mut() {
-                Some(prev) if name(prev) == name(&slot) => *prev = slot,
-                _ => slots.push(slot),
-            }
-        }
-        let mut packed = Vec::with_capacity(names.len());
-        for slot in &mut slots {
-            let start = slot.name_start as usize;
-            slot.name_start = packed.len() as u32;
-            packed.extend_from_slice(&names[start..start + slot.name_len as usize]);
-        }
-        self.names = packed;
-        self.slots = slots;
-        self.unsorted = false;
-    }
-
-    fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Memory held, in bytes.
-    fn bytes(&self) -> usize {
-        self.names.capacity() + self.slots.capacity() * std::mem::size_of::<Slot>()
-    }
-
-    /// Each file name with its entry (for the stored cache,
-    /// [`crate::cache_store`]; in name order once sorted).
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.slots
-            .iter()
-            .map(|slot| (self.name_of(slot), &slot.entry))
-    }
-}
-
 /// A folder's entries as the cache holds them.
 struct Dir {
     entries: DirEntries,
@@ -217,9 +100,11 @@ struct Dir {
     used: u64,
 }
 
-/// Memory a cached folder costs beyond its entries: its path, the map's
-/// slot and bookkeeping.
-const DIR_OVERHEAD: usize = 96;
+/// Memory a cached folder costs beyond its entries' packed bytes and its
+/// path: the map's slot (key and value) and its control byte, and the heap
+/// allocator's header of each of its three allocations (path, records,
+/// starts).
+const DIR_OVERHEAD: usize = std::mem::size_of::<(Box<[u8]>, Dir)>() + 1 + 3 * 8;
 
 /// One pair's cache: folders by relative path (the root is the empty path).
 ///
@@ -288,7 +173,7 @@ impl Cache {
         match self.dirs.remove(rel) {
             Some(dir) => {
                 self.entries -= dir.entries.len();
-                self.bytes -= dir.entries.bytes() + rel.len() + DIR_OVERHEAD;
+                self.bytes -= dir.entries.heap_bytes() + rel.len() + DIR_OVERHEAD;
                 dir.entries
             }
             None => DirEntries::default(),
@@ -302,11 +187,10 @@ impl Cache {
             return;
         }
         entries.sort();
-        entries.names.shrink_to_fit();
-        entries.slots.shrink_to_fit();
+        entries.shrink();
         self.clock += 1;
         self.entries += entries.len();
-        self.bytes += entries.bytes() + rel.len() + DIR_OVERHEAD;
+        self.bytes += entries.heap_bytes() + rel.len() + DIR_OVERHEAD;
         let dir = Dir {
             entries,
             pass: self.pass,
@@ -314,7 +198,7 @@ impl Cache {
         };
         if let Some(old) = self.dirs.insert(rel.into(), dir) {
             self.entries -= old.entries.len();
-            self.bytes -= old.entries.bytes() + rel.len() + DIR_OVERHEAD;
+            self.bytes -= old.entries.heap_bytes() + rel.len() + DIR_OVERHEAD;
         }
         let Some(limit) = self.limit else { return };
         self.order.push_back((rel.into(), self.clock));
@@ -351,7 +235,7 @@ impl Cache {
 
     /// The entry of the file at `rel` (a folder's path, a slash, a name),
     /// without marking its folder as used.
-    pub fn get(&self, rel: &[u8]) -> Option<&Entry> {
+    pub fn get(&self, rel: &[u8]) -> Option<Entry> {
         let (dir, name) = split_rel(rel);
         self.dirs.get(dir)?.entries.get(name)
     }
@@ -360,28 +244,40 @@ impl Cache {
     /// describes the replica file as `dst` (it was not rewritten or
     /// re-recorded meanwhile). Returns whether it did.
     pub fn set_digest(&mut self, rel: &[u8], dst: Stamp, digest: Digest) -> bool {
-        let (dir, name) = split_rel(rel);
-        let entry = self.dirs.get_mut(dir).and_then(|d| d.entries.get_mut(name));
-        match entry {
-            Some(e) if e.dst == dst => {
+        self.update(rel, |e| {
+            let matches = e.dst == dst;
+            if matches {
                 e.digest = Some(digest);
-                true
             }
-            _ => false,
-        }
+            matches
+        })
     }
 
     /// Records the replica side of a file's entry again after hard links
     /// made to the replica file moved its ctime, provided the entry still
     /// describes that file with that size and mtime.
     pub fn restamp_replica(&mut self, rel: &[u8], dst: Stamp) {
-        let (dir, name) = split_rel(rel);
-        let entry = self.dirs.get_mut(dir).and_then(|d| d.entries.get_mut(name));
-        if let Some(e) = entry {
-            if (e.dst.ino, e.dst.size, e.dst.mtime_ns) == (dst.ino, dst.size, dst.mtime_ns) {
+        self.update(rel, |e| {
+            let same_file =
+                (e.dst.ino, e.dst.size, e.dst.mtime_ns) == (dst.ino, dst.size, dst.mtime_ns);
+            if same_file {
                 e.dst = dst;
             }
-        }
+            same_file
+        });
+    }
+
+    /// Changes the entry of the file at `rel` in place as `change` says
+    /// (if it returns true), keeping the count of bytes held true.
+    fn update(&mut self, rel: &[u8], change: impl FnOnce(&mut Entry) -> bool) -> bool {
+        let (dir, name) = split_rel(rel);
+        let Some(dir) = self.dirs.get_mut(dir) else {
+            return false;
+        };
+        let before = dir.entries.heap_bytes();
+        let changed = dir.entries.update(name, change);
+        self.bytes = self.bytes - before + dir.entries.heap_bytes();
+        changed
     }
 
     /// Number of files remembered.
@@ -501,38 +397,6 @@ mod tests {
         cache.put_dir(b"", root);
         assert!(cache.set_digest(b"top", stamp, [2; 16]));
         assert_eq!(cache.get(b"top").unwrap().digest, Some([2; 16]));
-    }
-
-    #[test]
-    fn entries_are_found_whatever_the_insert_order() {
-        let mut dir = DirEntries::default();
-        for (i, name) in ["m", "b", "zz", "a", "b"].iter().enumerate() {
-            dir.insert(name.as_bytes(), entry(i as u64));
-        }
-        let mut cache = Cache::default();
-        cache.put_dir(b"d", dir);
-        let dir = cache.take_dir(b"d");
-        assert_eq!(dir.len(), 4, "a repeated name keeps one entry");
-        assert_eq!(dir.get(b"b").unwrap().src.size, 4, "the last insert wins");
-        assert_eq!(dir.get(b"zz").unwrap().src.size, 2);
-        assert_eq!(dir.get(b"a").unwrap().src.size, 3);
-        assert!(dir.get(b"c").is_none());
-        assert_eq!(cache.bytes(), 0);
-        assert_eq!(cache.len(), 0);
-    }
-
-    #[test]
-    fn absorb_keeps_what_the_pass_did_not_reach() {
-        let mut new = DirEntries::default();
-        new.insert(b"b", entry(10));
-        let mut old = DirEntries::default();
-        old.insert(b"a", entry(1));
-        old.insert(b"b", entry(2));
-        old.insert(b"c", entry(3));
-        new.absorb(old);
-        assert_eq!(new.get(b"a").unwrap().src.size, 1);
-        assert_eq!(new.get(b"b").unwrap().src.size, 10);
-        assert_eq!(new.get(b"c").unwrap().src.size, 3);
     }
 
     #[test]
