@@ -115,7 +115,7 @@ pub struct Cli {
 
     /// Bound each pair's cache of file digests to SIZE (e.g. 64MiB, 500K,
     /// 1G); the folders used least recently are evicted first. Without it
-    /// the cache keeps every file (about 110 bytes each).
+    /// the cache keeps every file (about 50 bytes each, name included).
     #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
     pub cache_limit: Option<usize>,
 
