@@ -164,7 +164,8 @@ if [ -n "$BEFORE" ]; then
     daemon daemon-before "$BEFORE" "$MNT/src" "$MNT/dst-fs"
 fi
 
-med() { sort -n "$SHM/$1" | awk -v c="$2" '{v[NR] = $c} END {print v[int((NR + 1) / 2)]}'; }
+# `med NAME COLUMN`: the median of one column of NAME's runs.
+med() { awk -v c="$2" '{print $c}' "$SHM/$1" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 say
 say "| measure | foldersync | rsync | foldersync ÷ rsync |"
 say "|---|---:|---:|---:|"
