@@ -356,12 +356,7 @@ fn the_menu_asks_the_direction_and_the_list_shows_it() {
         session.send(answer);
     }
     session.wait_stdout("Started pair 1: ", 1, PATIENCE);
-    // Watched from when the first pass has made the replica.
-    wait_log(
-        &env.log(),
-        "watching the source and the replica for changes",
-        1,
-    );
+    wait_log(&env.log(), "pass finished", 1);
     assert_same_sides(&env);
     session.send("1");
     session.wait_stdout("(two-way)", 1, PATIENCE);
@@ -486,12 +481,6 @@ fn a_watched_two_way_pair_syncs_an_edit_on_either_side_at_once() {
         &env.log(),
         "watching the source and the replica for changes",
         1,
-    );
-    assert!(
-        env.log_text()
-            .contains("watching the source and the replica for changes"),
-        "{}",
-        env.log_text()
     );
     // The interval is an hour: only the watch can bring these across.
     env.write("dst/from-replica.txt", "written in the replica");
