@@ -15,7 +15,6 @@ use crate::fsops::Time;
 use crate::state::PairState;
 
 use super::reconcile::{Record, Stamp, What};
-use super::scan::tree_order;
 
 /// Writes waiting for their transaction; flushed at this many or after
 /// [`FLUSH_AFTER`].
@@ -62,20 +61,49 @@ impl<'s> Archive<'s> {
         })
     }
 
-    /// Every entry, in tree order.
-    pub fn load(&mut self) -> Result<Vec<Recorded>, String> {
+    /// How many entries the archive holds.
+    pub fn count(&mut self) -> Result<u64, String> {
         let Some(conn) = self.conn.as_deref_mut() else {
-            return Ok(Vec::new());
+            return Ok(0);
         };
-        let mut rows = read_all(conn).map_err(|e| e.to_string())?;
-        // SQLite gives them by byte order, which is tree order unless a
-        // name continues another with a byte below '/'. Unstable: no
-        // scratch copy of the list (paths are unique).
-        if !rows.is_sorted_by(|(a, _), (b, _)| tree_order(a, b).is_le()) {
-            rows.sort_unstable_by(|(a, _), (b, _)| tree_order(a, b));
+        if !has_table(conn).map_err(|e| e.to_string())? {
+            return Ok(0);
         }
-        rows.shrink_to_fit();
-        Ok(rows)
+        conn.query_row("SELECT count(*) FROM archive", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Hands `merge` every entry, last first in tree order, straight from
+    /// the table's own order (its key is the path in tree order): the
+    /// archive is never held whole in memory.
+    pub fn read_reverse<R>(
+        &mut self,
+        merge: impl FnOnce(&mut dyn Iterator<Item = Recorded>) -> R,
+    ) -> Result<R, String> {
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return Ok(merge(&mut std::iter::empty()));
+        };
+        if !has_table(conn).map_err(|e| e.to_string())? {
+            return Ok(merge(&mut std::iter::empty()));
+        }
+        let mut stmt = conn
+            .prepare(
+                "SELECT path, what, size, target, a_mtime_ns, a_ino, a_mode, b_mtime_ns, b_ino,
+                        b_mode, racy
+                 FROM archive ORDER BY tree_key DESC",
+            )
+            .map_err(|e| e.to_string())?;
+        let mut failed = None;
+        let rows = stmt.query_map([], decode).map_err(|e| e.to_string())?;
+        // The first unreadable row ends the reading; the pass then fails
+        // rather than take the missing entries for never synced.
+        let mut entries = rows.map_while(|row| row.map_err(|e| failed = Some(e)).ok());
+        let merged = merge(&mut entries);
+        match failed {
+            Some(e) => Err(e.to_string()),
+            None => Ok(merged),
+        }
     }
 
     /// Records `path` as `rec` (after the pass made both sides so).
@@ -116,13 +144,23 @@ impl<'s> Archive<'s> {
 }
 
 fn make_table(conn: &Connection) -> rusqlite::Result<()> {
+    // A table of an earlier layout (before its tree key, never released):
+    // dropped, so the next pass is a first sync, which loses nothing.
+    if has_table(conn)?
+        && conn
+            .prepare("SELECT tree_key FROM archive LIMIT 0")
+            .is_err()
+    {
+        conn.execute_batch("DROP TABLE archive")?;
+    }
     // WAL: a batch commits with one sync instead of three; a crash still
     // leaves the last committed batch.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS archive (
-             path BLOB PRIMARY KEY,
+             tree_key BLOB PRIMARY KEY, -- the path, each '/' a 0 byte: tree order
+             path BLOB NOT NULL,
              what INTEGER NOT NULL,   -- 0 file, 1 folder, 2 symlink
              size INTEGER NOT NULL,
              target BLOB,             -- a symlink's target
@@ -137,48 +175,50 @@ fn make_table(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-fn read_all(conn: &Connection) -> rusqlite::Result<Vec<Recorded>> {
+/// Whether the archive table exists, in the layout this version reads.
+fn has_table(conn: &Connection) -> rusqlite::Result<bool> {
     let exists: bool = conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'archive'",
         [],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
-    if !exists {
-        return Ok(Vec::new());
-    }
-    let mut stmt = conn.prepare(
-        "SELECT path, what, size, target, a_mtime_ns, a_ino, a_mode, b_mtime_ns, b_ino, b_mode,
-                racy
-         FROM archive",
-    )?;
-    let rows = stmt.query_map([], |row| {
-        let what = match row.get::<_, i64>(1)? {
-            0 => What::File,
-            1 => What::Dir,
-            _ => What::Link,
-        };
-        let path: Vec<u8> = row.get(0)?;
-        let target: Option<Vec<u8>> = row.get(3)?;
-        let stamp = |at: usize| -> rusqlite::Result<Stamp> {
-            Ok(Stamp {
-                mtime: from_ns(row.get(at)?),
-                ino: row.get::<_, i64>(at + 1)? as u64,
-                mode: row.get::<_, i64>(at + 2)? as u32,
-            })
-        };
-        Ok((
-            path.into_boxed_slice(),
-            Record {
-                what,
-                size: row.get::<_, i64>(2)? as u64,
-                target: target.map(Vec::into_boxed_slice),
-                a: stamp(4)?,
-                b: stamp(7)?,
-                racy: row.get(10)?,
-            },
-        ))
-    })?;
-    rows.collect()
+    Ok(exists && conn.prepare("SELECT tree_key FROM archive LIMIT 0").is_ok())
+}
+
+/// A path in tree order as SQLite compares blobs (byte by byte): each
+/// `/` a 0 byte, which no name holds.
+fn tree_key(path: &[u8]) -> Vec<u8> {
+    path.iter()
+        .map(|&b| if b == b'/' { 0 } else { b })
+        .collect()
+}
+
+fn decode(row: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
+    let what = match row.get::<_, i64>(1)? {
+        0 => What::File,
+        1 => What::Dir,
+        _ => What::Link,
+    };
+    let path: Vec<u8> = row.get(0)?;
+    let target: Option<Vec<u8>> = row.get(3)?;
+    let stamp = |at: usize| -> rusqlite::Result<Stamp> {
+        Ok(Stamp {
+            mtime: from_ns(row.get(at)?),
+            ino: row.get::<_, i64>(at + 1)? as u64,
+            mode: row.get::<_, i64>(at + 2)? as u32,
+        })
+    };
+    Ok((
+        path.into_boxed_slice(),
+        Record {
+            what,
+            size: row.get::<_, i64>(2)? as u64,
+            target: target.map(Vec::into_boxed_slice),
+            a: stamp(4)?,
+            b: stamp(7)?,
+            racy: row.get(10)?,
+        },
+    ))
 }
 
 fn write_all(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
@@ -186,11 +226,11 @@ fn write_all(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
     {
         let mut put = tx.prepare_cached(
             "INSERT OR REPLACE INTO archive
-             (path, what, size, target, a_mtime_ns, a_ino, a_mode, b_mtime_ns, b_ino, b_mode,
-              racy)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             (tree_key, path, what, size, target, a_mtime_ns, a_ino, a_mode, b_mtime_ns, b_ino,
+              b_mode, racy)
+             VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
-        let mut forget = tx.prepare_cached("DELETE FROM archive WHERE path = ?1")?;
+        let mut forget = tx.prepare_cached("DELETE FROM archive WHERE tree_key = ?1")?;
         for write in writes {
             match write {
                 Write::Put(path, r) => {
@@ -212,10 +252,11 @@ fn write_all(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
                         r.b.ino as i64,
                         i64::from(r.b.mode),
                         r.racy,
+                        tree_key(path),
                     ])?;
                 }
                 Write::Forget(path) => {
-                    forget.execute(params![&path[..]])?;
+                    forget.execute(params![tree_key(path)])?;
                 }
             }
         }

@@ -118,8 +118,8 @@ impl TwoWay {
                 return (Outcome::Failed, 0);
             }
         };
-        let recorded = match archive.load() {
-            Ok(rows) => rows,
+        let recorded = match archive.count() {
+            Ok(n) => n,
             Err(e) => {
                 log.pass_error(format_args!(
                     "reading the archive: {e}; nothing changed on either side"
@@ -127,8 +127,7 @@ impl TwoWay {
                 return (Outcome::Failed, 0);
             }
         };
-        let Some(roots) = roots::open_roots(ctx, &self.source_lock, !recorded.is_empty(), log)
-        else {
+        let Some(roots) = roots::open_roots(ctx, &self.source_lock, recorded > 0, log) else {
             return (Outcome::Failed, 0);
         };
         let b_caps = match roots.b.as_ref() {
@@ -216,7 +215,7 @@ impl TwoWay {
                 log.special(path, side, kind);
             }
         }
-        if !recorded.is_empty() && !ctx.options.allow_empty_source {
+        if recorded > 0 && !ctx.options.allow_empty_source {
             for (scan, root, name) in [
                 (&sa, &spec.source, "source"),
                 (&sb, &spec.replica, "replica"),
@@ -226,7 +225,7 @@ impl TwoWay {
                         "{name} folder {} is empty, while the last sync left {} entries in it: is its disk unmounted? \
                          Nothing was deleted on either side; --allow-empty-source syncs it anyway, deleting them on the other side",
                         display_root(root),
-                        recorded.len()
+                        recorded
                     ));
                     return (Outcome::Failed, 0);
                 }
@@ -234,7 +233,15 @@ impl TwoWay {
         }
 
         let stale = (std::mem::take(&mut sa.stale), std::mem::take(&mut sb.stale));
-        let mut rows = merge(recorded, sa, sb);
+        let mut rows = match archive.read_reverse(|recorded| merge(recorded, sa, sb)) {
+            Ok(rows) => rows,
+            Err(e) => {
+                log.pass_error(format_args!(
+                    "reading the archive: {e}; nothing changed on either side"
+                ));
+                return (Outcome::Failed, 0);
+            }
+        };
         compare::compare(ctx, &roots, &mut rows, log);
         reconcile::plan(&mut rows);
         let held = hold_deletions(ctx, &mut rows, approved, log);
@@ -289,38 +296,44 @@ pub(super) fn lock_mounts<'a>(
 /// order; paths under anything a scan could not read are left out, so
 /// nothing is done there on either side.
 ///
-/// The inputs are taken from their ends, and their buffers are shrunk as
-/// the rows grow, so the three lists and the rows are not all held at
-/// once (at 100,000 entries that was a third of the pass's peak memory).
-fn merge(mut recorded: Vec<Recorded>, sa: Scan, sb: Scan) -> Vec<Row> {
+/// The inputs are taken from their ends (the archive's straight from
+/// SQLite, last first), and the scans' buffers are shrunk as the rows
+/// grow, so the inputs and the rows are not all held at once (at 100,000
+/// entries that was a third of the pass's peak memory).
+fn merge(recorded: &mut dyn Iterator<Item = Recorded>, sa: Scan, sb: Scan) -> Vec<Row> {
     /// Rows between two shrinks of the inputs.
     const SHRINK_EVERY: usize = 4096;
     let unknown: HashSet<Box<[u8]>> = sa.unknown.into_iter().chain(sb.unknown).collect();
     let (mut a, mut b) = (sa.entries, sb.entries);
-    let mut rows = Vec::with_capacity(recorded.len().max(a.len()).max(b.len()));
+    let mut recorded = recorded.peekable();
+    let mut rows = Vec::with_capacity(a.len().max(b.len()));
     let mut taken = 0usize;
     loop {
         // The last path in tree order, and where it is.
         let last = [
-            recorded.last().map(|(p, _)| p),
+            recorded.peek().map(|(p, _)| p),
             a.last().map(|(p, _)| p),
             b.last().map(|(p, _)| p),
         ]
         .into_iter()
         .flatten()
-        .max_by(|x, y| tree_order(x, y));
+        .max_by(|x, y| tree_order(x, y))
+        .cloned();
         let Some(last) = last else { break };
+        let last = &last;
         let (in_rec, in_a, in_b) = (
-            recorded.last().is_some_and(|(p, _)| p == last),
+            recorded.peek().is_some_and(|(p, _)| p == last),
             a.last().is_some_and(|(p, _)| p == last),
             b.last().is_some_and(|(p, _)| p == last),
         );
         // The path is kept from the first list that holds it.
         let mut path = None;
-        let take_rec = in_rec.then(|| recorded.pop().expect("last")).map(|(p, r)| {
-            path = Some(p);
-            r
-        });
+        let take_rec = in_rec
+            .then(|| recorded.next().expect("peeked"))
+            .map(|(p, r)| {
+                path = Some(p);
+                r
+            });
         let take_a = in_a.then(|| a.pop().expect("last")).map(|(p, s)| {
             path.get_or_insert(p);
             s
@@ -332,7 +345,6 @@ fn merge(mut recorded: Vec<Recorded>, sa: Scan, sb: Scan) -> Vec<Row> {
         let path = path.expect("taken from one of them");
         taken += 1;
         if taken % SHRINK_EVERY == 0 {
-            recorded.shrink_to_fit();
             a.shrink_to_fit();
             b.shrink_to_fit();
         }
