@@ -23,7 +23,12 @@ fn start_watched(env: &TestEnv, interval: &str, vars: &[(&str, &str)]) -> MenuSe
 fn wait_mirror(env: &TestEnv, what: &str) {
     wait_for(
         PATIENCE,
-        || snapshot(&env.src()) == snapshot(&env.dst()),
+        // The daemon may be writing the replica meanwhile: an entry gone
+        // between listing and reading means "not yet".
+        || match (try_snapshot(&env.src()), try_snapshot(&env.dst())) {
+            (Ok(src), Ok(dst)) => src == dst,
+            _ => false,
+        },
         || format!("{what} never reached the replica:\n{}", env.log_text()),
     );
 }

@@ -215,15 +215,22 @@ pub enum Node {
 /// Every entry below `root` (not following symlinks), keyed by relative
 /// path bytes. Folder mtimes are left out (see [`dir_mtimes`]).
 pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
+    try_snapshot(root).unwrap_or_else(|e| panic!("snapshot of {}: {e}", root.display()))
+}
+
+/// [`snapshot`] of a tree that may be changing (a daemon still syncing
+/// it): `Err` when an entry went away between its listing and its read,
+/// so a poll can look again instead of failing.
+pub fn try_snapshot(root: &Path) -> std::io::Result<BTreeMap<Vec<u8>, Node>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = root.join(&rel);
-        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
-            let entry = entry.expect("dir entry");
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
             let child_rel = rel.join(entry.file_name());
             let path = entry.path();
-            let meta = fs::symlink_metadata(&path).expect("lstat");
+            let meta = fs::symlink_metadata(&path)?;
             let ft = meta.file_type();
             let mode = meta.permissions().mode() & 0o7777;
             let node = if ft.is_dir() {
@@ -231,17 +238,13 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
                 Node::Dir { mode }
             } else if ft.is_file() {
                 Node::File {
-                    bytes: fs::read(&path).expect("read file"),
+                    bytes: fs::read(&path)?,
                     mode,
                     mtime: (meta.mtime(), meta.mtime_nsec()),
                 }
             } else if ft.is_symlink() {
                 Node::Symlink {
-                    target: fs::read_link(&path)
-                        .expect("readlink")
-                        .as_os_str()
-                        .as_bytes()
-                        .to_vec(),
+                    target: fs::read_link(&path)?.as_os_str().as_bytes().to_vec(),
                     mtime: (meta.mtime(), meta.mtime_nsec()),
                 }
             } else {
@@ -250,7 +253,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
             out.insert(child_rel.as_os_str().as_bytes().to_vec(), node);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Every folder's mtime below and including `root`.
