@@ -327,8 +327,18 @@ fn menu_option_7_accepts_a_new_source_device() {
     session.wait_stdout("Cannot accept: ", 1, PATIENCE);
     sync_now(&mut session, 1);
     wait_log(&log, "is now on another file system", 1);
-    session.send("1");
-    session.wait_stdout("option 7 accepts the new device", 1, PATIENCE);
+    // The refusal is logged before the pass's end reaches the list: list
+    // until it shows.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !session.stdout().contains("option 7 accepts the new device") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the list never showed the refusal:\n{}",
+            session.stdout()
+        );
+        session.send("1");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(dst.join("a.txt").exists(), "the replica was changed");
     session.send("7");
     session.send("1");
