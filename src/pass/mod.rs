@@ -41,7 +41,7 @@ use deletions::{Deletions, Held, Mode};
 use links::Links;
 use replica::Replica;
 use schedule::Queue;
-pub(crate) use walk::crash_test_hook;
+pub(crate) use walk::{crash_test_hook, panic_message};
 
 /// Files at least this big whose data must be read are synced as jobs of
 /// their own; below it, the per-job overhead and the folder's inode lock

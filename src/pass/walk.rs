@@ -45,11 +45,7 @@ pub(super) fn walk(shared: &Shared<'_>, start: &[u8]) -> Outcome {
     // program, go on.
     let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_workers(shared)));
     if let Err(panic) = worked {
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown cause".into());
+        let why = panic_message(panic.as_ref());
         error!(
             target: shared.ctx.target,
             "pair {}: error internal: a worker of this pass panicked ({why}); the pass ended there. Please report this",
@@ -114,6 +110,15 @@ impl Drop for TaskDone<'_, '_> {
         }
         self.0.task_done();
     }
+}
+
+/// What a caught panic said, for the error line that replaces it.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into())
 }
 
 /// Debug builds only: a folder named as `FOLDERSYNC_TEST_PANIC` says makes

@@ -75,11 +75,7 @@ impl TwoWay {
             self.run(ctx, approved, &mut log, progress)
         }));
         let (outcome, held) = ran.unwrap_or_else(|panic| {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown cause".into());
+            let why = crate::pass::panic_message(panic.as_ref());
             log.pass_error(format_args!(
                 "internal: the two-way pass panicked ({why}); it ended there. Please report this"
             ));

@@ -20,6 +20,20 @@ pub enum What {
     Link,
 }
 
+impl What {
+    /// What a file system entry is; `None` for a FIFO, socket or device,
+    /// which two-way sync never touches.
+    pub fn of(kind: crate::fsops::Kind) -> Option<What> {
+        use crate::fsops::Kind;
+        match kind {
+            Kind::File => Some(What::File),
+            Kind::Dir => Some(What::Dir),
+            Kind::Symlink => Some(What::Link),
+            Kind::Special(_) => None,
+        }
+    }
+}
+
 /// One side's entry as this pass's scan saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {

@@ -23,10 +23,7 @@ impl Apply<'_> {
         if !self.ctx.options.dry_run {
             let renamed = self
                 .dir(loser, parent(&row.path))
-                .map_err(|e| fsops::OpError {
-                    op: "open folder",
-                    err: e,
-                })
+                .op("open folder")
                 .and_then(|dir| fsops::rename_new(dir, &name_of(&row.path), &name_of(&aside)));
             if let Err(e) = renamed {
                 self.op_failed(&row.path, loser, &e);

@@ -23,10 +23,7 @@ impl Apply<'_> {
             let name = name_of(&row.path);
             let set = self
                 .dir(to, parent(&row.path))
-                .map_err(|e| fsops::OpError {
-                    op: "open folder",
-                    err: e,
-                })
+                .op("open folder")
                 .and_then(|dir| fsops::set_file_attrs(dir, &name, dst.mode, mtime, &caps));
             if let Err(e) = set {
                 self.op_failed(&row.path, to, &e);
@@ -51,10 +48,7 @@ impl Apply<'_> {
             let name = name_of(&row.path);
             let set = self
                 .dir(to, parent(&row.path))
-                .map_err(|e| fsops::OpError {
-                    op: "open folder",
-                    err: e,
-                })
+                .op("open folder")
                 .and_then(|dir| fsops::set_file_attrs(dir, &name, src.mode, dst.mtime, &caps));
             if let Err(e) = set {
                 self.op_failed(&row.path, to, &e);
@@ -182,10 +176,7 @@ impl Apply<'_> {
             let target = CString::new(target).expect("a link target holds no NUL");
             let made = self
                 .dir(to, parent(path))
-                .map_err(|e| fsops::OpError {
-                    op: "open folder",
-                    err: e,
-                })
+                .op("open folder")
                 .and_then(|dir| fsops::make_symlink(dir, &name, &target, None));
             if let Err(e) = made {
                 self.op_failed(path, to, &e);
@@ -207,10 +198,7 @@ impl Apply<'_> {
             let name = name_of(&row.path);
             let removed = self
                 .dir(on, parent(&row.path))
-                .map_err(|e| fsops::OpError {
-                    op: "open folder",
-                    err: e,
-                })
+                .op("open folder")
                 .and_then(|dir| fsops::remove_file(dir, &name));
             if let Err(e) = removed {
                 self.op_failed(&row.path, on, &e);
@@ -230,10 +218,7 @@ impl Apply<'_> {
         let name = name_of(path);
         let removed = self
             .dir(side, parent(path))
-            .map_err(|e| fsops::OpError {
-                op: "open folder",
-                err: e,
-            })
+            .op("open folder")
             .and_then(|dir| fsops::remove_file(dir, &name));
         match removed {
             Ok(()) => self.log.removed_stale(path, side),

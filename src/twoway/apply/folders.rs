@@ -18,19 +18,13 @@ impl Apply<'_> {
             // pass would take for the user's and copy back.
             let mode = row.seen(on.other()).map_or(0o700, |s| s.mode);
             let first = if mode & 0o700 == 0o700 { mode } else { 0o700 };
-            let made =
-                self.dir(on, parent(&row.path))
-                    .map_err(|e| fsops::OpError {
-                        op: "open folder",
-                        err: e,
-                    })
-                    .and_then(|dir| {
-                        rustix::fs::mkdirat(dir, &name, rustix::fs::Mode::from_raw_mode(first))
-                            .map_err(|e| fsops::OpError {
-                                op: "create folder",
-                                err: e.into(),
-                            })
-                    });
+            let made = self
+                .dir(on, parent(&row.path))
+                .op("open folder")
+                .and_then(|dir| {
+                    rustix::fs::mkdirat(dir, &name, rustix::fs::Mode::from_raw_mode(first))
+                        .op("create folder")
+                });
             if let Err(e) = made {
                 self.op_failed(&row.path, on, &e);
                 return;
@@ -57,15 +51,9 @@ impl Apply<'_> {
         }
         let caps = self.caps[idx(on)];
         let name = name_of(path);
-        let dir = self.dir(on, parent(path)).map_err(|e| fsops::OpError {
-            op: "open folder",
-            err: e,
-        })?;
-        let fd = fsops::open_dir_at(dir, &name).map_err(|e| fsops::OpError {
-            op: "open folder",
-            err: e,
-        })?;
-        let now = fsops::stat_fd(fd.as_fd()).map_err(|e| fsops::OpError { op: "stat", err: e })?;
+        let dir = self.dir(on, parent(path)).op("open folder")?;
+        let fd = fsops::open_dir_at(dir, &name).op("open folder")?;
+        let now = fsops::stat_fd(fd.as_fd()).op("stat")?;
         fsops::set_fd_attrs(fd.as_fd(), mode, now.mtime, &caps)
     }
 
@@ -78,10 +66,7 @@ impl Apply<'_> {
             self.reopen(on);
             let removed = self
                 .dir(on, parent(path))
-                .map_err(|e| fsops::OpError {
-                    op: "open folder",
-                    err: e,
-                })
+                .op("open folder")
                 .and_then(|dir| fsops::remove_dir(dir, &name));
             match removed {
                 Ok(()) => {}

@@ -17,7 +17,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::SystemTime;
 
-use crate::fsops::{self, Buffers, Copied, Meta};
+use crate::fsops::{self, Buffers, Copied, Meta, Op};
 use crate::mounts::Caps;
 use crate::pair::PairContext;
 use crate::status::Counts;
@@ -345,11 +345,8 @@ pub fn seen_of(meta: &Meta, what: What, target: Option<Box<[u8]>>) -> Seen {
 
 /// Whether `meta`, stat-ed now, is the entry the scan saw as `seen`.
 fn matches_seen(meta: &Meta, seen: &Seen) -> bool {
-    let what = match meta.kind {
-        fsops::Kind::File => What::File,
-        fsops::Kind::Dir => What::Dir,
-        fsops::Kind::Symlink => What::Link,
-        fsops::Kind::Special(_) => return false,
+    let Some(what) = What::of(meta.kind) else {
+        return false;
     };
     // An inode of 0 was not kept (see `super::scan::stable_inodes`).
     what == seen.what

@@ -18,12 +18,7 @@ impl Apply<'_> {
             _ => return,
         };
         let mut seen = |m: &Meta, side: Side| -> Option<Seen> {
-            let what = match m.kind {
-                fsops::Kind::File => What::File,
-                fsops::Kind::Dir => What::Dir,
-                fsops::Kind::Symlink => What::Link,
-                fsops::Kind::Special(_) => return None,
-            };
+            let what = What::of(m.kind)?;
             let target = if what == What::Link {
                 let name = name_of(path);
                 let dir = self.dir(side, parent(path)).ok()?;
