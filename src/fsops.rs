@@ -29,7 +29,7 @@ pub use copy::{Compared, Copied, compare_files, copy_file, copy_file_if, hash_fi
 pub use probe::{FileProbe, LinkProbe, LinkTimes, device, probe_file, probe_links};
 pub use temp::is_temp_name;
 use temp::{TempFile, create_named, random_name};
-pub use tree::{RemovalObserver, make_dir_writable, open_dir_writable, remove_tree};
+pub use tree::{RemovalObserver, make_dir_writable, open_dir_path, open_dir_writable, remove_tree};
 
 use crate::mounts::Caps;
 

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, select};
 use log::{debug, info, warn};
 
-use crate::daemon::watch::{self, Note, Watch};
+use crate::daemon::watch::{Note, Watch};
 use crate::daemon::worker::{Trigger, Worker, format_interval};
+use crate::pass::{self, Start};
 use crate::status::WatchStatus;
 
 /// How long a watched pair waits for more events once one came, unless a
@@ -100,11 +101,11 @@ impl Worker {
     /// meanwhile wins: its full pass covers the changes.
     pub(super) fn wait_watched(&self, next: Instant, watch: &Watch) -> Waited {
         let burst = !watch.notes.is_empty();
-        let mut folders = Vec::new();
+        let mut starts = Vec::new();
         let timeout = crossbeam_channel::at(next);
         let mut settled = select! {
             recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-            recv(watch.notes) -> note => match gather(note, &mut folders) {
+            recv(watch.notes) -> note => match gather(note, &mut starts) {
                 Ok(settled) => settled,
                 Err(waited) => return waited,
             },
@@ -115,7 +116,7 @@ impl Worker {
             // What is queued already joins this batch without a wait;
             // counted first, so a stream cannot keep the loop here.
             for note in watch.notes.try_iter().take(watch.notes.len()) {
-                match gather(Ok(note), &mut folders) {
+                match gather(Ok(note), &mut starts) {
                     Ok(s) => settled |= s,
                     Err(waited) => return waited,
                 }
@@ -126,14 +127,14 @@ impl Worker {
             let quiet = crossbeam_channel::at((Instant::now() + QUIET).min(most));
             select! {
                 recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-                recv(watch.notes) -> note => match gather(note, &mut folders) {
+                recv(watch.notes) -> note => match gather(note, &mut starts) {
                     Ok(s) => settled |= s,
                     Err(waited) => return waited,
                 },
                 recv(quiet) -> _ => break,
             }
         }
-        Waited::Trigger(Trigger::Changed(watch::outermost(folders)))
+        Waited::Trigger(Trigger::Changed(pass::fewest(starts)))
     }
 }
 
@@ -147,19 +148,20 @@ pub(super) fn watch_status(watch: Option<&Watch>, fell_back: Option<&str>) -> Op
     }
 }
 
-/// Adds a change note's folder to `folders` and says whether its file is
-/// settled; a note that ends the wait (lost events, a broken watch) is the
-/// `Err`.
+/// Adds where a change note says a pass must start to `starts` and says
+/// whether its file is settled; a note that ends the wait (lost events, a
+/// broken watch) is the `Err`.
 fn gather(
     note: Result<Note, crossbeam_channel::RecvError>,
-    folders: &mut Vec<Vec<u8>>,
+    starts: &mut Vec<Start>,
 ) -> Result<bool, Waited> {
     match note {
-        Ok(Note::Changed(folder)) => folders.push(folder),
+        Ok(Note::Changed(folder)) => starts.push(Start::folder(folder)),
         Ok(Note::Settled(folder)) => {
-            folders.push(folder);
+            starts.push(Start::folder(folder));
             return Ok(true);
         }
+        Ok(Note::Arrived(folder)) => starts.push(Start::tree(folder)),
         Ok(Note::Lost) => return Err(Waited::Lost),
         Ok(Note::Broken(why)) => return Err(Waited::Broken(why)),
         Err(_) => return Err(Waited::Broken("the watch ended".into())),

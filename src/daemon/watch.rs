@@ -32,6 +32,9 @@ pub enum Note {
     /// content is complete, so it can be synced at once, with no quiet
     /// window.
     Settled(Vec<u8>),
+    /// This folder was made or moved in: nothing below it has been seen,
+    /// and what was made in it before its watch was added sends no event.
+    Arrived(Vec<u8>),
     /// Events were lost (the kernel queue overflowed): only a full pass
     /// knows what changed. Watching goes on.
     Lost,
@@ -194,9 +197,16 @@ fn forward(
         return;
     }
     let mut settled = false;
+    let mut arrived = false;
     match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write))
-        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => settled = true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => settled = true,
+        EventKind::Create(CreateKind::Folder) => arrived = true,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+            // A folder moved in is new below too, and its watches are
+            // still being added: it waits for the quiet window.
+            arrived = event.paths.first().is_some_and(|p| is_folder(p));
+            settled = !arrived;
+        }
         // Said already by the `From` and the `To` before it.
         EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return,
         EventKind::Access(_) => return,
@@ -211,30 +221,38 @@ fn forward(
                 Note::Changed(folder)
             });
         }
+        if let Some(rel) = arrived.then(|| relative(root, path)).flatten() {
+            let _ = sender.send(Note::Arrived(rel));
+        }
     }
+}
+
+/// Whether `path` is a folder, symlinks not followed.
+fn is_folder(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// `path` relative to `root`; `None` for the root itself or outside it.
+fn relative(root: &Path, path: &Path) -> Option<Vec<u8>> {
+    let rel = path.strip_prefix(root).ok()?.as_os_str().as_bytes();
+    (!rel.is_empty()).then(|| rel.to_vec())
 }
 
 /// Keeps [`Folders`] as notify keeps its watches. The root's own events
 /// (moved or deleted itself) change nothing: its watches stay on it.
 fn keep_folders(root: &Path, folders: &Mutex<Folders>, event: &notify::Event) {
-    let Some(rel) = event
-        .paths
-        .first()
-        .and_then(|p| p.strip_prefix(root).ok())
-        .map(|r| r.as_os_str().as_bytes())
-        .filter(|r| !r.is_empty())
-    else {
+    let Some(rel) = event.paths.first().and_then(|p| relative(root, p)) else {
         return;
     };
     match event.kind {
         EventKind::Create(CreateKind::Folder)
         | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
             // Walked before the lock, so the list never waits on a walk.
-            let found = folders_below(root, rel);
+            let found = folders_below(root, &rel);
             lock(folders).add(found);
         }
         EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
-            lock(folders).remove_tree(rel);
+            lock(folders).remove_tree(&rel);
         }
         _ => {}
     }
@@ -246,24 +264,6 @@ fn folder_of(root: &Path, path: &Path) -> Option<Vec<u8>> {
     let rel = path.strip_prefix(root).ok()?;
     let parent = rel.parent().map_or_else(PathBuf::new, Path::to_path_buf);
     Some(parent.as_os_str().as_bytes().to_vec())
-}
-
-/// The changed folders without those inside another one: a pass over a
-/// folder covers everything below it.
-pub fn outermost(mut folders: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    folders.sort();
-    folders.dedup();
-    let mut kept: Vec<Vec<u8>> = Vec::new();
-    for folder in folders {
-        let inside = kept.iter().any(|k| {
-            k.is_empty()
-                || (folder.len() > k.len() && folder.starts_with(k) && folder[k.len()] == b'/')
-        });
-        if !inside {
-            kept.push(folder);
-        }
-    }
-    kept
 }
 
 /// The name of the file system `path` is on when it reports no events
@@ -298,19 +298,6 @@ fn test_hook() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(items: &[&str]) -> Vec<Vec<u8>> {
-        items.iter().map(|s| s.as_bytes().to_vec()).collect()
-    }
-
-    #[test]
-    fn folders_inside_another_are_dropped() {
-        assert_eq!(
-            outermost(v(&["a/b", "a", "ab", "a/b/c", "ab", "x/y"])),
-            v(&["a", "ab", "x/y"])
-        );
-        assert_eq!(outermost(v(&["a/b", "", "c"])), v(&[""]));
-    }
 
     #[test]
     fn a_folder_removed_takes_its_subtree_and_nothing_else() {

@@ -20,16 +20,16 @@ use crate::pair::{Cancel, PairContext};
 use crate::pass;
 use crate::replica_lock::ReplicaLock;
 use crate::state::{PairState, RootRecord, State as StateDir};
-use crate::status::{Outcome, PairStatus, PassReport, State};
+use crate::status::{Outcome, PairStatus, State};
 use crate::twoway::TwoWay;
 
 /// What starts a worker's next pass, or ends it: the one thing a worker
 /// waits for between passes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trigger {
-    /// A watched pair's source changed in these folders (relative to the
-    /// roots, none inside another): a pass over each of them.
-    Changed(Vec<Vec<u8>>),
+    /// A watched pair's source changed in these folders (none covering
+    /// another): one pass from them.
+    Changed(Vec<pass::Start>),
     /// The interval since the last pass started is over.
     Interval,
     /// The menu asked for a pass now.
@@ -151,8 +151,8 @@ impl Worker {
         self.status.lock().expect("status poisoned").watch =
             watch_status(watch.as_ref(), fell_back.as_deref());
         let mut said_lost = false;
-        // `None`: a full pass; otherwise the folders a watch saw change.
-        let mut changed: Option<Vec<Vec<u8>>> = None;
+        // `None`: a full pass; otherwise where a watch saw changes.
+        let mut changed: Option<Vec<pass::Start>> = None;
         // When the next full pass is due.
         let mut next = Instant::now();
         loop {
@@ -194,8 +194,8 @@ impl Worker {
                 // judged against the other side and the archive.
                 (Some(two_way), _) => (two_way.pass(&ctx, approved, &mut progress), Vec::new()),
                 (None, None) => pass::run(&ctx, &mut cache, approved, &mut progress),
-                (None, Some(folders)) => {
-                    run_folders(&ctx, &mut cache, &folders, approved, &mut progress)
+                (None, Some(starts)) => {
+                    pass::run_at(&ctx, &mut cache, &starts, approved, &mut progress)
                 }
             };
             drop(in_pass);
@@ -349,36 +349,6 @@ impl Worker {
     fn set_state(&self, state: State) {
         self.status.lock().expect("status poisoned").state = state;
     }
-}
-
-/// One pass over each changed folder, as one report: the first that does
-/// not finish ends the run.
-fn run_folders(
-    ctx: &PairContext<'_>,
-    cache: &mut Cache,
-    folders: &[Vec<u8>],
-    approved: bool,
-    progress: &mut (dyn FnMut(&crate::status::Counts) + Send),
-) -> (PassReport, Vec<crate::pair::Unhashed>) {
-    let mut total = PassReport {
-        outcome: Outcome::Finished,
-        counts: Default::default(),
-        duration: Duration::ZERO,
-        held_deletions: 0,
-    };
-    let mut unhashed = Vec::new();
-    for folder in folders {
-        let (report, more) = pass::run_at(ctx, cache, folder, approved, progress);
-        total.counts.add(&report.counts);
-        total.duration += report.duration;
-        total.held_deletions += report.held_deletions;
-        total.outcome = report.outcome;
-        unhashed.extend(more);
-        if report.outcome != Outcome::Finished {
-            break;
-        }
-    }
-    (total, unhashed)
 }
 
 fn lock(mounts: &Mutex<Mounts>) -> std::sync::MutexGuard<'_, Mounts> {

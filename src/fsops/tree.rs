@@ -105,18 +105,24 @@ pub fn remove_tree(
 pub fn open_dir_writable(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     match open_dir_at(dir, name) {
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ACCESS.raw_os_error()) => {
-            let handle = rfs::openat(
-                dir,
-                name,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
+            let handle = open_dir_path(dir, name)?;
             let mode = stat_fd(handle.as_fd())?.mode;
             chmod_via_proc(handle.as_fd(), mode | 0o700)?;
             open_dir_at(dir, name)
         }
         other => other,
     }
+}
+
+/// A handle on a sub-folder (`O_PATH`, symlinks not followed) to set its
+/// mode and mtime through ([`super::set_fd_attrs`]), whatever its mode.
+pub fn open_dir_path(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    Ok(rfs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// Gives an open folder owner `rwx` if it lacks it, so entries can be

@@ -26,10 +26,13 @@ use super::walk::Walker;
 
 impl Walker<'_, '_> {
     /// Removals first, then each source entry; returns the sub-folders to
-    /// queue (in name order).
+    /// queue (in name order): all of them when `deep`, else only those new
+    /// to the replica.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn sync_entries(
         &mut self,
         rel: &[u8],
+        deep: bool,
         src: &Arc<OwnedFd>,
         dst: Option<&Arc<OwnedFd>>,
         mut src_entries: Vec<fsops::Entry>,
@@ -109,8 +112,16 @@ impl Walker<'_, '_> {
                     // replica to compare its contents with.
                     let replica_exists = self.shared.replica.writes()
                         || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
-                    if let Some(fresh) = self.ensure_dir(dst_fd, &child, &s.name, dst_meta.as_ref())
-                    {
+                    let fresh = self.ensure_dir(dst_fd, &child, &s.name, dst_meta.as_ref());
+                    if fresh == Some(false) && !deep {
+                        self.sync_folder_attrs(
+                            dst_fd,
+                            &child,
+                            &s.name,
+                            &src_meta,
+                            dst_meta.as_ref(),
+                        );
+                    } else if let Some(fresh) = fresh {
                         subdirs.push(Job::Dir(Task {
                             open: Open::Child {
                                 src_parent: Arc::clone(src),
@@ -120,6 +131,7 @@ impl Walker<'_, '_> {
                             rel: child,
                             src_meta,
                             fresh,
+                            deep: true,
                             parent: Some(Arc::clone(node)),
                         }));
                     }

@@ -35,12 +35,14 @@ mod replica;
 mod report;
 mod roots;
 mod schedule;
+mod starts;
 mod walk;
 
 use deletions::{Deletions, Held, Mode};
 use links::Links;
 use replica::Replica;
 use schedule::Queue;
+pub use starts::{Start, fewest};
 pub(crate) use walk::{crash_test_hook, panic_message};
 
 /// Files at least this big whose data must be read are synced as jobs of
@@ -82,6 +84,10 @@ struct Shared<'a> {
     replica_dev: OnceLock<u64>,
     /// What this pass leaves out.
     excludes: Arc<Matcher>,
+    /// The folders this pass starts at (see [`Start`]), sorted: one that
+    /// is also a folder in another's listing has its mode and mtime set by
+    /// its own task, when it is done.
+    starts: OnceLock<Vec<Vec<u8>>>,
     /// The in-memory cache keeps entries after the pass, so big files are
     /// hashed after it ([`crate::digests`]); not for `--once`.
     fills_later: bool,
@@ -116,18 +122,23 @@ pub fn run(
     deletions_approved: bool,
     progress: &mut (dyn FnMut(&Counts) + Send),
 ) -> (PassReport, Vec<Unhashed>) {
-    run_at(ctx, cache, b"", deletions_approved, progress)
+    run_at(
+        ctx,
+        cache,
+        &[Start::everything()],
+        deletions_approved,
+        progress,
+    )
 }
 
-/// Like [`run`], over the subtree at `start` (a path relative to the
-/// pair's roots; empty for all of it), as a watch mode will need for the
-/// folders an event names. The walk starts at the deepest folder of
-/// `start` that exists on both sides, so a new subtree is created from its
-/// parent.
+/// Like [`run`], over the folders a watch saw change ([`Start`]), as one
+/// pass. Each starts at the deepest folder of its path that exists on both
+/// sides, so a new subtree is created from its parent; a start inside an
+/// excluded folder is dropped.
 pub fn run_at(
     ctx: &PairContext<'_>,
     cache: &mut Cache,
-    start: &[u8],
+    starts: &[Start],
     deletions_approved: bool,
     progress: &mut (dyn FnMut(&Counts) + Send),
 ) -> (PassReport, Vec<Unhashed>) {
@@ -140,13 +151,23 @@ pub fn run_at(
         Mode::Free
     };
     let (excludes, refresh_error) = report::refresh_excludes(ctx);
-    if let Some(out) = excluded_prefix(&excludes, start) {
-        // A change inside an excluded folder (that the replica may hold
-        // from before the pattern): not this pair's business.
-        ctx.log_debug(format_args!(
-            "change in {} ignored: it is excluded",
-            crate::logging::display_path(out)
-        ));
+    let starts: Vec<Start> = starts
+        .iter()
+        .filter(|start| match excluded_prefix(&excludes, &start.rel) {
+            // A change inside an excluded folder (that the replica may
+            // hold from before the pattern): not this pair's business.
+            Some(out) => {
+                ctx.log_debug(format_args!(
+                    "change in {} ignored: it is excluded",
+                    crate::logging::display_path(out)
+                ));
+                false
+            }
+            None => true,
+        })
+        .cloned()
+        .collect();
+    if starts.is_empty() {
         return (
             PassReport {
                 outcome: Outcome::Finished,
@@ -160,7 +181,7 @@ pub fn run_at(
             Vec::new(),
         );
     }
-    let mut walked = walk_with(ctx, cache, start, mode, &excludes, progress);
+    let mut walked = walk_with(ctx, cache, &starts, mode, &excludes, progress);
     walked.counts.errors += refresh_error;
     let mut held = 0;
     if let (Some(limit), true) = (guarded, walked.outcome == Outcome::Finished) {
@@ -172,7 +193,7 @@ pub fn run_at(
         } else if count > 0 {
             // Within the limit: a second walk removes them.
             let checked = walked.counts.checked;
-            let second = walk_with(ctx, cache, start, Mode::Limit(limit), &excludes, progress);
+            let second = walk_with(ctx, cache, &starts, Mode::Limit(limit), &excludes, progress);
             walked.counts.add(&second.counts);
             walked.counts.checked = checked;
             walked.outcome = second.outcome;
@@ -185,7 +206,7 @@ pub fn run_at(
         duration: started.elapsed(),
         held_deletions: held,
     };
-    report::log_summary(ctx, &report, start);
+    report::log_summary(ctx, &report, &starts);
     (report, walked.unhashed)
 }
 
@@ -211,11 +232,11 @@ struct Walked {
     unhashed: Vec<Unhashed>,
 }
 
-/// One walk of the whole tree, with removals treated as `mode` says.
+/// One walk from `starts`, with removals treated as `mode` says.
 fn walk_with(
     ctx: &PairContext<'_>,
     cache: &mut Cache,
-    start: &[u8],
+    starts: &[Start],
     mode: Mode,
     excludes: &Arc<Matcher>,
     progress: &mut (dyn FnMut(&Counts) + Send),
@@ -239,8 +260,9 @@ fn walk_with(
         caps: OnceLock::new(),
         replica_dev: OnceLock::new(),
         excludes: Arc::clone(excludes),
+        starts: OnceLock::new(),
     };
-    let outcome = walk::walk(&shared, start);
+    let outcome = walk::walk(&shared, starts);
     if outcome == Outcome::Finished {
         lock_mounts(ctx).passed(shared.replica_dev.get().copied());
     }
@@ -282,9 +304,14 @@ mod tests {
     use crate::pair::{Cancel, PairContext};
     use crate::replica_lock::ReplicaLock;
 
-    /// One pass of the pair `root/src -> root/dst` over `start`, run as the
+    /// One pass of the pair `root/src -> root/dst` from `start`, run as the
     /// library, without the binary.
-    fn pass_at(root: &Path, cache: &mut Cache, start: &[u8]) -> PassReport {
+    fn pass_at(root: &Path, cache: &mut Cache, start: Start) -> PassReport {
+        pass_at_all(root, cache, &[start])
+    }
+
+    /// One pass of the pair `root/src -> root/dst` from `starts`.
+    fn pass_at_all(root: &Path, cache: &mut Cache, starts: &[Start]) -> PassReport {
         let spec = PairSpec {
             source: root.join("src"),
             replica: root.join("dst"),
@@ -310,7 +337,7 @@ mod tests {
             mounts: &mounts,
             excludes: &excludes,
         };
-        run_at(&ctx, cache, start, false, &mut |_| {}).0
+        run_at(&ctx, cache, starts, false, &mut |_| {}).0
     }
 
     #[test]
@@ -323,14 +350,14 @@ mod tests {
             fs::write(path, text).expect("write");
         }
         let mut cache = Cache::new(None);
-        let whole = pass_at(root, &mut cache, b"");
+        let whole = pass_at(root, &mut cache, Start::everything());
         assert_eq!((whole.outcome, whole.counts.copied), (Outcome::Finished, 3));
         for path in ["src/a/deep/x", "src/b/y", "src/z"] {
             fs::write(root.join(path), "changed").expect("write");
         }
         fs::write(root.join("src/a/deep/new"), "new").expect("write");
 
-        let sub = pass_at(root, &mut cache, b"a/deep");
+        let sub = pass_at(root, &mut cache, Start::tree(b"a/deep".to_vec()));
         assert_eq!(sub.outcome, Outcome::Finished);
         assert_eq!((sub.counts.copied, sub.counts.updated), (1, 1));
         let read = |p: &str| fs::read_to_string(root.join(p)).expect("read");
@@ -342,7 +369,7 @@ mod tests {
         // A start the replica does not have yet begins at its parent.
         fs::create_dir(root.join("src/b/fresh")).expect("mkdir");
         fs::write(root.join("src/b/fresh/f"), "f").expect("write");
-        let fresh = pass_at(root, &mut cache, b"b/fresh");
+        let fresh = pass_at(root, &mut cache, Start::tree(b"b/fresh".to_vec()));
         assert_eq!(read("dst/b/fresh/f"), "f");
         assert_eq!(read("dst/b/y"), "changed", "the parent was synced");
         assert_eq!(read("dst/z"), "z1");
@@ -355,7 +382,7 @@ mod tests {
         fs::write(root.join("src/b/skip/new"), "excluded").expect("write");
         fs::write(root.join("dst/b/skip/kept"), "replica's own").expect("write");
         fs::write(root.join("src/.foldersyncignore"), "skip/\n").expect("write");
-        let skipped = pass_at(root, &mut cache, b"b/skip");
+        let skipped = pass_at(root, &mut cache, Start::folder(b"b/skip".to_vec()));
         assert_eq!(skipped.counts, Counts::default());
         assert!(!root.join("dst/b/skip/new").exists());
         assert!(root.join("dst/b/skip/kept").exists());
@@ -364,8 +391,57 @@ mod tests {
         fs::remove_dir_all(root.join("dst/b/skip")).expect("rm");
 
         // The cache still knows the folders a partial pass did not visit.
-        let again = pass_at(root, &mut cache, b"");
+        let again = pass_at(root, &mut cache, Start::everything());
         assert_eq!((again.counts.copied, again.counts.updated), (0, 1));
         assert_eq!(read("dst/z"), "changed");
+    }
+
+    #[test]
+    fn a_pass_over_a_folder_s_entries_enters_only_its_new_folders() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        for (path, text) in [("src/a/deep/x", "x1"), ("src/a/y", "y1"), ("src/z", "z1")] {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            fs::write(path, text).expect("write");
+        }
+        let mut cache = Cache::new(None);
+        pass_at(root, &mut cache, Start::everything());
+        for path in ["src/a/deep/x", "src/a/y", "src/z"] {
+            fs::write(root.join(path), "changed").expect("write");
+        }
+        fs::create_dir_all(root.join("src/a/new/below")).expect("mkdir");
+        fs::write(root.join("src/a/new/below/n"), "n").expect("write");
+        fs::set_permissions(root.join("src/a/deep"), fs::Permissions::from_mode(0o750))
+            .expect("chmod");
+
+        let report = pass_at(root, &mut cache, Start::folder(b"a".to_vec()));
+        assert_eq!(report.outcome, Outcome::Finished);
+        let read = |p: &str| fs::read_to_string(root.join(p)).expect("read");
+        assert_eq!(read("dst/a/y"), "changed", "its own entries");
+        assert_eq!(read("dst/a/new/below/n"), "n", "a new folder, all of it");
+        assert_eq!(
+            read("dst/a/deep/x"),
+            "x1",
+            "a folder it holds is not entered"
+        );
+        let mode = fs::metadata(root.join("dst/a/deep"))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o750, "but takes the source's mode");
+        assert_eq!(read("dst/z"), "z1", "outside it");
+        assert_eq!((report.counts.copied, report.counts.updated), (1, 1));
+
+        // Two starts, one pass: the root's own entries, and a folder in it.
+        let both = pass_at_all(
+            root,
+            &mut cache,
+            &[Start::folder(Vec::new()), Start::folder(b"a/deep".to_vec())],
+        );
+        assert_eq!((both.outcome, both.counts.updated), (Outcome::Finished, 2));
+        assert_eq!(read("dst/z"), "changed");
+        assert_eq!(read("dst/a/deep/x"), "changed");
     }
 }

@@ -13,6 +13,7 @@ use crate::mounts::Caps;
 use crate::status::{Counts, Outcome, PassReport};
 
 use super::deletions::Held;
+use super::starts::{self, Start};
 use crate::pair::PairContext;
 
 use super::walk::Walker;
@@ -211,7 +212,7 @@ pub(super) fn refresh_excludes(ctx: &PairContext<'_>) -> (Arc<Matcher>, u64) {
 /// A pass that found nothing to do logs its summary at debug level: the log
 /// file still gets it, but a console left open on the menu is not filled
 /// with a line every interval (use `-v` to see them).
-pub(super) fn log_summary(ctx: &PairContext<'_>, r: &PassReport, start: &[u8]) {
+pub(super) fn log_summary(ctx: &PairContext<'_>, r: &PassReport, starts: &[Start]) {
     let c = &r.counts;
     let how = match r.outcome {
         Outcome::Finished => "finished",
@@ -219,10 +220,10 @@ pub(super) fn log_summary(ctx: &PairContext<'_>, r: &PassReport, start: &[u8]) {
         Outcome::Failed => "failed",
     };
     // A subtree's pass says which: the full pass's line stays as it was.
-    let how = if start.is_empty() {
+    let how = if starts == [Start::everything()] {
         format!("pass {how}")
     } else {
-        format!("pass over {} {how}", display_path(start))
+        format!("pass over {} {how}", starts::describe(starts))
     };
     let quiet = Counts {
         checked: c.checked,

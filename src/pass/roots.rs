@@ -3,52 +3,79 @@
 //! probed for what its file system keeps; and the folder a walk over a
 //! subtree starts at.
 
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::fsops::{self, join_rel};
+use crate::fsops::{self, Meta, join_rel};
 use crate::logging::display_root;
 use crate::mounts::Note;
 
 use super::lock_mounts;
 use super::report::Done;
 use super::schedule::{Open, Task};
+use super::starts::{Start, fewest};
 
-/// Opens the roots, runs the workers over the tree, and says how it ended.
 use super::walk::Walker;
 
-/// The task for the deepest folder along `start` that is a folder on both
-/// sides (the root's when the first step is not), opened from the roots
-/// without following symlinks.
-pub(super) fn descend(root: Task, start: &[u8]) -> Task {
+/// The tasks for `starts`: each at the deepest folder along its path that
+/// is a folder on both sides (opened from the roots without following
+/// symlinks), without those another covers. A start whose whole path is
+/// not there becomes a pass over the folder it reached: the rest of its
+/// path is then new there (entered, as new folders are) or gone (removed).
+pub(super) fn descend_all(root: Task, starts: &[Start]) -> std::io::Result<Vec<Task>> {
     let Open::Root {
         src,
         dst: Some(dst),
-    } = root.open
+    } = &root.open
     else {
-        return root; // A dry run with no replica yet: all of it.
+        return Ok(vec![root]); // A dry run with no replica yet: all of it.
     };
-    let (mut src, mut dst, mut src_meta, mut rel) = (src, dst, root.src_meta, Vec::new());
+    if root.fresh {
+        return Ok(vec![root]); // A replica just made: all of it is new.
+    }
+    let mut tasks = Vec::with_capacity(starts.len());
+    for start in starts {
+        tasks.push(descend(src, dst, root.src_meta, start)?);
+    }
+    let mut kept: HashSet<Start> = fewest(tasks.iter().map(Task::start).collect())
+        .into_iter()
+        .collect();
+    Ok(tasks
+        .into_iter()
+        .filter(|t| kept.remove(&t.start()))
+        .collect())
+}
+
+/// One start's task (see [`descend_all`]).
+fn descend(src: &OwnedFd, dst: &OwnedFd, root_meta: Meta, start: &Start) -> io::Result<Task> {
+    let (mut src, mut dst, mut src_meta, mut rel) =
+        (src.try_clone()?, dst.try_clone()?, root_meta, Vec::new());
+    let mut reached = true;
     for name in start
+        .rel
         .split(|&b| b == b'/')
         .filter(|n| !n.is_empty() && *n != b".")
     {
         let Ok(name) = std::ffi::CString::new(name) else {
+            reached = false;
             break;
         };
         let (Ok(s), Ok(d)) = (
             fsops::open_dir_at(src.as_fd(), &name),
             fsops::open_dir_at(dst.as_fd(), &name),
         ) else {
+            reached = false;
             break;
         };
         let Ok(meta) = fsops::stat_fd(s.as_fd()) else {
+            reached = false;
             break;
         };
         (src, dst, src_meta) = (s, d, meta);
         rel = join_rel(&rel, name.to_bytes());
     }
-    Task {
+    Ok(Task {
         open: Open::Root {
             src,
             dst: Some(dst),
@@ -56,8 +83,9 @@ pub(super) fn descend(root: Task, start: &[u8]) -> Task {
         rel,
         src_meta,
         fresh: false,
+        deep: start.deep && reached,
         parent: None,
-    }
+    })
 }
 
 impl Walker<'_, '_> {
@@ -168,6 +196,7 @@ impl Walker<'_, '_> {
             rel: Vec::new(),
             src_meta,
             fresh,
+            deep: true,
             parent: None,
         })
     }

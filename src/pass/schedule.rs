@@ -32,8 +32,21 @@ pub(super) struct Task {
     pub(super) src_meta: Meta,
     /// The replica folder was created in this pass.
     pub(super) fresh: bool,
+    /// The folders in it are entered too; only a watched pair's pass over
+    /// a folder whose entries changed leaves them (see [`super::Start`]).
+    pub(super) deep: bool,
     /// The folder this one is in; told when this one is finished.
     pub(super) parent: Option<Arc<DirNode>>,
+}
+
+impl Task {
+    /// Where this task starts a pass, and how far down.
+    pub(super) fn start(&self) -> super::Start {
+        super::Start {
+            rel: self.rel.clone(),
+            deep: self.deep,
+        }
+    }
 }
 
 /// A large file whose data must be read (to copy, hash or compare it) is

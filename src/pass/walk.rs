@@ -20,26 +20,38 @@ use crate::status::{Counts, Outcome};
 use super::report::Done;
 use super::roots;
 use super::schedule::{DirNode, Finish, Job, Open, Queue, Task};
+use super::starts::Start;
 use super::{Shared, Totals, lock_mounts};
 use crate::pair::PairContext;
 use crate::pair::jobs;
 
-/// Opens the roots, runs the workers over the tree, and says how it ended.
-pub(super) fn walk(shared: &Shared<'_>, start: &[u8]) -> Outcome {
+/// Opens the roots, runs the workers over the tree from `starts`, and says
+/// how it ended.
+pub(super) fn walk(shared: &Shared<'_>, starts: &[Start]) -> Outcome {
     let mut first = Walker::new(shared);
     let Some(root) = first.open_roots() else {
         first.flush();
         return Outcome::Failed;
     };
     first.flush();
-    let whole = start.is_empty();
-    let top = if whole {
-        root
+    let whole = starts.contains(&Start::everything());
+    let tops = if whole {
+        vec![root]
     } else {
-        roots::descend(root, start)
+        match roots::descend_all(root, starts) {
+            Ok(tops) => tops,
+            Err(e) => {
+                first.error_line(format_args!("cannot open the changed folders: {e}"));
+                first.flush();
+                return Outcome::Failed;
+            }
+        }
     };
+    let mut rels: Vec<Vec<u8>> = tops.iter().map(|t| t.rel.clone()).collect();
+    rels.sort();
+    shared.starts.set(rels).expect("set once, here");
     shared.cache.lock().expect("cache poisoned").begin_pass();
-    shared.queue.push(vec![Job::Dir(top)]);
+    shared.queue.push(tops.into_iter().map(Job::Dir).collect());
     drop(first);
     // A worker that panics ends the pass with an error; the pair, and the
     // program, go on.
@@ -246,6 +258,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             rel,
             src_meta,
             fresh,
+            deep,
             parent,
         } = task;
         let Some((src, dst)) = self.open_task(open, &rel) else {
@@ -284,7 +297,15 @@ impl<'s, 'a> Walker<'s, 'a> {
             }
         });
         let node = DirNode::new(finish, parent);
-        let subdirs = self.sync_entries(&rel, &src, dst.as_ref(), src_entries, dst_entries, &node);
+        let subdirs = self.sync_entries(
+            &rel,
+            deep,
+            &src,
+            dst.as_ref(),
+            src_entries,
+            dst_entries,
+            &node,
+        );
         node.add_pending(subdirs.len());
         self.shared.queue.push(subdirs);
         self.release(Some(node));
@@ -324,6 +345,34 @@ impl<'s, 'a> Walker<'s, 'a> {
         name: &CStr,
     ) -> io::Result<OwnedFd> {
         self.shared.replica.open_dir(parent, name)
+    }
+
+    /// Sets the mode and mtime of a folder that a pass over its parent's
+    /// entries does not enter (a chmod on it is its parent's event), when
+    /// they differ; unless the pass starts at that folder too, whose own
+    /// task sets them once done inside it.
+    pub(super) fn sync_folder_attrs(
+        &mut self,
+        dst: Option<BorrowedFd<'_>>,
+        rel: &[u8],
+        name: &CStr,
+        s: &Meta,
+        d: Option<&Meta>,
+    ) {
+        let (Some(dst), Some(d)) = (dst, d) else {
+            return; // A dry run's folder to be created.
+        };
+        let caps = self.caps();
+        let starts = self.shared.starts.get().map_or(&[][..], Vec::as_slice);
+        if caps.same_mode(d.mode, s.mode) && caps.same_mtime(d.mtime, s.mtime)
+            || starts.binary_search_by(|r| r[..].cmp(rel)).is_ok()
+        {
+            return;
+        }
+        match fsops::open_dir_path(dst, name) {
+            Ok(dir) => self.finish_dir(&dir, rel, s, Some(d.mode)),
+            Err(e) => self.error(rel, "open replica folder", &e, "skipped"),
+        }
     }
 
     /// Sets a replica folder's mode and mtime once its contents are done.

@@ -75,8 +75,69 @@ fn watched_changes_reach_the_replica_without_a_full_pass() {
 
     let log = env.log_text();
     assert_eq!(count(&log, "pass finished in"), 1, "one full pass:\n{log}");
-    assert!(count(&log, "pass over d1 finished in") >= 3, "{log}");
-    assert!(count(&log, "pass over d2 finished in") >= 2, "{log}");
+    assert!(count(&log, "pass over d1 ") >= 3, "{log}");
+    assert!(count(&log, "pass over d2") >= 2, "{log}");
+    stop_quickly(&env, session);
+}
+
+/// The `N checked` of the last summary line that says `pass over WHAT `.
+fn last_checked(log: &str, what: &str) -> usize {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("pass over {what} ")))
+        .unwrap_or_else(|| panic!("no pass over {what}:\n{log}"));
+    let before = line.split(" checked").next().expect("a count");
+    let n = before.rsplit(' ').next().expect("a number");
+    n.parse().unwrap_or_else(|_| panic!("no count in {line}"))
+}
+
+#[test]
+fn a_change_in_a_folder_checks_its_entries_not_the_folders_below_it() {
+    let env = TestEnv::new();
+    env.write("src/top.txt", "top");
+    for d in ["d1", "d2", "d3"] {
+        for i in 0..30 {
+            env.write(format!("src/{d}/sub/f{i}.txt"), format!("{d} {i}"));
+        }
+    }
+    let session = start_watched(&env, "1h", &[]);
+
+    env.write("src/top.txt", "edited");
+    wait_mirror(&env, "an edit in the top folder");
+    // The summary comes after the work.
+    wait_log(&env.log(), "pass over . ", 1);
+    // top.txt and the three folders: nothing below them.
+    assert_eq!(last_checked(&env.log_text(), "."), 4);
+
+    // A folder's new mode is its parent's event: set, and not entered.
+    let passes = count(&env.log_text(), "pass over ");
+    chmod(&env.path("src/d2"), 0o750);
+    wait_for(
+        PATIENCE,
+        || {
+            use std::os::unix::fs::PermissionsExt;
+            fs::metadata(env.path("dst/d2")).is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o750)
+        },
+        || format!("the mode never reached the replica:\n{}", env.log_text()),
+    );
+    wait_log(&env.log(), "pass over ", passes + 1);
+    assert_eq!(last_checked(&env.log_text(), "."), 4);
+
+    // A new folder is synced all the way down, made in one go (`mkdir
+    // -p` and files before its watch is added) or moved in.
+    fs::create_dir_all(env.path("src/d1/n1/n2/n3")).expect("mkdir");
+    env.write("src/d1/n1/n2/n3/deep.txt", "deep");
+    env.write("src/d1/n1/n.txt", "n");
+    wait_mirror(&env, "new folders");
+    let outside = env.path("elsewhere");
+    fs::create_dir_all(outside.join("m/m2")).expect("mkdir");
+    fs::write(outside.join("m/m2/moved.txt"), "moved in").expect("write");
+    fs::rename(outside.join("m"), env.path("src/d3/sub/m")).expect("rename");
+    wait_mirror(&env, "a folder moved in");
+
+    let log = env.log_text();
+    assert_eq!(count(&log, "pass finished in"), 1, "one full pass:\n{log}");
     stop_quickly(&env, session);
 }
 
