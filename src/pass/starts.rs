@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(describe(&[folder(""), tree("d1")]), ". and d1");
         assert_eq!(
             describe(&[folder("a"), folder("b"), folder("c")]),
-            "a, b, and c"
+            "a, b and c"
         );
         assert_eq!(
             describe(&[
