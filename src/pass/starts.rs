@@ -81,13 +81,9 @@ pub(super) fn describe(starts: &[Start]) -> String {
     match names.len() {
         0 => String::new(),
         1 => names.remove(0),
-        n => {
+        _ => {
             let last = names.pop().expect("two or more");
-            format!(
-                "{}{} and {last}",
-                names.join(", "),
-                if n > 2 { "," } else { "" }
-            )
+            format!("{} and {last}", names.join(", "))
         }
     }
 }
