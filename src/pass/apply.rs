@@ -63,7 +63,7 @@ impl Walker<'_, '_> {
             (Some(dst), Some(d)) => match self.resolve_plan(src, dst, rel, name, s, d, old) {
                 Ok(decided) => decided,
                 Err(e) => {
-                    self.op_error(rel, &e);
+                    self.file_failed(rel, &e);
                     return None;
                 }
             },
@@ -252,7 +252,7 @@ impl Walker<'_, '_> {
             }
             Ok(Some(Copied::Cancelled | Copied::Refused)) => None,
             Err(e) => {
-                self.op_error(rel, &e);
+                self.file_failed(rel, &e);
                 None
             }
         }

@@ -174,6 +174,18 @@ impl Walker<'_, '_> {
         error!(target: self.ctx.target, "pair {}: error {}: {e}", self.ctx.id, display_path(rel));
     }
 
+    /// Like [`Walker::op_error`], for work on one source file; one removed
+    /// since its folder was listed is no error, as one that vanished
+    /// before its stat is not: the removal's own pass follows.
+    pub(super) fn file_failed(&mut self, rel: &[u8], e: &OpError) {
+        if e.op == "open" && e.err.kind() == io::ErrorKind::NotFound {
+            self.ctx
+                .log_debug(format_args!("{} vanished", display_path(rel)));
+        } else {
+            self.op_error(rel, e);
+        }
+    }
+
     pub(super) fn error_line(&mut self, msg: std::fmt::Arguments<'_>) {
         self.counts.errors += 1;
         error!(target: self.ctx.target, "pair {}: error {msg}", self.ctx.id);

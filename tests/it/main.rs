@@ -33,3 +33,4 @@ mod two_way_model;
 mod two_way_pause;
 mod two_way_rules;
 mod watch;
+mod watch_model;

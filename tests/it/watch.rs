@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 /// A daemon watching `src`, and its first full pass done.
-fn start_watched(env: &TestEnv, interval: &str, vars: &[(&str, &str)]) -> MenuSession {
+pub(crate) fn start_watched(env: &TestEnv, interval: &str, vars: &[(&str, &str)]) -> MenuSession {
     let session = MenuSession::start_with_env(
         env.root(),
         ["--no-menu", "--watch", "src", "dst", interval, "log.txt"],
@@ -33,7 +33,7 @@ fn wait_mirror(env: &TestEnv, what: &str) {
     );
 }
 
-fn stop_quickly(env: &TestEnv, mut session: MenuSession) {
+pub(crate) fn stop_quickly(env: &TestEnv, mut session: MenuSession) {
     let asked = Instant::now();
     signal(session.child.id(), "TERM");
     let status = session.wait_exit(PATIENCE);
