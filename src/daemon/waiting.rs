@@ -16,6 +16,10 @@ use crate::status::WatchStatus;
 /// file was closed or moved in: a save is several events in a row, and one
 /// pass for all of them is cheaper.
 const QUIET: Duration = Duration::from_millis(5);
+/// The quiet window during a burst (notes came while the last pass ran):
+/// a writer on a busy machine is often descheduled for more than
+/// [`QUIET`], and each such pause would otherwise end a pass.
+const BURST_QUIET: Duration = Duration::from_millis(50);
 /// The longest it gathers events under a stream that never pauses.
 const GATHER_MOST: Duration = Duration::from_secs(1);
 
@@ -96,8 +100,9 @@ impl Worker {
     /// more is coming for it. Other changes open a window that closes
     /// after [`QUIET`] without another, or after [`GATHER_MOST`]. Notes
     /// already waiting when the wait begins came during the last pass: a
-    /// burst is on, so even a settled file waits for the window, and the
-    /// burst becomes a few passes, not one per file. A command sent
+    /// burst is on, so even a settled file waits for the window, which is
+    /// [`BURST_QUIET`] then, and the burst becomes a few passes, not one
+    /// per file. A command sent
     /// meanwhile wins: its full pass covers the changes.
     pub(super) fn wait_watched(&self, next: Instant, watch: &Watch) -> Waited {
         let burst = !watch.notes.is_empty();
@@ -124,7 +129,8 @@ impl Worker {
             if settled && !burst {
                 break;
             }
-            let quiet = crossbeam_channel::at((Instant::now() + QUIET).min(most));
+            let window = if burst { BURST_QUIET } else { QUIET };
+            let quiet = crossbeam_channel::at((Instant::now() + window).min(most));
             select! {
                 recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
                 recv(watch.notes) -> note => match gather(note, &mut starts) {
