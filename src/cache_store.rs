@@ -139,6 +139,9 @@ impl CacheStore {
     /// `complete`: the pass went through the whole folder, so a name of
     /// `old` missing from `new` is gone (otherwise it is kept).
     pub fn save_dir(&mut self, rel: &[u8], old: &DirEntries, new: &DirEntries, complete: bool) {
+        if !self.write || new.packed_eq(old) {
+            return;
+        }
         let changed = new
             .iter()
             .filter(|(name, entry)| old.get(name) != Some(*entry))

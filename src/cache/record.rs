@@ -16,7 +16,7 @@ const DST_MTIME: u8 = 1 << 3;
 
 /// The values a folder's records are stored as differences from: those of
 /// the first entry it was given.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Base {
     src_mtime: i64,
     src_ctime: i64,
