@@ -163,3 +163,80 @@ fn an_unknown_layout_is_left_alone() {
         .unwrap();
     assert_eq!(rows, 1, "nothing written to a layout it does not know");
 }
+
+#[test]
+fn a_table_of_the_older_layout_is_replaced_at_the_first_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open(dir.path().join("state"), false).unwrap();
+    let mut s = store(&state, true);
+    s.save_dir(
+        b"",
+        &DirEntries::default(),
+        &dir_of(&[("x", entry(1, None))]),
+        true,
+    );
+    drop(s);
+    let path = state
+        .pair(Path::new("/src"), Path::new("/dst"))
+        .path()
+        .to_path_buf();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE digest_cache;
+         CREATE TABLE digest_cache (dir BLOB, name BLOB, src_size INTEGER, md5 BLOB,
+             PRIMARY KEY (dir, name)) WITHOUT ROWID;
+         INSERT INTO digest_cache VALUES (x'', x'78', 1, NULL);
+         UPDATE meta SET value = '1' WHERE key = 'digest_cache_version';",
+    )
+    .unwrap();
+    drop(conn);
+    // Read only: nothing to read, nothing said, nothing changed.
+    let mut s = store(&state, false);
+    assert_eq!(s.load_dir(b"").map(|d| d.iter().count()), Some(0));
+    drop(s);
+    let mut s = store(&state, true);
+    assert_eq!(s.load_dir(b"").map(|d| d.iter().count()), Some(0));
+    let second = dir_of(&[("y", entry(2, Some([4; 16])))]);
+    s.save_dir(b"", &DirEntries::default(), &second, true);
+    assert_eq!(s.load_dir(b"").unwrap().get(b"y"), second.get(b"y"));
+    s.commit();
+    drop(s);
+    let conn = Connection::open(&path).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [VERSION_KEY],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, LAYOUT);
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM digest_cache", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "the older layout's rows are gone");
+}
+
+#[test]
+fn a_corrupt_entry_turns_the_store_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open(dir.path().join("state"), false).unwrap();
+    let mut s = store(&state, true);
+    s.save_dir(
+        b"a",
+        &DirEntries::default(),
+        &dir_of(&[("x", entry(1, None))]),
+        true,
+    );
+    s.commit();
+    drop(s);
+    let path = state
+        .pair(Path::new("/src"), Path::new("/dst"))
+        .path()
+        .to_path_buf();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE digest_cache SET entry = x'00ff'", [])
+        .unwrap();
+    drop(conn);
+    let mut s = store(&state, true);
+    assert!(s.load_dir(b"a").is_none());
+}

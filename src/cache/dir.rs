@@ -61,7 +61,7 @@ impl DirEntries {
     fn entry_at(&self, start: u32) -> (Entry, usize) {
         let start = start as usize;
         let fields = start + 1 + self.bytes[start] as usize;
-        decode(&self.bytes, fields, &self.base)
+        decode(&self.bytes, fields, &self.base).expect("a record this folder packed")
     }
 
     /// An empty folder with room for as many entries as `old` holds: a
@@ -247,6 +247,31 @@ mod tests {
         assert_eq!(dir.get(b"zz").unwrap().src.size, 2);
         assert_eq!(dir.get(b"a").unwrap().src.size, 3);
         assert!(dir.get(b"c").is_none());
+    }
+
+    #[test]
+    fn an_entry_alone_comes_back_from_its_bytes_and_garbage_does_not() {
+        let far = Entry {
+            src: stamp(u64::MAX, i64::MIN, i64::MAX, u64::MAX),
+            dst: stamp(0, i64::MAX, i64::MIN, 0),
+            digest: None,
+            racy: true,
+        };
+        for e in [entry(5), far] {
+            let bytes = e.to_bytes();
+            assert_eq!(Entry::from_bytes(&bytes), Some(e));
+            for cut in 0..bytes.len() {
+                assert_eq!(Entry::from_bytes(&bytes[..cut]), None, "cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(Entry::from_bytes(&longer), None);
+        }
+        assert_eq!(Entry::from_bytes(&[0x80]), None, "unknown flag");
+        let mut overlong = vec![0];
+        overlong.extend([0xff; 10]);
+        overlong.extend([0; 5]);
+        assert_eq!(Entry::from_bytes(&overlong), None, "a varint past 64 bits");
     }
 
     #[test]

@@ -74,33 +74,39 @@ pub(super) fn encode(out: &mut Vec<u8>, e: &Entry, base: &Base) {
     }
 }
 
-/// The entry [`encode`] wrote at `at`, and where it ends.
-pub(super) fn decode(bytes: &[u8], mut at: usize, base: &Base) -> (Entry, usize) {
-    let flags = bytes[at];
+/// The entry [`encode`] wrote at `at`, and where it ends; `None` for
+/// bytes it cannot have written (which only a corrupt store holds:
+/// checked, so such bytes are refused, never a panic).
+pub(super) fn decode(bytes: &[u8], mut at: usize, base: &Base) -> Option<(Entry, usize)> {
+    let flags = *bytes.get(at)?;
+    if flags & !(RACY | DIGEST | DST_SIZE | DST_MTIME) != 0 {
+        return None;
+    }
     at += 1;
     let mut next = || take(bytes, &mut at);
-    let src_size = next();
-    let src_mtime = undiff(next(), base.src_mtime);
-    let src_ctime = undiff(next(), base.src_ctime);
-    let src_ino = undiff(next(), base.src_ino as i64) as u64;
+    let src_size = next()?;
+    let src_mtime = undiff(next()?, base.src_mtime);
+    let src_ctime = undiff(next()?, base.src_ctime);
+    let src_ino = undiff(next()?, base.src_ino as i64) as u64;
     let dst_size = if flags & DST_SIZE != 0 {
-        next()
+        next()?
     } else {
         src_size
     };
     let dst_mtime = if flags & DST_MTIME != 0 {
-        undiff(next(), src_mtime)
+        undiff(next()?, src_mtime)
     } else {
         src_mtime
     };
-    let dst_ctime = undiff(next(), base.dst_ctime);
-    let dst_ino = undiff(next(), base.dst_ino as i64) as u64;
-    let digest = (flags & DIGEST != 0).then(|| {
-        let mut d = [0; 16];
-        d.copy_from_slice(&bytes[at..at + 16]);
+    let dst_ctime = undiff(next()?, base.dst_ctime);
+    let dst_ino = undiff(next()?, base.dst_ino as i64) as u64;
+    let digest = if flags & DIGEST != 0 {
+        let d: [u8; 16] = bytes.get(at..at + 16)?.try_into().ok()?;
         at += 16;
-        d
-    });
+        Some(d)
+    } else {
+        None
+    };
     let entry = Entry {
         src: Stamp {
             size: src_size,
@@ -117,7 +123,28 @@ pub(super) fn decode(bytes: &[u8], mut at: usize, base: &Base) -> (Entry, usize)
         digest,
         racy: flags & RACY != 0,
     };
-    (entry, at)
+    Some((entry, at))
+}
+
+impl Entry {
+    /// The entry alone, as the stored cache keeps it
+    /// ([`crate::cache_store`]): its record against a zero base, so it
+    /// needs nothing else to be read back.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        encode(&mut out, self, &Base::default());
+        out
+    }
+
+    /// The entry [`Entry::to_bytes`] made, or `None` for bytes it cannot
+    /// have made (a corrupt store): checked to the end before [`decode`]
+    /// reads them.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Entry> {
+        match decode(bytes, 0, &Base::default())? {
+            (entry, end) if end == bytes.len() => Some(entry),
+            _ => None,
+        }
+    }
 }
 
 /// Appends `v` as a varint: seven bits a byte, low first, the top bit set
@@ -138,15 +165,19 @@ fn put_diff(out: &mut Vec<u8>, v: i64, base: i64) {
 }
 
 /// Reads a varint at `*at` and moves past it.
-fn take(bytes: &[u8], at: &mut usize) -> u64 {
+fn take(bytes: &[u8], at: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     let mut shift = 0;
     loop {
-        let b = bytes[*at];
+        let b = *bytes.get(*at)?;
         *at += 1;
+        // The tenth byte holds the top bit only.
+        if shift == 63 && b > 1 {
+            return None;
+        }
         v |= u64::from(b & 0x7f) << shift;
         if b < 0x80 {
-            return v;
+            return Some(v);
         }
         shift += 7;
     }
