@@ -213,8 +213,12 @@ pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Meta> {
 /// caller opens the folder just before): `getdents` straight on it, where
 /// `rustix::fs::Dir` would first `fcntl`, reopen `.` and later close it,
 /// three calls more per folder, 30,000 in a pass over the small benchmark.
+///
+/// The names are sorted before they are stat'ed: sorting the entries
+/// themselves moved a hundred bytes for every step of the sort (a tenth
+/// of this function's user-space instructions).
 pub fn list(dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
-    let mut entries = Vec::new();
+    let mut names = Vec::new();
     let mut buf = [MaybeUninit::<u8>::uninit(); 16 * 1024];
     let mut items = rfs::RawDir::new(dir, &mut buf);
     while let Some(item) = items.next() {
@@ -223,14 +227,16 @@ pub fn list(dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
         if name == c"." || name == c".." {
             continue;
         }
-        let meta = stat_at(dir, name);
-        entries.push(Entry {
-            name: name.to_owned(),
-            meta,
-        });
+        names.push(name.to_owned());
     }
-    entries.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    Ok(entries)
+    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names
+        .into_iter()
+        .map(|name| Entry {
+            meta: stat_at(dir, &name),
+            name,
+        })
+        .collect())
 }
 
 /// Reads a symlink's target text without following it.
