@@ -57,6 +57,30 @@ impl DirEntries {
         Some(self.entry_at(self.starts[i]).0)
     }
 
+    /// Like [`DirEntries::get`] for names asked in name order, as a pass
+    /// asks them: `next` (start at 0) is where the search begins, moved
+    /// past the name found, so a folder whose names have not changed finds
+    /// each at the first comparison instead of by a binary search.
+    pub fn get_in_order(&self, name: &[u8], next: &mut usize) -> Option<Entry> {
+        debug_assert!(!self.unsorted, "looked up before being sorted");
+        let from = (*next).min(self.starts.len());
+        let rest = &self.starts[from..];
+        let found = match rest.first() {
+            Some(&start) if self.name_at(start) == name => Ok(0),
+            _ => rest.binary_search_by(|&start| self.name_at(start).cmp(name)),
+        };
+        match found {
+            Ok(i) => {
+                *next = from + i + 1;
+                Some(self.entry_at(rest[i]).0)
+            }
+            Err(i) => {
+                *next = from + i;
+                None
+            }
+        }
+    }
+
     /// The entry whose record starts at `start`, and where the record ends.
     fn entry_at(&self, start: u32) -> (Entry, usize) {
         let start = start as usize;
@@ -272,6 +296,20 @@ mod tests {
         overlong.extend([0xff; 10]);
         overlong.extend([0; 5]);
         assert_eq!(Entry::from_bytes(&overlong), None, "a varint past 64 bits");
+    }
+
+    #[test]
+    fn names_asked_in_order_are_found_as_by_get() {
+        let mut dir = DirEntries::default();
+        for (i, name) in ["b", "d", "e", "g"].iter().enumerate() {
+            dir.insert(name.as_bytes(), entry(i as u64));
+        }
+        let mut next = 0;
+        for name in ["a", "b", "c", "e", "f", "g", "h"] {
+            let name = name.as_bytes();
+            assert_eq!(dir.get_in_order(name, &mut next), dir.get(name), "{name:?}");
+        }
+        assert_eq!(next, 4);
     }
 
     #[test]

@@ -68,13 +68,19 @@ impl Walker<'_, '_> {
         let mut new = DirEntries::with_room_of(&old);
         let mut subdirs = Vec::new();
         let mut big = Vec::new();
+        // Each entry's path, built in one buffer: a fresh one an entry was
+        // a fifth of this loop's allocations.
+        let mut child = join_rel(rel, b"");
+        let prefix = child.len();
+        let mut old_next = 0;
         for (s, d) in merged {
             let Some(s) = s else { continue };
             if self.ctx.cancel.is_set() {
                 break;
             }
             self.counts.checked += 1;
-            let child = join_rel(rel, s.name.to_bytes());
+            child.truncate(prefix);
+            child.extend_from_slice(s.name.to_bytes());
             let src_meta = match s.meta {
                 Ok(meta) => meta,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -128,7 +134,7 @@ impl Walker<'_, '_> {
                                 dst_parent: dst.cloned().filter(|_| replica_exists),
                                 name: s.name,
                             },
-                            rel: child,
+                            rel: child.clone(),
                             src_meta,
                             fresh,
                             deep: true,
@@ -137,7 +143,7 @@ impl Walker<'_, '_> {
                     }
                 }
                 Kind::File => {
-                    let old_entry = old.get(s.name.to_bytes());
+                    let old_entry = old.get_in_order(s.name.to_bytes(), &mut old_next);
                     let role = if src_meta.nlink > 1 {
                         self.shared
                             .links
