@@ -164,7 +164,9 @@ fn put_diff(out: &mut Vec<u8>, v: i64, base: i64) {
     put(out, ((d << 1) ^ (d >> 63)) as u64);
 }
 
-/// Reads a varint at `*at` and moves past it.
+/// Reads a varint at `*at` and moves past it (inlined: a call a field was
+/// a third of the cost of a decode).
+#[inline(always)]
 fn take(bytes: &[u8], at: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     let mut shift = 0;
