@@ -25,8 +25,10 @@
 //!   known equal; `cache_store` keeps it in the pair's state), `digests` (big files hashed after a pass), `mounts`
 //!   (what a pair learns of its roots' file systems), `replica_lock` (other
 //!   processes kept out), `state` (what a pair keeps across restarts, in
-//!   SQLite), `fsops` (every file system call), `logging`, `status`.
+//!   SQLite), `fsops` (every file system call), `logging`, `status`,
+//!   `allocator` (malloc's settings for a long-running process).
 
+pub mod allocator;
 pub mod app;
 pub mod cache;
 pub mod cache_store;

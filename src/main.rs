@@ -5,5 +5,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    foldersync::allocator::tune();
     foldersync::app::run(foldersync::cli::Cli::parse())
 }
