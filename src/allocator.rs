@@ -26,3 +26,18 @@ pub fn tune() {
         }
     }
 }
+
+/// Hands malloc's free pages back to the kernel, in every arena and not
+/// only at their tops (glibc's `malloc_trim`): for memory freed in one
+/// piece, such as SQLite's page cache after a pass (see
+/// [`crate::cache_store::CacheStore::commit`]), which sits among blocks
+/// that live on and would otherwise stay with the process. It walks every
+/// arena's free lists: a cost once a pass, not once a file.
+pub fn give_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory; it takes malloc's
+    // locks like any allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
