@@ -61,17 +61,7 @@ say "# file system: fresh ext4 image on a loop device, $(findmnt -no OPTIONS "$M
 say "# versions: $(rsync --version | head -1); foldersync $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+changes')"
 
 started=$SECONDS
-python3 - "$MNT/src" "$FOLDERS" <<'PY'
-import os, random, sys
-root, folders = sys.argv[1], int(sys.argv[2])
-rng = random.Random(14)
-for d in range(folders):
-    path = "%s/d%02d/e%03d" % (root, d // 1000, d % 1000)
-    os.makedirs(path)
-    for f in range(20):
-        with open("%s/f%02d.txt" % (path, f), "wb") as out:
-            out.write(rng.randbytes(rng.randrange(65)))
-PY
+python3 bench/huge_tree.py "$MNT/src" "$FOLDERS"
 sync
 say "# generated in $((SECONDS - started)) s"
 

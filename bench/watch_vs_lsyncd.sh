@@ -19,19 +19,37 @@
 #   fsnotify_mark_connector (24 bytes), objects before and after the watch
 #   starts (other processes share those caches: a little noise).
 #
-# The tree is the benchmark's small workload (FILES files, default
-# 100,000, of 1 to 16 KiB in folders of 20; examples/bench.rs, seed 1).
+# The tree (TREE):
+# - small (default): the benchmark's small workload (FILES files, default
+#   100,000, of 1 to 16 KiB in folders of 20; examples/bench.rs, seed 1);
+#   about 3 GB in WORK.
+# - huge: the shape of issue 14's huge workload (bench/huge_tree.py, as
+#   bench/huge.sh makes it): FILES files, default 1,000,000, of 0 to 64
+#   bytes, 20 a folder in groups of 1,000 folders (50,000 folders at full
+#   size); about 13 GB and 3.2 million inodes in WORK, and a watch limit
+#   (fs.inotify.max_user_watches) above the folder count.
 # foldersync runs `--watch SRC DST 1h LOG` (so only the watch syncs);
 # lsyncd runs `-nodaemon -delay 0 -rsync SRC DST`, its lowest setting.
-# Needs lsyncd (apt-get install -y lsyncd), rsync, python3; about 3 GB in
-# WORK (default /tmp/foldersync-watch-vs-lsyncd; KEEP=1 keeps the tree for
-# the next run).
+# Each starts on an empty replica and copies the whole tree first
+# (foldersync's first pass; lsyncd's startup rsync, minutes for a million
+# files): the edits start once its log says that copy is done and the
+# process (with its children) then used under 1% of a core for 5 s.
+# Needs lsyncd (apt-get install -y lsyncd), rsync, python3; WORK (default
+# /tmp/foldersync-watch-vs-lsyncd; KEEP=1 keeps the tree for the next
+# run).
 #
 #   bench/watch_vs_lsyncd.sh
+#   TREE=huge FILES=20000 bench/watch_vs_lsyncd.sh   # checks the huge mode
+#   TREE=huge bench/watch_vs_lsyncd.sh               # issue 14's huge tree
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EDITS=${EDITS:-200}
-FILES=${FILES:-100000}
+TREE=${TREE:-small}
+case $TREE in
+small) FILES=${FILES:-100000} ;;
+huge) FILES=${FILES:-1000000} ;;
+*) echo "TREE is small or huge, not $TREE" >&2; exit 1 ;;
+esac
 IDLE=${IDLE:-60}
 BURST=${BURST:-10000}
 FOLDERS=${FOLDERS:-20000}
@@ -41,11 +59,19 @@ command -v rsync >/dev/null || { echo "needs rsync: apt-get install -y rsync" >&
 cargo build --release --quiet
 BIN=$PWD/target/release/foldersync
 mkdir -p "$W"
-SRC=$W/gen/small/src
-if [ ! -d "$SRC" ]; then
-    echo "generating $FILES files..."
-    cargo run --release -q --example bench -- --generate-only --files "$FILES" \
-        --workloads small --dir "$W/gen" >/dev/null
+if [ "$TREE" = small ]; then
+    SRC=$W/gen/small/src
+    if [ ! -d "$SRC" ]; then
+        echo "generating $FILES files..."
+        cargo run --release -q --example bench -- --generate-only --files "$FILES" \
+            --workloads small --dir "$W/gen" >/dev/null
+    fi
+else
+    SRC=$W/huge-$FILES/src
+    if [ ! -d "$SRC" ]; then
+        echo "generating $FILES files..."
+        python3 bench/huge_tree.py "$SRC" $((FILES / 20))
+    fi
 fi
 echo "tree: $(find "$SRC" -type f | wc -l) files in $(find "$SRC" -type d | wc -l) folders"
 
@@ -66,6 +92,23 @@ trap cleanup EXIT
 # Waits until FILE has a line matching PATTERN.
 wait_line() {
     until grep -q "$2" "$1" 2>/dev/null; do sleep 0.1; done
+}
+
+# Waits until process PID has no child process (lsyncd's rsync) and used
+# under 1% of a core (utime + stime, /proc/PID/stat) over the last 5 s.
+wait_idle() {
+    local before after started=$SECONDS
+    cpu_of() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+    before=$(cpu_of "$1")
+    while :; do
+        sleep 5
+        after=$(cpu_of "$1")
+        if [ -z "$(pgrep -P "$1")" ] && [ $((after - before)) -le $(($(getconf CLK_TCK) * 5 / 100)) ]; then
+            break
+        fi
+        before=$after
+    done
+    echo "idle after $((SECONDS - started)) s more"
 }
 
 measure() { # TOOL DST PID
@@ -125,7 +168,9 @@ echo "== foldersync --watch"
 rm -rf "$W/dst-fs" "$W/fs.log"
 "$BIN" --no-menu -q --watch "$SRC" "$W/dst-fs" 1h "$W/fs.log" </dev/null >/dev/null 2>&1 &
 pid=$!
+started=$SECONDS
 wait_line "$W/fs.log" 'pass finished in'
+echo "first pass done in $((SECONDS - started)) s; $(wait_idle "$pid")"
 measure foldersync "$W/dst-fs" "$pid"
 # In a folder below the top one: a change in the top folder is a full pass.
 BURST_DIR=$(find "$SRC" -mindepth 1 -maxdepth 1 -type d | sort | head -1)/burst
@@ -146,7 +191,9 @@ rm -rf "$W/dst-ls" "$W/ls.log"
 mkdir -p "$W/dst-ls"
 lsyncd -nodaemon -delay 0 -rsync "$SRC" "$W/dst-ls" </dev/null >"$W/ls.log" 2>&1 &
 pid=$!
+started=$SECONDS
 wait_line "$W/ls.log" 'Startup of .* finished'
+echo "startup rsync done in $((SECONDS - started)) s; $(wait_idle "$pid")"
 measure lsyncd "$W/dst-ls" "$pid"
 stop
 
