@@ -7,7 +7,9 @@
 # Measured, side by side with `rsync -a --delete SRC/ DST/`:
 # - the first sync (one run each, foldersync `--once` first);
 # - the no-change pass, REPS times interleaved: foldersync `--once` and
-#   rsync, each a fresh process;
+#   rsync, each a fresh process, and the floor of any such pass: two
+#   `find -printf '%s %T@ %m'` at once, one per tree (every entry stat-ed,
+#   nothing compared);
 # - peak RSS of each of those (`/usr/bin/time -v`, "Maximum resident set
 #   size": for rsync, its largest process);
 # - a daemon (`--no-menu -v SRC DST 2 LOG`) that makes the replica itself
@@ -51,7 +53,7 @@ say() { echo "$*"; }
 # A fresh file system: default ext4 (journal included), with inodes for
 # the source, two replicas and the folders.
 rm -f "$IMG"
-truncate -s $((FILES * 16 / 1000 + 2))G "$IMG"
+truncate -s $((FILES * 16 / 1000000 + 2))G "$IMG"
 mkfs.ext4 -q -F -N $((FILES * 3 + FOLDERS * 4 + 10000)) "$IMG"
 mkdir -p "$MNT"
 mount -o loop "$IMG" "$MNT"
@@ -79,6 +81,13 @@ timed() {
 
 fs_once() { timed "$1" "$BIN" --once -q --state-dir "$SHM/state" "$MNT/src" "$MNT/dst-fs" 60 "$SHM/once.log"; }
 rsync_run() { timed "$1" rsync -a --delete "$MNT/src/" "$MNT/dst-rsync/"; }
+# The floor of any no-change pass that looks at every entry: both trees
+# walked and every entry stat-ed (find's %s and %T need a stat each), the
+# two walks at once, nothing compared.
+floor_run() {
+    timed "$1" bash -c 'find "$1" -printf "%s %T@ %m\n" >/dev/null &
+        find "$2" -printf "%s %T@ %m\n" >/dev/null; wait' _ "$MNT/src" "$MNT/dst-fs"
+}
 
 sync
 fs_once first-foldersync
@@ -95,6 +104,7 @@ for r in $(seq "$REPS"); do
         rsync_run nochange-rsync
         fs_once nochange-foldersync
     fi
+    floor_run nochange-floor
 done
 
 # Bytes of the kernel's inotify marks (one a watched folder), from the
