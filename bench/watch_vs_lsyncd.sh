@@ -172,7 +172,7 @@ started=$SECONDS
 wait_line "$W/fs.log" 'pass finished in'
 echo "first pass done in $((SECONDS - started)) s; $(wait_idle "$pid")"
 measure foldersync "$W/dst-fs" "$pid"
-# In a folder below the top one: a change in the top folder is a full pass.
+# In a folder below the top one, as before (the burst figures stay comparable).
 BURST_DIR=$(find "$SRC" -mindepth 1 -maxdepth 1 -type d | sort | head -1)/burst
 before=$(grep -c 'pass over ' "$W/fs.log" || true)
 python3 -c "
