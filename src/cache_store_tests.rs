@@ -125,10 +125,10 @@ fn a_dry_run_reads_and_writes_nothing() {
     );
 }
 
-#[test]
-fn an_unknown_layout_is_left_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = State::open(dir.path().join("state"), false).unwrap();
+/// A state folder in `dir` whose pair's file holds one stored entry, and
+/// that file's path.
+fn state_with_one_entry(dir: &Path) -> (State, std::path::PathBuf) {
+    let state = State::open(dir.join("state"), false).unwrap();
     let mut s = store(&state, true);
     s.save_dir(
         b"",
@@ -141,6 +141,13 @@ fn an_unknown_layout_is_left_alone() {
         .pair(Path::new("/src"), Path::new("/dst"))
         .path()
         .to_path_buf();
+    (state, path)
+}
+
+#[test]
+fn an_unknown_layout_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, path) = state_with_one_entry(dir.path());
     let conn = Connection::open(&path).unwrap();
     conn.execute("UPDATE meta SET value = '99' WHERE key = ?1", [VERSION_KEY])
         .unwrap();
@@ -167,19 +174,7 @@ fn an_unknown_layout_is_left_alone() {
 #[test]
 fn a_table_of_the_older_layout_is_replaced_at_the_first_write() {
     let dir = tempfile::tempdir().unwrap();
-    let state = State::open(dir.path().join("state"), false).unwrap();
-    let mut s = store(&state, true);
-    s.save_dir(
-        b"",
-        &DirEntries::default(),
-        &dir_of(&[("x", entry(1, None))]),
-        true,
-    );
-    drop(s);
-    let path = state
-        .pair(Path::new("/src"), Path::new("/dst"))
-        .path()
-        .to_path_buf();
+    let (state, path) = state_with_one_entry(dir.path());
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TABLE digest_cache;
