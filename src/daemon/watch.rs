@@ -50,6 +50,8 @@ pub struct Watch {
     /// The folders watched under each root, for the list (notify keeps its
     /// own to itself).
     folders: Vec<Arc<Mutex<Folders>>>,
+    /// The roots watched, in the order of `folders`.
+    roots: Vec<PathBuf>,
 }
 
 impl Watch {
@@ -66,14 +68,38 @@ impl Watch {
             _watchers: Vec::new(),
             notes,
             folders: Vec::new(),
+            roots: Vec::new(),
         };
         for (root, name) in roots {
             let (watcher, folders) =
                 watch_root(root, sender.clone()).map_err(|why| (*name, why))?;
             watch._watchers.push(watcher);
             watch.folders.push(folders);
+            watch.roots.push(root.to_path_buf());
         }
         Ok(watch)
+    }
+
+    /// Counts the folders below each of `rels` (in the first root) again,
+    /// after a pass over them. notify adds the watches of a folder made or
+    /// moved in after it has told of it, walking the folder then, and
+    /// folders made in it meanwhile send no event: a walk at the event
+    /// can miss them, a walk after the pass sees what notify saw.
+    pub fn recount(&self, rels: &[Vec<u8>]) {
+        let (Some(root), Some(folders)) = (self.roots.first(), self.folders.first()) else {
+            return;
+        };
+        for rel in rels {
+            // Walked before the lock, so the list never waits on a walk.
+            let found = folders_below(root, rel);
+            let mut folders = lock(folders);
+            if rel.is_empty() {
+                folders.reset(found);
+            } else {
+                folders.remove_tree(rel);
+                folders.add(found);
+            }
+        }
     }
 
     /// How many folders are watched.
@@ -173,6 +199,12 @@ impl Folders {
             let end = (at + 1).min(self.blocks.len());
             self.blocks.splice(at..end, pack(&paths));
         }
+    }
+
+    /// All of `folders` and nothing else.
+    fn reset(&mut self, folders: Vec<Box<[u8]>>) {
+        *self = Folders::default();
+        self.add(folders);
     }
 
     /// Drops `rel` (not empty) and every folder below it.
@@ -388,8 +420,22 @@ fn keep_folders(root: &Path, folders: &Mutex<Folders>, event: &notify::Event) {
         | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
             // Walked before the lock, so the list never waits on a walk.
             let found = folders_below(root, &rel);
-            lock(folders).add(found);
+            if found.is_empty() && matches!(event.kind, EventKind::Create(_)) {
+                // A folder made inside one just moved: notify names it by
+                // the old path until it adds that folder's watch again,
+                // after this batch of events. Counted again, all of it
+                // (rare: a move and a folder made in it at once).
+                let all = folders_below(root, b"");
+                lock(folders).reset(all);
+            } else {
+                lock(folders).add(found);
+            }
         }
+        // A folder moved within the tree also tells `From` through its own
+        // watch, which notify may name by the new path once it has added
+        // that watch again: a path still a folder was not moved away.
+        EventKind::Modify(ModifyKind::Name(RenameMode::From))
+            if event.paths.first().is_some_and(|p| is_folder(p)) => {}
         EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
             lock(folders).remove_tree(&rel);
         }
