@@ -89,16 +89,12 @@ impl Watch {
         let (Some(root), Some(folders)) = (self.roots.first(), self.folders.first()) else {
             return;
         };
-        for rel in rels {
+        for rel in rels.iter().filter(|r| !r.is_empty()) {
             // Walked before the lock, so the list never waits on a walk.
             let found = folders_below(root, rel);
             let mut folders = lock(folders);
-            if rel.is_empty() {
-                folders.reset(found);
-            } else {
-                folders.remove_tree(rel);
-                folders.add(found);
-            }
+            folders.remove_tree(rel);
+            folders.add(found);
         }
     }
 
@@ -199,12 +195,6 @@ impl Folders {
             let end = (at + 1).min(self.blocks.len());
             self.blocks.splice(at..end, pack(&paths));
         }
-    }
-
-    /// All of `folders` and nothing else.
-    fn reset(&mut self, folders: Vec<Box<[u8]>>) {
-        *self = Folders::default();
-        self.add(folders);
     }
 
     /// Drops `rel` (not empty) and every folder below it.
@@ -419,17 +409,10 @@ fn keep_folders(root: &Path, folders: &Mutex<Folders>, event: &notify::Event) {
         EventKind::Create(CreateKind::Folder)
         | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
             // Walked before the lock, so the list never waits on a walk.
+            // (A folder made in one just moved is named by the old path
+            // and found nowhere: the pass over the moved one counts it.)
             let found = folders_below(root, &rel);
-            if found.is_empty() && matches!(event.kind, EventKind::Create(_)) {
-                // A folder made inside one just moved: notify names it by
-                // the old path until it adds that folder's watch again,
-                // after this batch of events. Counted again, all of it
-                // (rare: a move and a folder made in it at once).
-                let all = folders_below(root, b"");
-                lock(folders).reset(all);
-            } else {
-                lock(folders).add(found);
-            }
+            lock(folders).add(found);
         }
         // A folder moved within the tree also tells `From` through its own
         // watch, which notify may name by the new path once it has added

@@ -174,16 +174,25 @@ impl Walker<'_, '_> {
         error!(target: self.ctx.target, "pair {}: error {}: {e}", self.ctx.id, display_path(rel));
     }
 
-    /// Like [`Walker::op_error`], for work on one source file; one removed
-    /// since its folder was listed is no error, as one that vanished
-    /// before its stat is not: the removal's own pass follows.
+    /// Like [`Walker::op_error`], for work on one source file, unless the
+    /// file [vanished](Walker::vanished) before its open.
     pub(super) fn file_failed(&mut self, rel: &[u8], e: &OpError) {
-        if e.op == "open" && e.err.kind() == io::ErrorKind::NotFound {
-            self.ctx
-                .log_debug(format_args!("{} vanished", display_path(rel)));
-        } else {
+        if !(e.op == "open" && self.vanished(rel, &e.err, "")) {
             self.op_error(rel, e);
         }
+    }
+
+    /// Whether `e` says the entry at `rel` was removed (from the source,
+    /// or `side`) since its folder was listed; then it is said at debug
+    /// level, as no error: the removal's own pass (or the next full one)
+    /// follows.
+    pub(super) fn vanished(&mut self, rel: &[u8], e: &io::Error, side: &str) -> bool {
+        let gone = e.kind() == io::ErrorKind::NotFound;
+        if gone {
+            self.ctx
+                .log_debug(format_args!("{} vanished{side}", display_path(rel)));
+        }
+        gone
     }
 
     pub(super) fn error_line(&mut self, msg: std::fmt::Arguments<'_>) {

@@ -233,7 +233,9 @@ impl<'s, 'a> Walker<'s, 'a> {
         let src = match fsops::open_dir_at(src_parent.as_fd(), &name) {
             Ok(fd) => fd,
             Err(e) => {
-                self.unreadable(rel, &e);
+                if !self.vanished(rel, &e, "") {
+                    self.error(rel, "cannot read folder", &e, "its replica is kept as is");
+                }
                 return None;
             }
         };
@@ -242,7 +244,9 @@ impl<'s, 'a> Walker<'s, 'a> {
             Some(parent) => match self.open_replica_dir(parent.as_fd(), &name) {
                 Ok(fd) => Some(fd),
                 Err(e) => {
-                    self.replica_unreadable(rel, "open replica folder", &e);
+                    if !self.vanished(rel, &e, " from the replica") {
+                        self.error(rel, "open replica folder", &e, "skipped");
+                    }
                     return None;
                 }
             },
@@ -321,7 +325,9 @@ impl<'s, 'a> Walker<'s, 'a> {
         let src_entries = match fsops::list(src.as_fd()) {
             Ok(entries) => entries,
             Err(e) => {
-                self.unreadable(rel, &e);
+                if !self.vanished(rel, &e, "") {
+                    self.error(rel, "cannot read folder", &e, "its replica is kept as is");
+                }
                 return None;
             }
         };
@@ -329,39 +335,15 @@ impl<'s, 'a> Walker<'s, 'a> {
             Some(dst) => match fsops::list(dst.as_fd()) {
                 Ok(entries) => entries,
                 Err(e) => {
-                    self.replica_unreadable(rel, "list replica folder", &e);
+                    if !self.vanished(rel, &e, " from the replica") {
+                        self.error(rel, "list replica folder", &e, "skipped");
+                    }
                     return None;
                 }
             },
             None => Vec::new(),
         };
         Some((src_entries, dst_entries))
-    }
-
-    /// Says why a source folder cannot be read; its replica is kept. One
-    /// removed since its parent was listed is no error, as a vanished file
-    /// is not: the removal's own pass (or the next full one) follows.
-    fn unreadable(&mut self, rel: &[u8], e: &io::Error) {
-        if e.kind() == io::ErrorKind::NotFound {
-            let shown = crate::logging::display_path(rel);
-            self.ctx.log_debug(format_args!("{shown} vanished"));
-        } else {
-            self.error(rel, "cannot read folder", e, "its replica is kept as is");
-        }
-    }
-
-    /// Says why a replica folder cannot be read; the folder is skipped.
-    /// One removed since its parent was listed is no error: this pass
-    /// removed it from under a start inside it whose source went too, or
-    /// someone else did, whom the next pass over its parent answers.
-    fn replica_unreadable(&mut self, rel: &[u8], op: &str, e: &io::Error) {
-        if e.kind() == io::ErrorKind::NotFound {
-            let shown = crate::logging::display_path(rel);
-            self.ctx
-                .log_debug(format_args!("{shown} vanished from the replica"));
-        } else {
-            self.error(rel, op, e, "skipped");
-        }
     }
 
     /// Opens a replica sub-folder, entering it even when it is mode 000.
