@@ -123,6 +123,19 @@ impl TwoWay {
                 return (Outcome::Failed, 0);
             }
         };
+        // Before anything is written: the tag of this pass's temporaries,
+        // and those of earlier passes whose leftovers the scan removes.
+        let tags = match temp_tags(&mut archive) {
+            Ok(tags) => tags,
+            Err(e) => {
+                log.pass_error(format_args!(
+                    "pair state: {e}; nothing changed on either side"
+                ));
+                return (Outcome::Failed, 0);
+            }
+        };
+        let _tagged = fsops::tag_temporaries(tags.1);
+        let tags = tags.0;
         let Some(roots) = roots::open_roots(ctx, &self.source_lock, recorded > 0, log) else {
             return (Outcome::Failed, 0);
         };
@@ -174,10 +187,10 @@ impl TwoWay {
                 roots
                     .b
                     .as_ref()
-                    .map(|b| scan::scan(b.as_fd(), &excludes, ctx.cancel))
+                    .map(|b| scan::scan(b.as_fd(), &excludes, &tags, ctx.cancel))
                     .unwrap_or_default()
             });
-            let a = scan::scan(roots.a.as_fd(), &excludes, ctx.cancel);
+            let a = scan::scan(roots.a.as_fd(), &excludes, &tags, ctx.cancel);
             (a, b.join())
         });
         let Ok(sb) = sb else {
@@ -229,6 +242,8 @@ impl TwoWay {
         }
 
         let stale = (std::mem::take(&mut sa.stale), std::mem::take(&mut sb.stale));
+        // Leftovers below what could not be read may still carry a tag.
+        let whole_scans = sa.unknown.is_empty() && sb.unknown.is_empty();
         let mut rows = match archive.read_reverse(|recorded| merge(recorded, sa, sb)) {
             Ok(rows) => rows,
             Err(e) => {
@@ -251,9 +266,10 @@ impl TwoWay {
             Log::new(ctx),
         );
         apply.stable_inodes = stable;
+        let mut stale_left = false;
         for (scan_stale, side) in [(&stale.0, Side::A), (&stale.1, Side::B)] {
             for path in scan_stale {
-                apply.remove_stale(side, path);
+                stale_left |= !apply.remove_stale(side, path);
             }
         }
         let mut outcome = Outcome::Finished;
@@ -271,6 +287,12 @@ impl TwoWay {
             }
         }
         apply.finish();
+        if outcome == Outcome::Finished && whole_scans && !stale_left {
+            // This pass's own temporaries were removed as it went.
+            if let Err(e) = apply.archive.clear_temp_tags() {
+                apply.log.state_error(&e);
+            }
+        }
         let mut counts = apply.counts();
         counts.checked = rows.len() as u64;
         log.counts.add(&counts);
@@ -280,6 +302,17 @@ impl TwoWay {
         }
         (outcome, held)
     }
+}
+
+/// The tags of earlier passes' temporaries, with a new one for this pass
+/// (recorded first, so that a kill at any later moment leaves nothing
+/// the next pass cannot tell from a user's file); both in the set.
+fn temp_tags(archive: &mut Archive<'_>) -> Result<(HashSet<u64>, u64), String> {
+    let mut tags = archive.temp_tags()?;
+    let tag = fsops::new_tag();
+    archive.add_temp_tag(tag)?;
+    tags.insert(tag);
+    Ok((tags, tag))
 }
 
 pub(super) fn lock_mounts<'a>(

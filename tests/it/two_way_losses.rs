@@ -137,3 +137,79 @@ fn a_change_of_the_ctime_alone_copies_nothing() {
     assert!(lines.is_empty(), "{lines:#?}");
     assert_eq!(read_text(&env.dst().join("doc.txt")), "version 0");
 }
+
+/// The pair's state file (the only one in the state folder).
+fn state_file(env: &TestEnv) -> std::path::PathBuf {
+    let dir = env.state_home().join("foldersync");
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sqlite"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.pop().unwrap()
+}
+
+#[test]
+fn user_files_named_like_temporaries_are_synced_both_ways() {
+    let env = synced_env();
+    let names = [
+        ("src", ".foldersync-0123456789abcdef.tmp"),
+        ("dst", ".foldersync-1234-5.tmp"),
+        ("src", ".foldersync-00000000000000fe-0123456789abcdef.tmp"),
+    ];
+    for (side, name) in names {
+        fs::write(env.path(side).join(name), format!("the user's {name}")).unwrap();
+    }
+    ok(&env);
+    for (_, name) in names {
+        for side in [env.src(), env.dst()] {
+            assert_eq!(
+                read_text(&side.join(name)),
+                format!("the user's {name}"),
+                "{name}: {}",
+                env.log_text()
+            );
+        }
+    }
+    // And they stay on the next pass.
+    ok(&env);
+    assert_eq!(
+        read_text(&env.dst().join(names[0].1)),
+        format!("the user's {}", names[0].1)
+    );
+}
+
+#[test]
+fn only_temporaries_of_a_tag_this_pair_recorded_are_removed() {
+    let env = synced_env();
+    let state = state_file(&env);
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    let tags: i64 = conn
+        .query_row("SELECT count(*) FROM temp_tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tags, 0, "a finished pass forgets its tags");
+    // As a pass killed while a temporary had a name would leave it.
+    conn.execute("INSERT INTO temp_tags (tag) VALUES (255)", [])
+        .unwrap();
+    drop(conn);
+    let ours = ".foldersync-00000000000000ff-0123456789abcdef.tmp";
+    let theirs = ".foldersync-00000000000000fe-0123456789abcdef.tmp";
+    fs::write(env.dst().join(ours), "half a copy").unwrap();
+    fs::write(env.src().join(theirs), "a user's file").unwrap();
+    ok(&env);
+    assert!(!env.dst().join(ours).exists() && !env.src().join(ours).exists());
+    assert!(
+        env.log_text().contains(&format!(
+            "removed {ours} in the replica: a temporary file left by an interrupted pass"
+        )),
+        "{}",
+        env.log_text()
+    );
+    assert_eq!(read_text(&env.dst().join(theirs)), "a user's file");
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    let tags: i64 = conn
+        .query_row("SELECT count(*) FROM temp_tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tags, 0);
+}

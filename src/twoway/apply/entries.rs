@@ -209,11 +209,12 @@ impl Apply<'_> {
         true
     }
 
-    /// Removes a leftover temporary file or link of a killed pass. The
-    /// pair holds both folders' locks, so no pass of ours is writing it.
-    pub fn remove_stale(&mut self, side: Side, path: &[u8]) {
+    /// Removes a leftover temporary file or link of a killed pass (its
+    /// tag says it was this pair's). The pair holds both folders' locks,
+    /// so no pass of ours is writing it. Whether it is gone.
+    pub fn remove_stale(&mut self, side: Side, path: &[u8]) -> bool {
         if self.ctx.options.dry_run {
-            return;
+            return true;
         }
         let name = name_of(path);
         let removed = self
@@ -223,7 +224,11 @@ impl Apply<'_> {
         match removed {
             Ok(()) => self.log.removed_stale(path, side),
             Err(e) if gone(&e.err) => {}
-            Err(e) => self.op_failed(path, side, &e),
+            Err(e) => {
+                self.op_failed(path, side, &e);
+                return false;
+            }
         }
+        true
     }
 }
