@@ -35,7 +35,7 @@ mod scan;
 
 use apply::Apply;
 use archive::{Archive, Recorded};
-use reconcile::{Action, Row, Side, parent};
+use reconcile::{Action, Row, Side, What, parent};
 use report::Log;
 use scan::{Scan, tree_order};
 
@@ -255,7 +255,8 @@ impl TwoWay {
         };
         compare::compare(ctx, &roots, &mut rows, log);
         reconcile::plan(&mut rows);
-        let held = hold_deletions(ctx, &mut rows, approved, log);
+        let held = hold_wipe(ctx, &rows_files(&rows), &mut rows, approved, log)
+            + hold_deletions(ctx, &mut rows, approved, log);
         pause_test_hook();
 
         let mut apply = Apply::new(
@@ -405,6 +406,69 @@ fn under_unknown(path: &[u8], unknown: &HashSet<Box<[u8]>>) -> bool {
         }
         p = parent(p);
     }
+}
+
+/// How many files the archive recorded, and how many each side holds now
+/// (`.foldersyncignore` files left out: one left on an emptied side says
+/// nothing about the rest).
+fn rows_files(rows: &[Row]) -> [u64; 3] {
+    let mut n = [0u64; 3];
+    let ignore_file =
+        |p: &[u8]| p.rsplit(|&c| c == b'/').next() == Some(crate::excludes::IGNORE_FILE.as_bytes());
+    for row in rows.iter().filter(|r| !ignore_file(&r.path)) {
+        let file = |what: Option<What>| u64::from(what == Some(What::File));
+        n[0] += file(row.rec.as_ref().map(|r| r.what));
+        n[1] += file(row.a.as_ref().map(|s| s.what));
+        n[2] += file(row.b.as_ref().map(|s| s.what));
+    }
+    n
+}
+
+/// The emptied-side guard: a side that holds none of the files the last
+/// sync left (its folders may be left, as `find -type f -delete` leaves
+/// them) is far more often a mistake or a half-gone disk than a wish, so
+/// nothing is deleted on the other side until the user approves it (menu
+/// option 6) or runs with `--allow-empty-source`. The rest of the pass
+/// goes on. Returns how many removals were held.
+fn hold_wipe(
+    ctx: &PairContext<'_>,
+    files: &[u64; 3],
+    rows: &mut [Row],
+    approved: bool,
+    log: &mut Log<'_>,
+) -> u64 {
+    let [recorded, on_a, on_b] = *files;
+    if approved || ctx.options.allow_empty_source || recorded == 0 {
+        return 0;
+    }
+    let mut held = 0;
+    for (emptied, left, other) in [(Side::A, on_a, Side::B), (Side::B, on_b, Side::A)] {
+        if left > 0 {
+            continue;
+        }
+        let mut count = 0u64;
+        for row in rows.iter_mut() {
+            if row.action == (Action::Delete { on: other }) {
+                row.action = Action::Keep;
+                count += 1;
+            }
+        }
+        if count == 0 {
+            continue;
+        }
+        let (name, root) = match emptied {
+            Side::A => ("source", &ctx.spec.source),
+            Side::B => ("replica", &ctx.spec.replica),
+        };
+        log.pass_error(format_args!(
+            "{name} folder {} holds none of the {recorded} files the last sync left in it: were they deleted by mistake, \
+             or is part of its disk gone? None of the {count} entries this would remove from the other side were removed. \
+             Approve the removals with menu option 6, or run once with --allow-empty-source",
+            display_root(root)
+        ));
+        held += count;
+    }
+    held
 }
 
 /// `--max-delete`: when the plan removes more entries than allowed and the

@@ -213,3 +213,51 @@ fn only_temporaries_of_a_tag_this_pair_recorded_are_removed() {
         .unwrap();
     assert_eq!(tags, 0);
 }
+
+/// Deletes every file below `root`, leaving its folders and links, as
+/// `find ROOT -type f -delete` does.
+fn delete_files(root: &Path) {
+    for entry in fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            delete_files(&entry.path());
+        } else if kind.is_file() {
+            fs::remove_file(entry.path()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_side_emptied_of_its_files_does_not_wipe_the_other() {
+    let env = synced_env();
+    for f in ["d1/a", "d1/deep/b", "d2/c", ".foldersyncignore"] {
+        env.write(format!("src/{f}"), "kept");
+    }
+    ok(&env);
+    assert_eq!(read_text(&env.dst().join("d1/deep/b")), "kept");
+    delete_files(&env.dst());
+    // Folders and the ignore file left: no root is empty, yet no file is.
+    env.write("dst/.foldersyncignore", "kept");
+    let out = two_way_once(&env);
+    assert!(!out.status.success(), "{}", env.log_text());
+    assert_eq!(read_text(&env.src().join("anchor.txt")), "anchor");
+    for f in ["d1/a", "d1/deep/b", "d2/c"] {
+        assert_eq!(read_text(&env.src().join(f)), "kept", "{f}");
+    }
+    assert!(
+        env.log_text().contains(&format!(
+            "replica folder {} holds none of the 4 files the last sync left in it",
+            env.dst().display()
+        )),
+        "{}",
+        env.log_text()
+    );
+    // Said again on the next pass, until approved.
+    assert!(!two_way_once(&env).status.success());
+    assert!(env.src().join("d1/a").exists());
+    // Meant: --allow-empty-source lets it through for one run.
+    let out = once_quick(&env, &["--two-way", "--allow-empty-source"]);
+    assert!(out.status.success(), "{}", env.log_text());
+    assert!(!env.src().join("d1/a").exists() && !env.src().join("anchor.txt").exists());
+}
