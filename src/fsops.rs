@@ -406,6 +406,47 @@ pub fn remove_file(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
     rfs::unlinkat(dir, name, AtFlags::empty()).op("remove")
 }
 
+/// What [`remove_file_if`] did.
+pub enum Removal {
+    Removed,
+    /// It changed since it was looked at, and is back under its name.
+    PutBack,
+    /// It changed, and meanwhile a new entry took its name: it is left
+    /// under this temporary name for the caller to keep.
+    Aside(CString),
+}
+
+/// Removes the file or link `name` in `dir` unless `unchanged` says it
+/// changed since the caller looked at it (its ctime aside, which the
+/// rename moves). It is renamed aside first, so a writer who opens the
+/// name from then on makes a new file instead of writing into one about
+/// to go, then looked at again under its temporary name, then removed, or
+/// put back.
+pub fn remove_file_if(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    unchanged: &dyn Fn(&Meta) -> bool,
+) -> Result<Removal, OpError> {
+    let aside = loop {
+        let tmp = random_name();
+        match rename_new(dir, name, &tmp) {
+            Ok(()) => break tmp,
+            Err(e) if e.err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let now = stat_at(dir, &aside).op("stat")?;
+    if unchanged(&now) {
+        rfs::unlinkat(dir, &aside, AtFlags::empty()).op("remove")?;
+        return Ok(Removal::Removed);
+    }
+    match rename_new(dir, &aside, name) {
+        Ok(()) => Ok(Removal::PutBack),
+        Err(e) if e.err.kind() == io::ErrorKind::AlreadyExists => Ok(Removal::Aside(aside)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Removes an empty folder; one that is not empty stays (`ENOTEMPTY`).
 pub fn remove_dir(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
     rfs::unlinkat(dir, name, AtFlags::REMOVEDIR).op("remove folder")

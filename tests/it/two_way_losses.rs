@@ -261,3 +261,50 @@ fn a_side_emptied_of_its_files_does_not_wipe_the_other() {
     assert!(out.status.success(), "{}", env.log_text());
     assert!(!env.src().join("d1/a").exists() && !env.src().join("anchor.txt").exists());
 }
+
+#[test]
+fn a_file_written_to_while_it_is_being_deleted_is_kept() {
+    let env = synced_doc();
+    fs::remove_file(env.src().join("doc.txt")).unwrap();
+    let flag = env.path("removing");
+    let mut child = std::process::Command::new(bin())
+        .args(["--once", "--two-way"])
+        .args([env.src(), env.dst()])
+        .arg("1")
+        .arg(env.log())
+        .current_dir(env.root())
+        .env("XDG_STATE_HOME", env.state_home())
+        .env("FOLDERSYNC_TEST_PAUSE_REMOVE", &flag)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        std::time::Duration::from_secs(60),
+        || flag.exists(),
+        || format!("the removal never paused: {}", env.log_text()),
+    );
+    // Appended after the pass's last look at it, before the removal.
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(env.dst().join("doc.txt"))
+        .unwrap();
+    f.write_all(b" and more").unwrap();
+    drop(f);
+    fs::remove_file(&flag).unwrap();
+    assert!(child.wait().unwrap().success(), "{}", env.log_text());
+    assert_eq!(read_text(&env.dst().join("doc.txt")), "version 0 and more");
+    assert!(
+        env.log_text()
+            .contains("skipped doc.txt: changed in the replica during the pass"),
+        "{}",
+        env.log_text()
+    );
+    // The edit beats the deletion.
+    ok(&env);
+    assert_eq!(read_text(&env.src().join("doc.txt")), "version 0 and more");
+    assert_no_temps(&env.src());
+    assert_no_temps(&env.dst());
+}
