@@ -17,7 +17,19 @@ use crate::two_way_rules::{Tree, descends_from};
 /// A file no edit touches, so neither side is ever empty (an empty side
 /// is refused by the unmounted-disk guard, a different property).
 const ANCHOR: &[u8] = b"anchor.txt";
-const NAMES: [&str; 6] = ["a", "b", "c.txt", "d e", "caf\u{e9}", ".hidden"];
+/// Names of files and folders; the last two are named like temporaries of
+/// ours (not of a two-way pass: those carry the pass's tag), which are the
+/// user's and synced like any other.
+const NAMES: [&str; 8] = [
+    "a",
+    "b",
+    "c.txt",
+    "d e",
+    "caf\u{e9}",
+    ".hidden",
+    ".foldersync-0123456789abcdef.tmp",
+    ".foldersync-12-3.tmp",
+];
 const TARGETS: [&str; 4] = ["a", "../b", "/nonexistent/x", "dangling"];
 const FILE_MODES: [u32; 4] = [0o644, 0o600, 0o755, 0o640];
 

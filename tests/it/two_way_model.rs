@@ -102,7 +102,7 @@ impl World<'_> {
     fn real(&self) -> [Tree; 2] {
         self.roots().map(|r| {
             let mut t = snapshot(&r);
-            t.retain(|k, _| !is_temp_name(base_name(k)));
+            t.retain(|k, _| !is_tagged_temp_name(base_name(k)));
             t
         })
     }
@@ -166,9 +166,9 @@ impl World<'_> {
             )));
         }
         // A killed pass's temporary files are removed by the next pass.
-        let temps: Vec<_> = find_temps(&self.env.src())
+        let temps: Vec<_> = find_tagged_temps(&self.env.src())
             .into_iter()
-            .chain(find_temps(&self.env.dst()))
+            .chain(find_tagged_temps(&self.env.dst()))
             .map(|t| show(&t))
             .collect();
         if !temps.is_empty() {
@@ -246,7 +246,7 @@ impl World<'_> {
         for (side, t) in self.real().iter().enumerate() {
             for (p, n) in t {
                 if let Node::File { bytes, .. } = n {
-                    if !is_temp_name(base_name(p)) && !whole.contains(bytes) {
+                    if !is_tagged_temp_name(base_name(p)) && !whole.contains(bytes) {
                         return Err(fail(format!(
                             "after a kill, side {side}'s {} is torn",
                             show(p)
