@@ -74,6 +74,10 @@ pub enum Op {
     Delete {
         entry: usize,
     },
+    /// Every file on the side, its folders and links left (`find -type f
+    /// -delete`): the emptied-side guard holds the other side's removals
+    /// until the user approves.
+    DeleteAllFiles,
     FileToDir {
         file: usize,
         len: usize,
@@ -113,7 +117,7 @@ impl Op {
             Op::NewSymlink { target, .. } | Op::Retarget { target, .. } => {
                 *target = (*target + 1) % TARGETS.len()
             }
-            Op::NewDir { .. } | Op::Touch { .. } | Op::Delete { .. } => {}
+            Op::NewDir { .. } | Op::Touch { .. } | Op::Delete { .. } | Op::DeleteAllFiles => {}
         }
         op
     }
@@ -140,6 +144,7 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         1 => i().prop_map(|file| Op::Touch { file }),
         1 => (i(), 0..FILE_MODES.len()).prop_map(|(file, mode)| Op::Chmod { file, mode }),
         2 => i().prop_map(|entry| Op::Delete { entry }),
+        1 => proptest::strategy::Just(Op::DeleteAllFiles),
         1 => (i(), len_strategy(), any::<u64>())
             .prop_map(|(file, len, seed)| Op::FileToDir { file, len, seed }),
         1 => (i(), len_strategy(), any::<u64>())
@@ -392,6 +397,19 @@ impl Sides {
                     return false;
                 };
                 self.remove(side, &rel);
+            }
+            Op::DeleteAllFiles => {
+                let files: Vec<Vec<u8>> = self.cur[side]
+                    .iter()
+                    .filter(|(_, n)| matches!(n, Node::File { .. }))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                if files.is_empty() {
+                    return false;
+                }
+                for rel in files {
+                    self.remove(side, &rel);
+                }
             }
             Op::FileToDir { file: f, len, seed } => {
                 let Some(rel) = self.pick(side, f, file) else {
