@@ -62,8 +62,8 @@ pub struct PassReport {
     pub outcome: Outcome,
     pub counts: Counts,
     pub duration: Duration,
-    /// Removals held back by `--max-delete` (none made), waiting for the
-    /// user's approval.
+    /// Removals held back (none made) by `--max-delete`, or by a two-way
+    /// side emptied of its files, waiting for the user's approval.
     pub held_deletions: u64,
 }
 

@@ -45,7 +45,7 @@ pub fn list(views: &[PairView]) -> String {
             }
             if last.held_deletions > 0 {
                 text += &format!(
-                    "  held: {} deletions over --max-delete, none made; option 6 approves them\n",
+                    "  held: {} deletions, none made (the log says why); option 6 approves them\n",
                     last.held_deletions
                 );
             }
