@@ -143,6 +143,10 @@ fn state_line(s: &PairStatus, now: Instant) -> String {
             )
         }
         State::Stopped => "stopped".into(),
+        State::Crashed => format!(
+            "crashed: {}; option 5 starts it again",
+            s.crashed.as_deref().unwrap_or("unknown cause")
+        ),
     }
 }
 
