@@ -27,7 +27,7 @@ mod temp;
 
 pub use copy::{Compared, Copied, compare_files, copy_file, copy_file_if, hash_file, hash_file_if};
 pub use probe::{FileProbe, LinkProbe, LinkTimes, device, probe_file, probe_links};
-pub use temp::{TagGuard, is_temp_name, new_tag, tag_temporaries, temp_tag};
+pub use temp::{is_temp_name, new_tag, tag_temporaries, temp_tag};
 use temp::{TempFile, create_named, random_name};
 pub use tree::{RemovalObserver, make_dir_writable, open_dir_path, open_dir_writable, remove_tree};
 
@@ -78,6 +78,7 @@ impl Time {
             .saturating_add(i64::from(self.nsec))
     }
 
+    #[cfg(test)]
     pub fn from_nanos(ns: i64) -> Time {
         Time {
             sec: ns.div_euclid(1_000_000_000),
