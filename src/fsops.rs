@@ -27,8 +27,8 @@ mod temp;
 
 pub use copy::{Compared, Copied, compare_files, copy_file, copy_file_if, hash_file, hash_file_if};
 pub use probe::{FileProbe, LinkProbe, LinkTimes, device, probe_file, probe_links};
-pub use temp::{is_temp_name, new_tag, tag_temporaries, temp_tag};
 use temp::{TempFile, create_named, random_name};
+pub use temp::{is_temp_name, new_tag, tag_temporaries, temp_tag};
 pub use tree::{RemovalObserver, make_dir_writable, open_dir_path, open_dir_writable, remove_tree};
 
 use crate::mounts::Caps;

@@ -179,7 +179,7 @@ impl Worker {
                 copied: 0,
                 bytes: 0,
             });
-            lock(&mounts).refused = None;
+            crate::mounts::lock(&mounts).refused = None;
             let mut progress = |counts: &crate::status::Counts| {
                 self.set_state(State::Syncing {
                     since: started,
@@ -210,7 +210,7 @@ impl Worker {
             drop(in_pass);
             replica_lock.end_pass();
             approved = false;
-            let refused = lock(&mounts).refused.clone();
+            let refused = crate::mounts::lock(&mounts).refused.clone();
             let now = Instant::now();
             // Only a full pass starts the interval again.
             let late = full && started + self.spec.interval <= now;
@@ -254,7 +254,7 @@ impl Worker {
             }
             // After the status: the menu shows the pass ended at once.
             if report.outcome == Outcome::Finished && !self.options.dry_run {
-                let records = lock(&mounts).records();
+                let records = crate::mounts::lock(&mounts).records();
                 memory.save(records, &target, self.id);
             }
             // A run that could not keep its devices is not clean: cron
@@ -322,7 +322,7 @@ impl Worker {
                         "pair {}: new devices confirmed: this pass takes the devices it finds and remembers them",
                         self.id
                     );
-                    lock(&mounts).accept_new = true;
+                    crate::mounts::lock(&mounts).accept_new = true;
                 }
                 Trigger::Stop => break,
             }
@@ -359,10 +359,6 @@ impl Worker {
     fn set_state(&self, state: State) {
         crate::status::lock(&self.status).state = state;
     }
-}
-
-fn lock(mounts: &Mutex<Mounts>) -> std::sync::MutexGuard<'_, Mounts> {
-    mounts.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A pair's roots as kept in its state, and whether keeping them failed.

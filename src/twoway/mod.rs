@@ -141,7 +141,7 @@ impl TwoWay {
         };
         let b_caps = match roots.b.as_ref() {
             Some(b) => {
-                let checked = lock_mounts(ctx).check_replica(b.as_fd(), !dry_run);
+                let checked = crate::mounts::lock(ctx.mounts).check_replica(b.as_fd(), !dry_run);
                 match checked {
                     Ok(replica) => {
                         for note in replica.notes {
@@ -299,7 +299,7 @@ impl TwoWay {
         log.counts.add(&counts);
         if outcome == Outcome::Finished && !dry_run {
             let b_dev = roots.b.as_ref().and_then(|b| fsops::device(b.as_fd()).ok());
-            lock_mounts(ctx).passed(b_dev);
+            crate::mounts::lock(ctx.mounts).passed(b_dev);
         }
         (outcome, held)
     }
@@ -314,12 +314,6 @@ fn temp_tags(archive: &mut Archive<'_>) -> Result<(HashSet<u64>, u64), String> {
     archive.add_temp_tag(tag)?;
     tags.insert(tag);
     Ok((tags, tag))
-}
-
-pub(super) fn lock_mounts<'a>(
-    ctx: &'a PairContext<'_>,
-) -> std::sync::MutexGuard<'a, crate::mounts::Mounts> {
-    ctx.mounts.lock().expect("mounts poisoned")
 }
 
 /// The archive's entries and both scans, merged path by path in tree

@@ -10,7 +10,6 @@ use crate::logging::display_root;
 use crate::pair::PairContext;
 use crate::replica_lock::ReplicaLock;
 
-use super::lock_mounts;
 use super::report::Log;
 
 /// Both roots, open and locked.
@@ -45,7 +44,7 @@ pub(super) fn open_roots(
             return None;
         }
     };
-    if let Err(e) = lock_mounts(ctx).check_source(a.1) {
+    if let Err(e) = crate::mounts::lock(ctx.mounts).check_source(a.1) {
         log.pass_error(format_args!(
             "source folder {} {e}",
             display_root(&spec.source)
@@ -60,7 +59,7 @@ pub(super) fn open_roots(
                 .parent()
                 .and_then(|p| std::fs::metadata(p).ok())
                 .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
-            if let Err(e) = lock_mounts(ctx).check_replica_missing(parent_dev) {
+            if let Err(e) = crate::mounts::lock(ctx.mounts).check_replica_missing(parent_dev) {
                 log.pass_error(format_args!(
                     "replica folder {} {e}",
                     display_root(&spec.replica)
