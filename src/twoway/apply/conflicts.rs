@@ -2,6 +2,7 @@
 //! its side, then copied to the other; the winner takes the name.
 
 use super::*;
+use crate::logging::display_path;
 
 impl Apply<'_> {
     /// Both sides changed `row.path` differently: the loser's version
@@ -70,25 +71,35 @@ impl Apply<'_> {
         put.then_some(moved)
     }
 
-    /// A conflict name for `path` that neither side holds.
+    /// A conflict name for `path` that neither side holds. A name that
+    /// cannot be looked up (too long for the file system, say) is an
+    /// error naming it and the cause, not a reason to try the next one.
     pub(super) fn free_conflict_name(&mut self, path: &[u8]) -> Option<Box<[u8]>> {
-        for n in 1.. {
+        const TRIES: u32 = 1000;
+        for n in 1..=TRIES {
             let name = conflict::name(path, self.started, n);
-            let free_a = matches!(self.stat(Side::A, &name), Ok(None));
-            let free_b = matches!(self.stat(Side::B, &name), Ok(None));
-            if free_a && free_b {
+            let mut free = true;
+            for side in [Side::A, Side::B] {
+                match self.stat(side, &name) {
+                    Ok(None) => {}
+                    Ok(Some(_)) => free = false,
+                    Err(e) => {
+                        let op = format!("name its conflict copy {}", display_path(&name));
+                        self.log.io_error(path, side, &op, &e);
+                        return None;
+                    }
+                }
+            }
+            if free {
                 return Some(name.into());
             }
-            if n > 1000 {
-                self.log.io_error(
-                    path,
-                    Side::A,
-                    "name a conflict copy",
-                    &io::Error::other("a thousand conflict names are taken"),
-                );
-                return None;
-            }
         }
+        self.log.io_error(
+            path,
+            Side::A,
+            "name a conflict copy",
+            &io::Error::other(format!("{TRIES} conflict names are taken")),
+        );
         None
     }
 }
