@@ -87,12 +87,18 @@ impl<'s> Archive<'s> {
         if !has_table(conn).map_err(|e| e.to_string())? {
             return Ok(merge(&mut std::iter::empty()));
         }
+        // A dry run reads an archive of the layout before ctimes as it is.
+        let ctimes = if has_ctimes(conn) {
+            "a_ctime_ns, b_ctime_ns"
+        } else {
+            "NULL, NULL"
+        };
         let mut stmt = conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT path, what, size, target, a_mtime_ns, a_ino, a_mode, b_mtime_ns, b_ino,
-                        b_mode, racy
-                 FROM archive ORDER BY tree_key DESC",
-            )
+                        b_mode, racy, {ctimes}
+                 FROM archive ORDER BY tree_key DESC"
+            ))
             .map_err(|e| e.to_string())?;
         let mut failed = None;
         let rows = stmt.query_map([], decode).map_err(|e| e.to_string())?;
@@ -170,9 +176,20 @@ fn make_table(conn: &Connection) -> rusqlite::Result<()> {
              b_mtime_ns INTEGER NOT NULL,
              b_ino INTEGER NOT NULL,
              b_mode INTEGER NOT NULL,
-             racy INTEGER NOT NULL
+             racy INTEGER NOT NULL,
+             a_ctime_ns INTEGER,      -- NULL: written before ctimes were kept
+             b_ctime_ns INTEGER
          ) WITHOUT ROWID;",
-    )
+    )?;
+    // An archive of the layout before ctimes: the columns are added, and
+    // each entry gets its ctimes at the next pass that sees it unchanged.
+    if !has_ctimes(conn) {
+        conn.execute_batch(
+            "ALTER TABLE archive ADD COLUMN a_ctime_ns INTEGER;
+             ALTER TABLE archive ADD COLUMN b_ctime_ns INTEGER;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Whether the archive table exists, in the layout this version reads.
@@ -183,6 +200,12 @@ fn has_table(conn: &Connection) -> rusqlite::Result<bool> {
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
     Ok(exists && conn.prepare("SELECT tree_key FROM archive LIMIT 0").is_ok())
+}
+
+/// Whether the archive table has the ctime columns.
+fn has_ctimes(conn: &Connection) -> bool {
+    conn.prepare("SELECT a_ctime_ns FROM archive LIMIT 0")
+        .is_ok()
 }
 
 /// A path in tree order as SQLite compares blobs (byte by byte): each
@@ -201,9 +224,10 @@ fn decode(row: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
     };
     let path: Vec<u8> = row.get(0)?;
     let target: Option<Vec<u8>> = row.get(3)?;
-    let stamp = |at: usize| -> rusqlite::Result<Stamp> {
+    let stamp = |at: usize, ctime_at: usize| -> rusqlite::Result<Stamp> {
         Ok(Stamp {
             mtime: from_ns(row.get(at)?),
+            ctime: row.get::<_, Option<i64>>(ctime_at)?.map(from_ns),
             ino: row.get::<_, i64>(at + 1)? as u64,
             mode: row.get::<_, i64>(at + 2)? as u32,
         })
@@ -214,8 +238,8 @@ fn decode(row: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
             what,
             size: row.get::<_, i64>(2)? as u64,
             target: target.map(Vec::into_boxed_slice),
-            a: stamp(4)?,
-            b: stamp(7)?,
+            a: stamp(4, 11)?,
+            b: stamp(7, 12)?,
             racy: row.get(10)?,
         },
     ))
@@ -227,8 +251,8 @@ fn write_all(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
         let mut put = tx.prepare_cached(
             "INSERT OR REPLACE INTO archive
              (tree_key, path, what, size, target, a_mtime_ns, a_ino, a_mode, b_mtime_ns, b_ino,
-              b_mode, racy)
-             VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+              b_mode, racy, a_ctime_ns, b_ctime_ns)
+             VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14)",
         )?;
         let mut forget = tx.prepare_cached("DELETE FROM archive WHERE tree_key = ?1")?;
         for write in writes {
@@ -253,6 +277,8 @@ fn write_all(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
                         i64::from(r.b.mode),
                         r.racy,
                         tree_key(path),
+                        r.a.ctime.map(to_ns),
+                        r.b.ctime.map(to_ns),
                     ])?;
                 }
                 Write::Forget(path) => {
@@ -280,6 +306,40 @@ fn from_ns(ns: i64) -> Time {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_archive_without_ctimes_gains_them_and_reads_them_as_unknown() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE archive (tree_key BLOB PRIMARY KEY, path BLOB NOT NULL,
+                 what INTEGER NOT NULL, size INTEGER NOT NULL, target BLOB,
+                 a_mtime_ns INTEGER NOT NULL, a_ino INTEGER NOT NULL, a_mode INTEGER NOT NULL,
+                 b_mtime_ns INTEGER NOT NULL, b_ino INTEGER NOT NULL, b_mode INTEGER NOT NULL,
+                 racy INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO archive VALUES (x'61', x'61', 0, 3, NULL, 5, 1, 420, 5, 2, 420, 0);",
+        )
+        .unwrap();
+        make_table(&conn).unwrap();
+        let read = |conn: &Connection| {
+            conn.query_row(
+                "SELECT path, what, size, target, a_mtime_ns, a_ino, a_mode, b_mtime_ns, b_ino,
+                        b_mode, racy, a_ctime_ns, b_ctime_ns FROM archive",
+                [],
+                decode,
+            )
+            .unwrap()
+        };
+        let (path, rec) = read(&conn);
+        assert_eq!(
+            (&path[..], rec.size, rec.a.ctime, rec.b.ctime),
+            (&b"a"[..], 3, None, None)
+        );
+        let ctime = Time { sec: 7, nsec: 9 };
+        let mut rec = rec;
+        rec.a.ctime = Some(ctime);
+        write_all(&mut conn, &[Write::Put(path, rec)]).unwrap();
+        assert_eq!(read(&conn).1.a.ctime, Some(ctime));
+    }
 
     #[test]
     fn times_survive_the_round_trip() {

@@ -40,6 +40,9 @@ pub struct Seen {
     pub what: What,
     pub size: u64,
     pub mtime: Time,
+    /// Moves with every write and every change of the inode, even one that
+    /// keeps the size and the mtime (a tool that restores the mtime).
+    pub ctime: Time,
     pub ino: u64,
     /// Permission bits.
     pub mode: u32,
@@ -53,6 +56,8 @@ pub struct Seen {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stamp {
     pub mtime: Time,
+    /// `None` in an archive written before ctimes were kept: not known.
+    pub ctime: Option<Time>,
     pub ino: u64,
     pub mode: u32,
 }
@@ -93,6 +98,10 @@ pub enum Change {
     /// Neither in the archive nor on this side.
     Absent,
     Same,
+    /// Size, mtime, inode and mode as recorded, but the ctime moved: the
+    /// bytes may have been rewritten with the old mtime put back, or only
+    /// the inode touched (a hard link, an owner). Only the bytes tell.
+    Touched,
     Changed,
     Created,
     Deleted,
@@ -100,7 +109,7 @@ pub enum Change {
 
 impl Change {
     fn edited(self) -> bool {
-        matches!(self, Change::Changed | Change::Created)
+        matches!(self, Change::Changed | Change::Created | Change::Touched)
     }
 }
 
@@ -154,23 +163,58 @@ pub fn change(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> Change {
         (None, Some(_)) => Change::Created,
         (Some(_), None) => Change::Deleted,
         (Some(r), Some(s)) => {
-            let stamp = match side {
-                Side::A => r.a,
-                Side::B => r.b,
-            };
+            let stamp = r.stamp(side);
             let same = r.what == s.what
                 && match s.what {
-                    What::File => {
-                        s.size == r.size
-                            && s.mtime == stamp.mtime
-                            && s.ino == stamp.ino
-                            && s.mode == stamp.mode
-                    }
+                    What::File => same_bytes_stamps(r, &stamp, s) && s.mode == stamp.mode,
                     What::Dir => s.mode == stamp.mode,
                     What::Link => s.target == r.target,
                 };
-            if same { Change::Same } else { Change::Changed }
+            if !same {
+                Change::Changed
+            } else if s.what == What::File && stamp.ctime.is_some_and(|c| c != s.ctime) {
+                Change::Touched
+            } else {
+                Change::Same
+            }
         }
+    }
+}
+
+/// Whether a file's size, mtime and inode are as recorded (its mode and
+/// ctime aside).
+fn same_bytes_stamps(r: &Record, stamp: &Stamp, s: &Seen) -> bool {
+    s.size == r.size && s.mtime == stamp.mtime && s.ino == stamp.ino
+}
+
+/// Whether the stamps cannot vouch for a file's bytes on `side`: its
+/// size, mtime and inode are as recorded, yet its mode or ctime moved (a
+/// chmod moves the ctime, so a rewrite that keeps the mtime can hide
+/// behind it). Read before anything trusts that the bytes are the
+/// archive's.
+pub fn stamps_unsure(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> bool {
+    let (Some(r), Some(s)) = (rec, seen) else {
+        return false;
+    };
+    let stamp = r.stamp(side);
+    r.what == What::File
+        && s.what == What::File
+        && same_bytes_stamps(r, &stamp, s)
+        && (s.mode != stamp.mode || stamp.ctime.is_some_and(|c| c != s.ctime))
+}
+
+impl Record {
+    /// The stamp of `side`'s copy.
+    pub fn stamp(&self, side: Side) -> Stamp {
+        match side {
+            Side::A => self.a,
+            Side::B => self.b,
+        }
+    }
+
+    /// Whether it was written before ctimes were kept.
+    fn lacks_ctime(&self) -> bool {
+        self.what == What::File && (self.a.ctime.is_none() || self.b.ctime.is_none())
     }
 }
 
@@ -185,10 +229,17 @@ pub fn needs_compare(row: &Row, checksum: bool) -> bool {
     if a.what != What::File || b.what != What::File || a.size != b.size {
         return false;
     }
-    let ca = change(row.rec.as_ref(), Some(a), Side::A);
-    let cb = change(row.rec.as_ref(), Some(b), Side::B);
-    let racy = row.rec.as_ref().is_some_and(|r| r.racy);
-    (ca.edited() && cb.edited()) || (ca == Change::Same && cb == Change::Same && (racy || checksum))
+    let rec = row.rec.as_ref();
+    let ca = change(rec, Some(a), Side::A);
+    let cb = change(rec, Some(b), Side::B);
+    let racy = rec.is_some_and(|r| r.racy);
+    // One side's bytes may have changed under the stamps and the other's
+    // did not: reading both tells whether anything must be copied.
+    let unsure = (stamps_unsure(rec, Some(a), Side::A) && cb == Change::Same)
+        || (stamps_unsure(rec, Some(b), Side::B) && ca == Change::Same);
+    (ca.edited() && cb.edited())
+        || unsure
+        || (ca == Change::Same && cb == Change::Same && (racy || checksum))
 }
 
 /// Whether two entries hold the same thing, as far as the scan and the
@@ -244,8 +295,17 @@ pub fn decide(row: &Row) -> Action {
                         winner: newer(a, b),
                     },
                     Some(true) if racy => Action::Record,
+                    // Written before ctimes were kept: they are now.
+                    _ if rec.is_some_and(Record::lacks_ctime) => Action::Record,
                     _ => Action::Keep,
                 }
+            }
+            // Only the ctime moved, and the bytes are the other side's: the
+            // new stamps are recorded, nothing is copied.
+            (Change::Same, Change::Touched) | (Change::Touched, Change::Same)
+                if row.same == Some(true) =>
+            {
+                Action::Record
             }
             (Change::Same, _) => Action::Copy { to: Side::A },
             (_, Change::Same) => Action::Copy { to: Side::B },

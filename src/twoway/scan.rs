@@ -131,6 +131,7 @@ pub fn scan(root: BorrowedFd<'_>, excludes: &Matcher, cancel: &Cancel) -> Scan {
                     what,
                     size: meta.size,
                     mtime: meta.mtime,
+                    ctime: meta.ctime,
                     ino: meta.ino,
                     mode: meta.mode,
                     target,

@@ -30,6 +30,7 @@ mod sync;
 mod two_way;
 mod two_way_edges;
 mod two_way_edits;
+mod two_way_losses;
 mod two_way_model;
 mod two_way_pause;
 mod two_way_rules;

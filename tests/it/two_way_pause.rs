@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn two_way_once(env: &TestEnv) -> std::process::Output {
+pub(crate) fn two_way_once(env: &TestEnv) -> std::process::Output {
     once_quick(env, &["--two-way"])
 }
 
 /// Runs one two-way pass paused after its plan; `during` edits the sides
 /// meanwhile. Returns the pass's output.
-fn paused_pass(env: &TestEnv, during: impl FnOnce()) -> std::process::Output {
+pub(crate) fn paused_pass(env: &TestEnv, during: impl FnOnce()) -> std::process::Output {
     let flag = env.path("paused");
     let mut child = Command::new(bin())
         .args(["--once", "--two-way"])
@@ -46,7 +46,7 @@ fn paused_pass(env: &TestEnv, during: impl FnOnce()) -> std::process::Output {
 }
 
 /// A synced pair holding `anchor.txt`, so neither side is ever empty.
-fn synced_env() -> TestEnv {
+pub(crate) fn synced_env() -> TestEnv {
     let env = fast_env();
     fs::write(env.src().join("anchor.txt"), "anchor").unwrap();
     assert!(two_way_once(&env).status.success());

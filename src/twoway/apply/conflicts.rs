@@ -51,10 +51,13 @@ impl Apply<'_> {
         let to = from.other();
         let mut moved = seen.clone();
         if !self.ctx.options.dry_run {
-            // The rename kept the inode and mtime; its ctime changed, which
-            // a copy does not look at.
+            // The rename kept the inode and mtime and moved the ctime,
+            // which is recorded as it is now.
             match self.stat(from, aside) {
-                Ok(Some(meta)) if matches_seen(&meta, seen) => moved.ino = meta.ino,
+                Ok(Some(meta)) if matches_seen_but_ctime(&meta, seen) => {
+                    moved.ino = meta.ino;
+                    moved.ctime = meta.ctime;
+                }
                 _ => {
                     self.log.changed_meanwhile(aside, from);
                     return None;

@@ -288,7 +288,8 @@ impl<'p> Apply<'p> {
                     },
                 ));
             }
-            (What::File, Some(What::File)) if mode_only(row, from) => {
+            // The bytes were read and are the same: the mode alone.
+            (What::File, Some(What::File)) if mode_only(row, from) && row.same == Some(true) => {
                 self.set_file_mode(row, to, &src)
             }
             _ => self.put_entry(row, to, &src, dst),
@@ -337,14 +338,21 @@ pub fn seen_of(meta: &Meta, what: What, target: Option<Box<[u8]>>) -> Seen {
         what,
         size: meta.size,
         mtime: meta.mtime,
+        ctime: meta.ctime,
         ino: meta.ino,
         mode: meta.mode,
         target,
     }
 }
 
-/// Whether `meta`, stat-ed now, is the entry the scan saw as `seen`.
+/// Whether `meta`, stat-ed now, is the entry the scan saw as `seen`. A
+/// file's ctime counts: a rewrite that put the old mtime back moved it.
 fn matches_seen(meta: &Meta, seen: &Seen) -> bool {
+    matches_seen_but_ctime(meta, seen) && (seen.what != What::File || meta.ctime == seen.ctime)
+}
+
+/// [`matches_seen`] where the ctime moved by our own doing (a rename).
+fn matches_seen_but_ctime(meta: &Meta, seen: &Seen) -> bool {
     let Some(what) = What::of(meta.kind) else {
         return false;
     };

@@ -67,6 +67,7 @@ impl Apply<'_> {
         }
         let stamp = |s: &Seen| Stamp {
             mtime: s.mtime,
+            ctime: Some(s.ctime),
             ino: s.ino,
             mode: s.mode,
         };
