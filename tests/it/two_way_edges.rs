@@ -80,3 +80,108 @@ fn a_conflict_on_a_name_near_the_limit_gets_a_shortened_copy() {
         "{again:#?}"
     );
 }
+
+/// A state folder that is, contains or lies inside a folder of any pair
+/// (one-way or two-way, source or replica, on the command line or in a
+/// pairs file) is bad input: exit 2, nothing created. Before, a state
+/// folder inside a source had its live database copied every pass.
+#[test]
+fn a_state_folder_in_or_around_a_pairs_folder_is_refused() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    env.mkdir("dst");
+    env.mkdir("src2");
+    fs::write(env.path("pairs.txt"), "src2 dst2 1 log2.txt two-way\n").unwrap();
+    let pair = ["src", "dst", "1", "log.txt"];
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&[], "src/.st", "is inside the source folder"),
+        (&[], "src", "is the source folder"),
+        (&[], "dst/.st", "is inside the replica folder"),
+        (&["--two-way"], "src/.st", "is inside the source folder"),
+        (
+            &["--two-way"],
+            "dst/deep/.st",
+            "is inside the replica folder",
+        ),
+        (&[], ".", "contains the source folder"),
+        (
+            &["--pairs", "pairs.txt"],
+            "src2/.st",
+            "is inside the source folder",
+        ),
+        (
+            &["--pairs", "pairs.txt"],
+            "dst2/.st",
+            "is inside the replica folder",
+        ),
+    ];
+    for (extra, state, why) in cases {
+        let mut args = vec!["--once", "--state-dir", state];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&pair);
+        assert_refused(&env, &args, why);
+        let out = stderr_of(&env.run(&args));
+        assert!(
+            out.contains("state folder ") && out.contains("--state-dir"),
+            "{out}"
+        );
+    }
+    // A state folder beside them is fine.
+    let mut args = vec!["--once", "--two-way", "--state-dir", "st"];
+    args.extend_from_slice(&pair);
+    let out = env.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+}
+
+/// The menu's add refuses a pair whose folders hold or are inside the
+/// state folder, and adds nothing.
+#[test]
+fn the_menu_refuses_a_pair_around_the_state_folder() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    env.mkdir("stp/st");
+    env.mkdir("src2");
+    let mut session = MenuSession::start(
+        env.root(),
+        ["--state-dir", "stp/st", "src", "dst", "3600", "log.txt"],
+    );
+    wait_log(&env.log(), "pass finished", 1);
+    let cases = [
+        (
+            ["stp", "dst2", "10", "new1.txt"],
+            "",
+            "is inside the source folder",
+        ),
+        (
+            ["src2", "stp", "10", "new2.txt"],
+            "2",
+            "is inside the replica folder",
+        ),
+        (
+            ["src2", "stp/st/x", "10", "new3.txt"],
+            "",
+            "contains the replica folder",
+        ),
+    ];
+    for (n, (answers, direction, why)) in cases.iter().enumerate() {
+        session.send("2");
+        for a in answers {
+            session.send(a);
+        }
+        session.send(direction);
+        session.wait_stdout("Not added: ", n + 1, PATIENCE);
+        let out = session.stdout();
+        let last = out.rsplit("Not added: ").next().unwrap();
+        let last = last.lines().next().unwrap();
+        assert!(
+            last.contains("state folder") && last.contains(why),
+            "{answers:?}: want {why:?}, got:\n{out}"
+        );
+    }
+    assert!(!env.path("dst2").exists() && !env.path("new1.txt").exists());
+    session.send("3");
+    assert_eq!(
+        session.wait_exit(std::time::Duration::from_secs(10)).code(),
+        Some(0)
+    );
+}
