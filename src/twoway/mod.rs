@@ -28,6 +28,7 @@ mod apply;
 mod archive;
 mod compare;
 mod conflict;
+mod excluded;
 pub mod reconcile;
 mod report;
 mod roots;
@@ -229,6 +230,10 @@ impl TwoWay {
         }
 
         let stale = (std::mem::take(&mut sa.stale), std::mem::take(&mut sb.stale));
+        let excluded = excluded::Excluded::new(
+            std::mem::take(&mut sa.excluded),
+            std::mem::take(&mut sb.excluded),
+        );
         let mut rows = match archive.read_reverse(|recorded| merge(recorded, sa, sb)) {
             Ok(rows) => rows,
             Err(e) => {
@@ -239,7 +244,7 @@ impl TwoWay {
             }
         };
         compare::compare(ctx, &roots, &mut rows, log);
-        reconcile::plan(&mut rows);
+        reconcile::plan_with(&mut rows, &excluded);
         let held = hold_deletions(ctx, &mut rows, approved, log);
         pause_test_hook();
 
@@ -251,6 +256,7 @@ impl TwoWay {
             Log::new(ctx),
         );
         apply.stable_inodes = stable;
+        apply.excluded = excluded;
         for (scan_stale, side) in [(&stale.0, Side::A), (&stale.1, Side::B)] {
             for path in scan_stale {
                 apply.remove_stale(side, path);

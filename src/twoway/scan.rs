@@ -33,6 +33,10 @@ pub struct Scan {
     /// Files and links named like our temporaries: left by a pass that
     /// was killed, never synced, removed by the next.
     pub stale: Vec<Box<[u8]>>,
+    /// Entries left out by the exclude patterns (the outermost ones: an
+    /// excluded folder is not entered), so that a pass never deletes or
+    /// replaces them (see [`super::excluded`]).
+    pub excluded: Vec<(Box<[u8]>, What)>,
     /// Stopped before the end (quit or stop).
     pub stopped: bool,
 }
@@ -108,6 +112,7 @@ pub fn scan(root: BorrowedFd<'_>, excludes: &Matcher, cancel: &Cancel) -> Scan {
                 }
             };
             if excludes.excludes(&path, what == What::Dir) {
+                scan.excluded.push((path.into(), what));
                 continue;
             }
             let target = match what {

@@ -185,3 +185,131 @@ fn the_menu_refuses_a_pair_around_the_state_folder() {
         Some(0)
     );
 }
+
+const EXCLUDE_CACHE: &[&str] = &["--exclude", "cache/"];
+
+/// Asserts a pass that changes nothing and says nothing but its summary.
+#[track_caller]
+fn assert_quiet_pass(env: &TestEnv) {
+    let (code, lines) = pass_code(env, EXCLUDE_CACHE);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let noisy: Vec<&String> = lines
+        .iter()
+        .filter(|l| !l.starts_with("started") && !l.starts_with("pass ") && *l != "stopped")
+        .collect();
+    assert!(
+        noisy.is_empty(),
+        "a settled pair's pass did something: {noisy:#?}"
+    );
+}
+
+/// Item 4: a folder-only pattern leaves the file of the same name in:
+/// the file meets the other side's excluded folder. The folder keeps the
+/// name; the file is kept as a conflict copy on both sides. Before, the
+/// file never synced and every pass said it "changed in the source".
+#[test]
+fn a_file_meeting_an_excluded_folder_of_its_name_becomes_a_conflict_copy() {
+    let env = TestEnv::new();
+    env.write("src/cache/x", "excluded on the source");
+    env.write("dst/cache", "the replica's file");
+    let (code, lines) = pass_code(&env, EXCLUDE_CACHE);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "excluded: cache in the source is an excluded folder, which a pass never deletes or replaces; \
+             it keeps the name, and the replica's entry there is kept beside it as cache.conflict-"
+        )),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("changed in the")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        fs::read_to_string(env.path("src/cache/x")).unwrap(),
+        "excluded on the source"
+    );
+    assert!(!env.path("dst/cache").exists());
+    let copies = conflict_copies(&env.dst(), "cache");
+    assert_eq!(copies.len(), 1, "{:?}", names(&env.dst()));
+    assert_eq!(conflict_copies(&env.src(), "cache"), copies);
+    for side in [env.src(), env.dst()] {
+        assert_eq!(
+            fs::read_to_string(side.join(&copies[0])).unwrap(),
+            "the replica's file"
+        );
+    }
+    assert_quiet_pass(&env);
+}
+
+/// Item 3: a folder that holds only excluded entries on one side, replaced
+/// by a file on the other: the folder keeps the name (made again where it
+/// was replaced), the file goes aside as a conflict copy on both sides.
+/// Before, every pass kept the folder with an info line and the file
+/// never reached the other side.
+#[test]
+fn a_file_replacing_a_folder_that_holds_excluded_entries_becomes_a_conflict_copy() {
+    let env = TestEnv::new();
+    env.write("src/d2/f", "synced");
+    assert_eq!(pass_code(&env, EXCLUDE_CACHE).0, Some(0));
+    env.write("dst/d2/cache/c", "excluded on the replica");
+    fs::remove_dir_all(env.path("src/d2")).unwrap();
+    env.write("src/d2", "the source's file");
+    let (code, lines) = pass_code(&env, EXCLUDE_CACHE);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "excluded: d2 in the replica is a folder holding excluded entries (d2/cache), which a pass never \
+             deletes or replaces; it keeps the name, and the source's entry there is kept beside it as d2.conflict-"
+        )),
+        "{lines:#?}"
+    );
+    assert!(env.path("src/d2").is_dir(), "the folder is made again");
+    assert_eq!(names(&env.path("src/d2")), Vec::<String>::new());
+    assert_eq!(names(&env.path("dst/d2")), ["cache"]);
+    assert_eq!(
+        fs::read_to_string(env.path("dst/d2/cache/c")).unwrap(),
+        "excluded on the replica"
+    );
+    let copies = conflict_copies(&env.dst(), "d2");
+    assert_eq!(copies.len(), 1, "{:?}", names(&env.dst()));
+    assert_eq!(conflict_copies(&env.src(), "d2"), copies);
+    for side in [env.src(), env.dst()] {
+        assert_eq!(
+            fs::read_to_string(side.join(&copies[0])).unwrap(),
+            "the source's file"
+        );
+    }
+    assert_quiet_pass(&env);
+}
+
+/// A folder deleted on one side while on the other it holds excluded
+/// entries: what is not excluded goes, the folder stays and is made again
+/// on the deleting side, with a warning. Before, the pass said only that
+/// it kept the folder, and the sides stayed different.
+#[test]
+fn a_folder_deleted_while_it_holds_excluded_entries_is_made_again() {
+    let env = TestEnv::new();
+    env.write("src/d3/f", "synced");
+    env.write("src/keep", "k");
+    assert_eq!(pass_code(&env, EXCLUDE_CACHE).0, Some(0));
+    env.write("dst/d3/cache/c", "excluded on the replica");
+    fs::remove_dir_all(env.path("src/d3")).unwrap();
+    let (code, lines) = pass_code(&env, EXCLUDE_CACHE);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert!(
+        lines.contains(
+            &"excluded: d3 was deleted in the source, but in the replica it is a folder holding excluded \
+              entries (d3/cache), which a pass never deletes; the folder is kept and made again in the source"
+                .to_string()
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"removed d3/f from the replica".to_string()),
+        "{lines:#?}"
+    );
+    assert_eq!(names(&env.path("src/d3")), Vec::<String>::new());
+    assert_eq!(names(&env.path("dst/d3")), ["cache"]);
+    assert_quiet_pass(&env);
+}

@@ -13,28 +13,9 @@ impl Apply<'_> {
         let (Some(w), Some(l)) = (row.seen(winner).cloned(), row.seen(loser).cloned()) else {
             return;
         };
-        if !self.unchanged(loser, &row.path, Some(&l)) {
+        let said = |log: &mut Log<'_>, aside: &[u8]| log.conflict(&row.path, winner, aside);
+        if self.set_aside(row, loser, &l, said).is_none() {
             return;
-        }
-        let Some(aside) = self.free_conflict_name(&row.path) else {
-            return;
-        };
-        self.log.counts.conflicts += 1;
-        self.log.conflict(&row.path, winner, &aside);
-        if !self.ctx.options.dry_run {
-            let renamed = self
-                .dir(loser, parent(&row.path))
-                .op("open folder")
-                .and_then(|dir| fsops::rename_new(dir, &name_of(&row.path), &name_of(&aside)));
-            if let Err(e) = renamed {
-                self.op_failed(&row.path, loser, &e);
-                return;
-            }
-        }
-        // The loser's version, now under its new name, goes to the winner's
-        // side as well.
-        if let Some(moved) = self.put_aside_copy(&aside, loser, &l) {
-            self.record_now(&aside, Some((loser, &moved)));
         }
         // And the winner's takes the name on the loser's side.
         if w.what == What::Dir {
@@ -42,6 +23,41 @@ impl Apply<'_> {
         } else {
             self.put_entry(row, loser, &w, None);
         }
+    }
+
+    /// Moves side `loser`'s entry `l` at `row.path` aside under a free
+    /// conflict name, then copies it to the other side; `say` logs why,
+    /// first. The conflict name, once the entry is moved (the name at
+    /// `row.path` is then free on `loser`'s side).
+    pub(super) fn set_aside(
+        &mut self,
+        row: &Row,
+        loser: Side,
+        l: &Seen,
+        say: impl FnOnce(&mut Log<'_>, &[u8]),
+    ) -> Option<Box<[u8]>> {
+        if !self.unchanged(loser, &row.path, Some(l)) {
+            return None;
+        }
+        let aside = self.free_conflict_name(&row.path)?;
+        self.log.counts.conflicts += 1;
+        say(&mut self.log, &aside);
+        if !self.ctx.options.dry_run {
+            let renamed = self
+                .dir(loser, parent(&row.path))
+                .op("open folder")
+                .and_then(|dir| fsops::rename_new(dir, &name_of(&row.path), &name_of(&aside)));
+            if let Err(e) = renamed {
+                self.op_failed(&row.path, loser, &e);
+                return None;
+            }
+        }
+        // The loser's version, now under its new name, goes to the other
+        // side as well.
+        if let Some(moved) = self.put_aside_copy(&aside, loser, l) {
+            self.record_now(&aside, Some((loser, &moved)));
+        }
+        Some(aside)
     }
 
     /// Copies the entry `aside` on `from` (a conflict copy) to the other
