@@ -27,7 +27,7 @@ mod temp;
 
 pub use copy::{Compared, Copied, compare_files, copy_file, copy_file_if, hash_file, hash_file_if};
 pub use probe::{FileProbe, LinkProbe, LinkTimes, device, probe_file, probe_links};
-pub use temp::is_temp_name;
+pub use temp::{TagGuard, is_temp_name, new_tag, tag_temporaries, temp_tag};
 use temp::{TempFile, create_named, random_name};
 pub use tree::{RemovalObserver, make_dir_writable, open_dir_path, open_dir_writable, remove_tree};
 
@@ -404,6 +404,47 @@ pub fn set_link_mtime(dir: BorrowedFd<'_>, name: &CStr, mtime: Time) -> Result<(
 /// Removes a file, symlink or other non-folder entry.
 pub fn remove_file(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), OpError> {
     rfs::unlinkat(dir, name, AtFlags::empty()).op("remove")
+}
+
+/// What [`remove_file_if`] did.
+pub enum Removal {
+    Removed,
+    /// It changed since it was looked at, and is back under its name.
+    PutBack,
+    /// It changed, and meanwhile a new entry took its name: it is left
+    /// under this temporary name for the caller to keep.
+    Aside(CString),
+}
+
+/// Removes the file or link `name` in `dir` unless `unchanged` says it
+/// changed since the caller looked at it (its ctime aside, which the
+/// rename moves). It is renamed aside first, so a writer who opens the
+/// name from then on makes a new file instead of writing into one about
+/// to go, then looked at again under its temporary name, then removed, or
+/// put back.
+pub fn remove_file_if(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    unchanged: &dyn Fn(&Meta) -> bool,
+) -> Result<Removal, OpError> {
+    let aside = loop {
+        let tmp = random_name();
+        match rename_new(dir, name, &tmp) {
+            Ok(()) => break tmp,
+            Err(e) if e.err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let now = stat_at(dir, &aside).op("stat")?;
+    if unchanged(&now) {
+        rfs::unlinkat(dir, &aside, AtFlags::empty()).op("remove")?;
+        return Ok(Removal::Removed);
+    }
+    match rename_new(dir, &aside, name) {
+        Ok(()) => Ok(Removal::PutBack),
+        Err(e) if e.err.kind() == io::ErrorKind::AlreadyExists => Ok(Removal::Aside(aside)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes an empty folder; one that is not empty stays (`ENOTEMPTY`).

@@ -7,6 +7,7 @@
 //! were not enough: in a container every foldersync is PID 1, and a user's
 //! file copied under such a name once overwrote a copy in progress.
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
@@ -22,8 +23,10 @@ const PREFIX: &str = ".foldersync-";
 const SUFFIX: &str = ".tmp";
 
 /// Whether a replica entry is named like a temporary file of ours: the
-/// random form `.foldersync-<16 hex digits>.tmp`, or the `<pid>-<n>` form of
-/// earlier versions, which an interrupted copy may have left behind.
+/// random form `.foldersync-<16 hex digits>.tmp`, the tagged form
+/// `.foldersync-<16 hex tag>-<16 hex digits>.tmp` (see [`tag_temporaries`]),
+/// or the `<pid>-<n>` form of earlier versions, which an interrupted copy
+/// may have left behind.
 pub fn is_temp_name(name: &[u8]) -> bool {
     let Some(rest) = name
         .strip_prefix(PREFIX.as_bytes())
@@ -31,7 +34,7 @@ pub fn is_temp_name(name: &[u8]) -> bool {
     else {
         return false;
     };
-    if rest.len() == 16 && rest.iter().all(u8::is_ascii_hexdigit) {
+    if is_hex16(rest) || temp_tag(name).is_some() {
         return true;
     }
     let mut parts = rest.split(|&b| b == b'-');
@@ -40,19 +43,77 @@ pub fn is_temp_name(name: &[u8]) -> bool {
     numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
 }
 
-/// A fresh temporary name with 64 random bits. Short and unrelated to the
-/// target's name, so a 255-byte target name still fits. Callers create it
-/// exclusively and draw again on `EEXIST`.
+fn is_hex16(s: &[u8]) -> bool {
+    s.len() == 16 && s.iter().all(u8::is_ascii_hexdigit)
+}
+
+/// The tag in a temporary name of the tagged form, if it is one.
+pub fn temp_tag(name: &[u8]) -> Option<u64> {
+    let rest = name
+        .strip_prefix(PREFIX.as_bytes())?
+        .strip_suffix(SUFFIX.as_bytes())?;
+    let (tag, random) = (rest.get(..16)?, rest.get(16..)?);
+    let random = random.strip_prefix(b"-")?;
+    if !is_hex16(tag) || !is_hex16(random) {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(tag).ok()?, 16).ok()
+}
+
+thread_local! {
+    /// The tag the temporaries made on this thread carry, if any.
+    static TAG: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// While the returned guard lives, every temporary name made on this
+/// thread carries `tag`. A two-way pair records its pass's tag in its
+/// state before it writes, so a later pass removes only leftovers whose
+/// tag it recorded: a user's file named like a temporary is theirs, and
+/// synced like any other (both folders are the user's, unlike a replica).
+pub fn tag_temporaries(tag: u64) -> TagGuard {
+    TagGuard {
+        before: TAG.with(|t| t.replace(Some(tag))),
+    }
+}
+
+/// Ends [`tag_temporaries`] when dropped.
+pub struct TagGuard {
+    before: Option<u64>,
+}
+
+impl Drop for TagGuard {
+    fn drop(&mut self) {
+        TAG.with(|t| t.set(self.before));
+    }
+}
+
+/// A fresh tag for [`tag_temporaries`].
+pub fn new_tag() -> u64 {
+    random_u64()
+}
+
+/// A fresh temporary name with 64 random bits (after this thread's tag,
+/// if it has one). Short and unrelated to the target's name, so a
+/// 255-byte target name still fits. Callers create it exclusively and
+/// draw again on `EEXIST`.
 pub fn random_name() -> CString {
+    let n = random_u64();
+    let name = match TAG.with(Cell::get) {
+        Some(tag) => format!("{PREFIX}{tag:016x}-{n:016x}{SUFFIX}"),
+        None => format!("{PREFIX}{n:016x}{SUFFIX}"),
+    };
+    CString::new(name).expect("temp name has no NUL byte")
+}
+
+fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     let random = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty())
         .is_ok_and(|filled| filled == 8);
-    let n = if random {
+    if random {
         u64::from_ne_bytes(bytes)
     } else {
         fallback_random()
-    };
-    CString::new(format!("{PREFIX}{n:016x}{SUFFIX}")).expect("temp name has no NUL byte")
+    }
 }
 
 /// Without `getrandom` (a seccomp filter may refuse it): std's hasher keys
@@ -207,5 +268,26 @@ mod tests {
         assert!(!is_temp_name(b".foldersync-a-1.tmp"));
         assert!(!is_temp_name(b"foldersync-1-2.tmp"));
         assert!(!is_temp_name(b".foldersync-1-2.tmp.bak"));
+    }
+
+    #[test]
+    fn a_tagged_name_carries_its_tag_only_while_the_guard_lives() {
+        {
+            let _tagged = tag_temporaries(0xabc);
+            let name = random_name();
+            assert!(is_temp_name(name.as_bytes()), "{name:?}");
+            assert_eq!(temp_tag(name.as_bytes()), Some(0xabc));
+        }
+        assert_eq!(temp_tag(random_name().as_bytes()), None);
+        assert_eq!(temp_tag(b".foldersync-0123456789abcdef.tmp"), None);
+        assert_eq!(temp_tag(b".foldersync-1234-5.tmp"), None);
+        assert_eq!(
+            temp_tag(b".foldersync-00000000000000ff-0123456789abcdef.tmp"),
+            Some(255)
+        );
+        assert_eq!(
+            temp_tag(b".foldersync-00000000000000ff-0123456789abcde.tmp"),
+            None
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! archive behind the folders, never ahead of them, and the next pass
 //! finds those paths already alike on both sides and only records them.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
@@ -112,6 +113,50 @@ impl<'s> Archive<'s> {
         }
     }
 
+    /// The tags of passes that may have left temporaries behind (see
+    /// [`crate::fsops::tag_temporaries`]).
+    pub fn temp_tags(&mut self) -> Result<HashSet<u64>, String> {
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return Ok(HashSet::new());
+        };
+        if !has_tags_table(conn).map_err(|e| e.to_string())? {
+            return Ok(HashSet::new());
+        }
+        let mut stmt = conn
+            .prepare("SELECT tag FROM temp_tags")
+            .map_err(|e| e.to_string())?;
+        let tags = stmt
+            .query_map([], |r| r.get::<_, i64>(0))
+            .map_err(|e| e.to_string())?
+            .map(|t| t.map(|t| t as u64))
+            .collect::<rusqlite::Result<_>>();
+        tags.map_err(|e| e.to_string())
+    }
+
+    /// Records `tag` as this pass's, committed before the pass writes a
+    /// temporary under it.
+    pub fn add_temp_tag(&mut self, tag: u64) -> Result<(), String> {
+        let Some(conn) = self.conn.as_deref_mut().filter(|_| !self.dry_run) else {
+            return Ok(());
+        };
+        conn.execute(
+            "INSERT OR IGNORE INTO temp_tags (tag) VALUES (?1)",
+            [tag as i64],
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
+    }
+
+    /// Forgets every tag: no temporary of a recorded tag is left.
+    pub fn clear_temp_tags(&mut self) -> Result<(), String> {
+        let Some(conn) = self.conn.as_deref_mut().filter(|_| !self.dry_run) else {
+            return Ok(());
+        };
+        conn.execute("DELETE FROM temp_tags", [])
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Records `path` as `rec` (after the pass made both sides so).
     pub fn put(&mut self, path: &[u8], rec: Record) -> Result<(), String> {
         self.queue(Write::Put(path.into(), rec))
@@ -181,6 +226,7 @@ fn make_table(conn: &Connection) -> rusqlite::Result<()> {
              b_ctime_ns INTEGER
          ) WITHOUT ROWID;",
     )?;
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS temp_tags (tag INTEGER PRIMARY KEY);")?;
     // An archive of the layout before ctimes: the columns are added, and
     // each entry gets its ctimes at the next pass that sees it unchanged.
     if !has_ctimes(conn) {
@@ -200,6 +246,15 @@ fn has_table(conn: &Connection) -> rusqlite::Result<bool> {
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
     Ok(exists && conn.prepare("SELECT tree_key FROM archive LIMIT 0").is_ok())
+}
+
+/// Whether the table of temporaries' tags exists.
+fn has_tags_table(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'temp_tags'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )
 }
 
 /// Whether the archive table has the ctime columns.

@@ -36,7 +36,7 @@ mod scan;
 
 use apply::Apply;
 use archive::{Archive, Recorded};
-use reconcile::{Action, Row, Side, parent};
+use reconcile::{Action, Row, Side, What, parent};
 use report::Log;
 use scan::{Scan, tree_order};
 
@@ -124,6 +124,19 @@ impl TwoWay {
                 return (Outcome::Failed, 0);
             }
         };
+        // Before anything is written: the tag of this pass's temporaries,
+        // and those of earlier passes whose leftovers the scan removes.
+        let tags = match temp_tags(&mut archive) {
+            Ok(tags) => tags,
+            Err(e) => {
+                log.pass_error(format_args!(
+                    "pair state: {e}; nothing changed on either side"
+                ));
+                return (Outcome::Failed, 0);
+            }
+        };
+        let _tagged = fsops::tag_temporaries(tags.1);
+        let tags = tags.0;
         let Some(roots) = roots::open_roots(ctx, &self.source_lock, recorded > 0, log) else {
             return (Outcome::Failed, 0);
         };
@@ -175,10 +188,10 @@ impl TwoWay {
                 roots
                     .b
                     .as_ref()
-                    .map(|b| scan::scan(b.as_fd(), &excludes, ctx.cancel))
+                    .map(|b| scan::scan(b.as_fd(), &excludes, &tags, ctx.cancel))
                     .unwrap_or_default()
             });
-            let a = scan::scan(roots.a.as_fd(), &excludes, ctx.cancel);
+            let a = scan::scan(roots.a.as_fd(), &excludes, &tags, ctx.cancel);
             (a, b.join())
         });
         let Ok(sb) = sb else {
@@ -234,6 +247,8 @@ impl TwoWay {
             std::mem::take(&mut sa.excluded),
             std::mem::take(&mut sb.excluded),
         );
+        // Leftovers below what could not be read may still carry a tag.
+        let whole_scans = sa.unknown.is_empty() && sb.unknown.is_empty();
         let mut rows = match archive.read_reverse(|recorded| merge(recorded, sa, sb)) {
             Ok(rows) => rows,
             Err(e) => {
@@ -245,7 +260,8 @@ impl TwoWay {
         };
         compare::compare(ctx, &roots, &mut rows, log);
         reconcile::plan_with(&mut rows, &excluded);
-        let held = hold_deletions(ctx, &mut rows, approved, log);
+        let held = hold_wipe(ctx, &rows_files(&rows), &mut rows, approved, log)
+            + hold_deletions(ctx, &mut rows, approved, log);
         pause_test_hook();
 
         let mut apply = Apply::new(
@@ -257,9 +273,10 @@ impl TwoWay {
         );
         apply.stable_inodes = stable;
         apply.excluded = excluded;
+        let mut stale_left = false;
         for (scan_stale, side) in [(&stale.0, Side::A), (&stale.1, Side::B)] {
             for path in scan_stale {
-                apply.remove_stale(side, path);
+                stale_left |= !apply.remove_stale(side, path);
             }
         }
         let mut outcome = Outcome::Finished;
@@ -277,6 +294,12 @@ impl TwoWay {
             }
         }
         apply.finish();
+        if outcome == Outcome::Finished && whole_scans && !stale_left {
+            // This pass's own temporaries were removed as it went.
+            if let Err(e) = apply.archive.clear_temp_tags() {
+                apply.log.state_error(&e);
+            }
+        }
         let mut counts = apply.counts();
         counts.checked = rows.len() as u64;
         log.counts.add(&counts);
@@ -286,6 +309,17 @@ impl TwoWay {
         }
         (outcome, held)
     }
+}
+
+/// The tags of earlier passes' temporaries, with a new one for this pass
+/// (recorded first, so that a kill at any later moment leaves nothing
+/// the next pass cannot tell from a user's file); both in the set.
+fn temp_tags(archive: &mut Archive<'_>) -> Result<(HashSet<u64>, u64), String> {
+    let mut tags = archive.temp_tags()?;
+    let tag = fsops::new_tag();
+    archive.add_temp_tag(tag)?;
+    tags.insert(tag);
+    Ok((tags, tag))
 }
 
 pub(super) fn lock_mounts<'a>(
@@ -378,6 +412,69 @@ fn under_unknown(path: &[u8], unknown: &HashSet<Box<[u8]>>) -> bool {
         }
         p = parent(p);
     }
+}
+
+/// How many files the archive recorded, and how many each side holds now
+/// (`.foldersyncignore` files left out: one left on an emptied side says
+/// nothing about the rest).
+fn rows_files(rows: &[Row]) -> [u64; 3] {
+    let mut n = [0u64; 3];
+    let ignore_file =
+        |p: &[u8]| p.rsplit(|&c| c == b'/').next() == Some(crate::excludes::IGNORE_FILE.as_bytes());
+    for row in rows.iter().filter(|r| !ignore_file(&r.path)) {
+        let file = |what: Option<What>| u64::from(what == Some(What::File));
+        n[0] += file(row.rec.as_ref().map(|r| r.what));
+        n[1] += file(row.a.as_ref().map(|s| s.what));
+        n[2] += file(row.b.as_ref().map(|s| s.what));
+    }
+    n
+}
+
+/// The emptied-side guard: a side that holds none of the files the last
+/// sync left (its folders may be left, as `find -type f -delete` leaves
+/// them) is far more often a mistake or a half-gone disk than a wish, so
+/// nothing is deleted on the other side until the user approves it (menu
+/// option 6) or runs with `--allow-empty-source`. The rest of the pass
+/// goes on. Returns how many removals were held.
+fn hold_wipe(
+    ctx: &PairContext<'_>,
+    files: &[u64; 3],
+    rows: &mut [Row],
+    approved: bool,
+    log: &mut Log<'_>,
+) -> u64 {
+    let [recorded, on_a, on_b] = *files;
+    if approved || ctx.options.allow_empty_source || recorded == 0 {
+        return 0;
+    }
+    let mut held = 0;
+    for (emptied, left, other) in [(Side::A, on_a, Side::B), (Side::B, on_b, Side::A)] {
+        if left > 0 {
+            continue;
+        }
+        let mut count = 0u64;
+        for row in rows.iter_mut() {
+            if row.action == (Action::Delete { on: other }) {
+                row.action = Action::Keep;
+                count += 1;
+            }
+        }
+        if count == 0 {
+            continue;
+        }
+        let (name, root) = match emptied {
+            Side::A => ("source", &ctx.spec.source),
+            Side::B => ("replica", &ctx.spec.replica),
+        };
+        log.pass_error(format_args!(
+            "{name} folder {} holds none of the {recorded} files the last sync left in it: were they deleted by mistake, \
+             or is part of its disk gone? None of the {count} entries this would remove from the other side were removed. \
+             Approve the removals with menu option 6, or run once with --allow-empty-source",
+            display_root(root)
+        ));
+        held += count;
+    }
+    held
 }
 
 /// `--max-delete`: when the plan removes more entries than allowed and the

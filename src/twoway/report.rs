@@ -170,6 +170,22 @@ impl<'p> Log<'p> {
         );
     }
 
+    /// A file written while it was being removed, whose name a new file
+    /// took meanwhile, kept under a conflict name.
+    pub fn kept_aside(&mut self, path: &[u8], side: Side, aside: &[u8]) {
+        self.counts.conflicts += 1;
+        warn!(
+            target: self.ctx.target,
+            "pair {}: {}kept {} in the {} as {}: it was written to while being removed, and a new {} took its name",
+            self.ctx.id,
+            self.prefix(),
+            display_path(path),
+            side_name(side),
+            display_path(aside),
+            display_path(path)
+        );
+    }
+
     /// A temporary of a killed pass removed: ours, so not counted.
     pub fn removed_stale(&mut self, path: &[u8], side: Side) {
         debug!(

@@ -8,6 +8,7 @@
 //! everything below them, alone on both sides.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -30,8 +31,9 @@ pub struct Scan {
     pub errors: Vec<(Box<[u8]>, &'static str, io::Error)>,
     /// Special files met (path, kind), for the log.
     pub special: Vec<(Box<[u8]>, &'static str)>,
-    /// Files and links named like our temporaries: left by a pass that
-    /// was killed, never synced, removed by the next.
+    /// Files and links named like our temporaries with a tag this pair
+    /// recorded: left by a pass that was killed, never synced, removed by
+    /// the next. Other names of that form are the user's, synced as any.
     pub stale: Vec<Box<[u8]>>,
     /// Entries left out by the exclude patterns (the outermost ones: an
     /// excluded folder is not entered), so that a pass never deletes or
@@ -53,8 +55,13 @@ pub fn tree_order(a: &[u8], b: &[u8]) -> Ordering {
 type At = (Rc<OwnedFd>, CString);
 
 /// Walks the tree below `root`, leaving out what `excludes` names and our
-/// own temporary files.
-pub fn scan(root: BorrowedFd<'_>, excludes: &Matcher, cancel: &Cancel) -> Scan {
+/// own temporary files (those whose tag is in `tags`).
+pub fn scan(
+    root: BorrowedFd<'_>,
+    excludes: &Matcher,
+    tags: &HashSet<u64>,
+    cancel: &Cancel,
+) -> Scan {
     let mut scan = Scan::default();
     // Folders still to list: their path, and their parent's handle and
     // their name there (opened only when listed, so a folder with
@@ -81,7 +88,8 @@ pub fn scan(root: BorrowedFd<'_>, excludes: &Matcher, cancel: &Cancel) -> Scan {
         let dir = Rc::new(dir);
         for entry in listing {
             let path = join_rel(&rel, entry.name.to_bytes());
-            if fsops::is_temp_name(entry.name.to_bytes()) {
+            let ours = fsops::temp_tag(entry.name.to_bytes()).is_some_and(|t| tags.contains(&t));
+            if ours {
                 if entry
                     .meta
                     .as_ref()

@@ -513,18 +513,3 @@ fn a_watched_two_way_pair_syncs_an_edit_on_either_side_at_once() {
     assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
     assert_same_sides(&env);
 }
-
-#[test]
-fn a_killed_passs_temporary_files_are_removed_and_never_synced() {
-    let env = TestEnv::new();
-    env.write("src/a.txt", "a");
-    pass(&env, &[]);
-    let stale = ".foldersync-0123456789abcdef.tmp";
-    env.write(format!("dst/{stale}"), "half a copy");
-    env.write(format!("src/sub/{stale}"), "half a copy");
-    pass(&env, &[]);
-    assert!(!env.path(format!("dst/{stale}")).exists());
-    assert!(!env.path(format!("src/sub/{stale}")).exists());
-    assert!(!env.path(format!("src/{stale}")).exists(), "never synced");
-    assert_same_sides(&env);
-}

@@ -44,6 +44,12 @@ pub enum Op {
         file: usize,
         seed: u64,
     },
+    /// One byte changed, the size and the mtime kept (a tool that puts
+    /// the mtime back): only the ctime tells.
+    SameStamps {
+        file: usize,
+        seed: u64,
+    },
     /// A new mtime only.
     Touch {
         file: usize,
@@ -90,7 +96,7 @@ impl Op {
                 *len += 1;
                 *seed ^= 0x5555;
             }
-            Op::SameSize { seed, .. } => *seed ^= 0x5555,
+            Op::SameSize { seed, .. } | Op::SameStamps { seed, .. } => *seed ^= 0x5555,
             Op::Chmod { mode, .. } => *mode = (*mode + 1) % FILE_MODES.len(),
             Op::NewSymlink { target, .. } | Op::Retarget { target, .. } => {
                 *target = (*target + 1) % TARGETS.len()
@@ -118,6 +124,7 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         3 => (i(), len_strategy(), any::<u64>())
             .prop_map(|(file, len, seed)| Op::Rewrite { file, len, seed }),
         2 => (i(), any::<u64>()).prop_map(|(file, seed)| Op::SameSize { file, seed }),
+        1 => (i(), any::<u64>()).prop_map(|(file, seed)| Op::SameStamps { file, seed }),
         1 => i().prop_map(|file| Op::Touch { file }),
         1 => (i(), 0..FILE_MODES.len()).prop_map(|(file, mode)| Op::Chmod { file, mode }),
         2 => i().prop_map(|entry| Op::Delete { entry }),
@@ -318,7 +325,7 @@ impl Sides {
                 let (mode, len) = (*mode, if len == bytes.len() { len + 1 } else { len });
                 self.write(side, &rel, Rng::new(seed).bytes(len), mode);
             }
-            Op::SameSize { file: f, seed } => {
+            Op::SameSize { file: f, seed } | Op::SameStamps { file: f, seed } => {
                 let Some(rel) = self.pick(
                     side,
                     f,
@@ -326,7 +333,7 @@ impl Sides {
                 ) else {
                     return false;
                 };
-                let Node::File { bytes, mode, .. } = self.cur[side][&rel].clone() else {
+                let Node::File { bytes, mode, mtime } = self.cur[side][&rel].clone() else {
                     unreachable!()
                 };
                 let mut rng = Rng::new(seed);
@@ -334,6 +341,12 @@ impl Sides {
                 let at = rng.below(new.len() as u64) as usize;
                 new[at] ^= 1 + rng.below(255) as u8;
                 self.write(side, &rel, new, mode);
+                if matches!(op, Op::SameStamps { .. }) {
+                    set_mtime_exact(&self.path(side, &rel), mtime.0, mtime.1 as u32);
+                    if let Some(Node::File { mtime: m, .. }) = self.cur[side].get_mut(&rel) {
+                        *m = mtime;
+                    }
+                }
             }
             Op::Touch { file: f } => {
                 let Some(rel) = self.pick(side, f, file) else {
@@ -350,6 +363,13 @@ impl Sides {
                 let Some(rel) = self.pick(side, f, file) else {
                     return false;
                 };
+                // A chmod to the mode a file has moves its ctime alone,
+                // which two-way sync takes for a possible edit (a conflict
+                // against an edit on the other side; see two_way_losses.rs).
+                if matches!(self.cur[side].get(&rel), Some(Node::File { mode: m, .. }) if *m == FILE_MODES[mode])
+                {
+                    return false;
+                }
                 chmod(&self.path(side, &rel), FILE_MODES[mode]);
                 if let Some(Node::File { mode: m, .. }) = self.cur[side].get_mut(&rel) {
                     *m = FILE_MODES[mode];

@@ -137,3 +137,174 @@ fn a_change_of_the_ctime_alone_copies_nothing() {
     assert!(lines.is_empty(), "{lines:#?}");
     assert_eq!(read_text(&env.dst().join("doc.txt")), "version 0");
 }
+
+/// The pair's state file (the only one in the state folder).
+fn state_file(env: &TestEnv) -> std::path::PathBuf {
+    let dir = env.state_home().join("foldersync");
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sqlite"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.pop().unwrap()
+}
+
+#[test]
+fn user_files_named_like_temporaries_are_synced_both_ways() {
+    let env = synced_env();
+    let names = [
+        ("src", ".foldersync-0123456789abcdef.tmp"),
+        ("dst", ".foldersync-1234-5.tmp"),
+        ("src", ".foldersync-00000000000000fe-0123456789abcdef.tmp"),
+    ];
+    for (side, name) in names {
+        fs::write(env.path(side).join(name), format!("the user's {name}")).unwrap();
+    }
+    ok(&env);
+    for (_, name) in names {
+        for side in [env.src(), env.dst()] {
+            assert_eq!(
+                read_text(&side.join(name)),
+                format!("the user's {name}"),
+                "{name}: {}",
+                env.log_text()
+            );
+        }
+    }
+    // And they stay on the next pass.
+    ok(&env);
+    assert_eq!(
+        read_text(&env.dst().join(names[0].1)),
+        format!("the user's {}", names[0].1)
+    );
+}
+
+#[test]
+fn only_temporaries_of_a_tag_this_pair_recorded_are_removed() {
+    let env = synced_env();
+    let state = state_file(&env);
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    let tags: i64 = conn
+        .query_row("SELECT count(*) FROM temp_tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tags, 0, "a finished pass forgets its tags");
+    // As a pass killed while a temporary had a name would leave it.
+    conn.execute("INSERT INTO temp_tags (tag) VALUES (255)", [])
+        .unwrap();
+    drop(conn);
+    let ours = ".foldersync-00000000000000ff-0123456789abcdef.tmp";
+    let theirs = ".foldersync-00000000000000fe-0123456789abcdef.tmp";
+    fs::write(env.dst().join(ours), "half a copy").unwrap();
+    fs::write(env.src().join(theirs), "a user's file").unwrap();
+    ok(&env);
+    assert!(!env.dst().join(ours).exists() && !env.src().join(ours).exists());
+    assert!(
+        env.log_text().contains(&format!(
+            "removed {ours} in the replica: a temporary file left by an interrupted pass"
+        )),
+        "{}",
+        env.log_text()
+    );
+    assert_eq!(read_text(&env.dst().join(theirs)), "a user's file");
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    let tags: i64 = conn
+        .query_row("SELECT count(*) FROM temp_tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tags, 0);
+}
+
+/// Deletes every file below `root`, leaving its folders and links, as
+/// `find ROOT -type f -delete` does.
+fn delete_files(root: &Path) {
+    for entry in fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            delete_files(&entry.path());
+        } else if kind.is_file() {
+            fs::remove_file(entry.path()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_side_emptied_of_its_files_does_not_wipe_the_other() {
+    let env = synced_env();
+    for f in ["d1/a", "d1/deep/b", "d2/c", ".foldersyncignore"] {
+        env.write(format!("src/{f}"), "kept");
+    }
+    ok(&env);
+    assert_eq!(read_text(&env.dst().join("d1/deep/b")), "kept");
+    delete_files(&env.dst());
+    // Folders and the ignore file left: no root is empty, yet no file is.
+    env.write("dst/.foldersyncignore", "kept");
+    let out = two_way_once(&env);
+    assert!(!out.status.success(), "{}", env.log_text());
+    assert_eq!(read_text(&env.src().join("anchor.txt")), "anchor");
+    for f in ["d1/a", "d1/deep/b", "d2/c"] {
+        assert_eq!(read_text(&env.src().join(f)), "kept", "{f}");
+    }
+    assert!(
+        env.log_text().contains(&format!(
+            "replica folder {} holds none of the 4 files the last sync left in it",
+            env.dst().display()
+        )),
+        "{}",
+        env.log_text()
+    );
+    // Said again on the next pass, until approved.
+    assert!(!two_way_once(&env).status.success());
+    assert!(env.src().join("d1/a").exists());
+    // Meant: --allow-empty-source lets it through for one run.
+    let out = once_quick(&env, &["--two-way", "--allow-empty-source"]);
+    assert!(out.status.success(), "{}", env.log_text());
+    assert!(!env.src().join("d1/a").exists() && !env.src().join("anchor.txt").exists());
+}
+
+#[test]
+fn a_file_written_to_while_it_is_being_deleted_is_kept() {
+    let env = synced_doc();
+    fs::remove_file(env.src().join("doc.txt")).unwrap();
+    let flag = env.path("removing");
+    let mut child = std::process::Command::new(bin())
+        .args(["--once", "--two-way"])
+        .args([env.src(), env.dst()])
+        .arg("1")
+        .arg(env.log())
+        .current_dir(env.root())
+        .env("XDG_STATE_HOME", env.state_home())
+        .env("FOLDERSYNC_TEST_PAUSE_REMOVE", &flag)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        std::time::Duration::from_secs(60),
+        || flag.exists(),
+        || format!("the removal never paused: {}", env.log_text()),
+    );
+    // Appended after the pass's last look at it, before the removal.
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(env.dst().join("doc.txt"))
+        .unwrap();
+    f.write_all(b" and more").unwrap();
+    drop(f);
+    fs::remove_file(&flag).unwrap();
+    assert!(child.wait().unwrap().success(), "{}", env.log_text());
+    assert_eq!(read_text(&env.dst().join("doc.txt")), "version 0 and more");
+    assert!(
+        env.log_text()
+            .contains("skipped doc.txt: changed in the replica during the pass"),
+        "{}",
+        env.log_text()
+    );
+    // The edit beats the deletion.
+    ok(&env);
+    assert_eq!(read_text(&env.src().join("doc.txt")), "version 0 and more");
+    assert_no_temps(&env.src());
+    assert_no_temps(&env.dst());
+}

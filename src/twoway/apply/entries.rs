@@ -2,6 +2,7 @@
 //! before the commit), a mode or mtime set alone, a removal.
 
 use super::*;
+use crate::fsops::Removal;
 
 impl Apply<'_> {
     /// Two files with the same bytes and different mtimes (found on a
@@ -194,26 +195,58 @@ impl Apply<'_> {
         if !self.unchanged(on, &row.path, Some(seen)) {
             return false;
         }
+        removal_test_hook();
         if !self.ctx.options.dry_run {
             let name = name_of(&row.path);
             let removed = self
                 .dir(on, parent(&row.path))
                 .op("open folder")
-                .and_then(|dir| fsops::remove_file(dir, &name));
-            if let Err(e) = removed {
-                self.op_failed(&row.path, on, &e);
-                return false;
+                .and_then(|dir| {
+                    fsops::remove_file_if(dir, &name, &|now| matches_seen_but_ctime(now, seen))
+                });
+            match removed {
+                Ok(Removal::Removed) => {}
+                Ok(Removal::PutBack) => {
+                    self.log.changed_meanwhile(&row.path, on);
+                    return false;
+                }
+                Ok(Removal::Aside(tmp)) => {
+                    self.keep_aside(&row.path, on, &tmp);
+                    return false;
+                }
+                Err(e) => {
+                    self.op_failed(&row.path, on, &e);
+                    return false;
+                }
             }
         }
         self.log.did(&row.path, on, Did::Removed(seen.what));
         true
     }
 
-    /// Removes a leftover temporary file or link of a killed pass. The
-    /// pair holds both folders' locks, so no pass of ours is writing it.
-    pub fn remove_stale(&mut self, side: Side, path: &[u8]) {
-        if self.ctx.options.dry_run {
+    /// A file about to be removed changed under its temporary name while
+    /// a new one took its name: it is kept under a conflict name, which
+    /// the next pass brings to the other side.
+    fn keep_aside(&mut self, path: &[u8], on: Side, tmp: &std::ffi::CStr) {
+        let Some(aside) = self.free_conflict_name(path) else {
             return;
+        };
+        let renamed = self
+            .dir(on, parent(path))
+            .op("open folder")
+            .and_then(|dir| fsops::rename_new(dir, tmp, &name_of(&aside)));
+        match renamed {
+            Ok(()) => self.log.kept_aside(path, on, &aside),
+            Err(e) => self.op_failed(&aside, on, &e),
+        }
+    }
+
+    /// Removes a leftover temporary file or link of a killed pass (its
+    /// tag says it was this pair's). The pair holds both folders' locks,
+    /// so no pass of ours is writing it. Whether it is gone.
+    pub fn remove_stale(&mut self, side: Side, path: &[u8]) -> bool {
+        if self.ctx.options.dry_run {
+            return true;
         }
         let name = name_of(path);
         let removed = self
@@ -223,7 +256,28 @@ impl Apply<'_> {
         match removed {
             Ok(()) => self.log.removed_stale(path, side),
             Err(e) if gone(&e.err) => {}
-            Err(e) => self.op_failed(path, side, &e),
+            Err(e) => {
+                self.op_failed(path, side, &e);
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Debug builds only: with `FOLDERSYNC_TEST_PAUSE_REMOVE` set to a path,
+/// each removal of a file or link waits, once its last look found it
+/// unchanged, until the file written there is removed (60 s at most), so
+/// a test can write to it in the window a deletion has.
+fn removal_test_hook() {
+    #[cfg(debug_assertions)]
+    if let Some(flag) = std::env::var_os("FOLDERSYNC_TEST_PAUSE_REMOVE") {
+        let flag = std::path::PathBuf::from(flag);
+        if std::fs::write(&flag, b"paused").is_ok() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while flag.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
         }
     }
 }

@@ -93,7 +93,8 @@ pub fn fast_env() -> TestEnv {
 }
 
 /// The program's temporary-file naming rules, restated independently of
-/// `src/fsops/temp.rs`: `.foldersync-<16 hex digits>.tmp` now,
+/// `src/fsops/temp.rs`: `.foldersync-<16 hex digits>.tmp` now, with a
+/// two-way pass's tag `.foldersync-<16 hex>-<16 hex>.tmp`, and
 /// `.foldersync-<pid>-<n>.tmp` from earlier versions.
 pub fn is_temp_name(name: &[u8]) -> bool {
     let Some(rest) = name
@@ -102,7 +103,10 @@ pub fn is_temp_name(name: &[u8]) -> bool {
     else {
         return false;
     };
-    if rest.len() == 16 && rest.iter().all(u8::is_ascii_hexdigit) {
+    let hex16 = |s: &[u8]| s.len() == 16 && s.iter().all(u8::is_ascii_hexdigit);
+    if hex16(rest)
+        || (rest.len() == 33 && rest[16] == b'-' && hex16(&rest[..16]) && hex16(&rest[17..]))
+    {
         return true;
     }
     let parts: Vec<&[u8]> = rest.split(|&b| b == b'-').collect();
