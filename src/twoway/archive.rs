@@ -62,6 +62,13 @@ impl<'s> Archive<'s> {
         })
     }
 
+    /// The pair's state database, for the other tables two-way keeps
+    /// there (see [`super::nested`]); `None` in a dry run of a pair with
+    /// no state yet.
+    pub fn connection(&mut self) -> Option<&mut Connection> {
+        self.conn.as_deref_mut()
+    }
+
     /// How many entries the archive holds.
     pub fn count(&mut self) -> Result<u64, String> {
         let Some(conn) = self.conn.as_deref_mut() else {

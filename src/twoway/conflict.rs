@@ -112,7 +112,7 @@ mod tests {
         let fits = format!("{}.txt", "y".repeat(226));
         let got = super::name(fits.as_bytes(), when, 1);
         assert_eq!(got.len(), 255);
-        assert!(got.starts_with(fits[..226].as_bytes()));
+        assert!(got.starts_with(&fits.as_bytes()[..226]));
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod archive;
 mod compare;
 mod conflict;
 mod excluded;
+mod nested;
 pub mod reconcile;
 mod report;
 mod roots;
@@ -242,6 +243,14 @@ impl TwoWay {
             }
         }
 
+        let devs = [
+            fsops::device(roots.a.as_fd()).unwrap_or(0),
+            roots
+                .b
+                .as_ref()
+                .map_or(0, |b| fsops::device(b.as_fd()).unwrap_or(0)),
+        ];
+        nested::check(ctx, archive.connection(), [&mut sa, &mut sb], devs, log);
         let stale = (std::mem::take(&mut sa.stale), std::mem::take(&mut sb.stale));
         let excluded = excluded::Excluded::new(
             std::mem::take(&mut sa.excluded),

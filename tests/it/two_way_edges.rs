@@ -313,3 +313,65 @@ fn a_folder_deleted_while_it_holds_excluded_entries_is_made_again() {
     assert_eq!(names(&env.path("dst/d3")), ["cache"]);
     assert_quiet_pass(&env);
 }
+
+/// A disk mounted inside a side (a tmpfs on dst/photos) and unmounted
+/// between passes leaves a bare folder: the pass leaves it alone on both
+/// sides with an error naming it, every pass, until `--new-device`
+/// confirms the change. Before, the source's copies of the photos were
+/// deleted with exit 0.
+#[test]
+fn a_disk_unmounted_inside_a_side_is_refused_not_mirrored() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    env.write("dst/b.txt", "b");
+    let photos = env.mkdir("dst/photos");
+    let mount = match TmpfsMount::mount(&photos, "1m") {
+        Ok(m) => m,
+        Err(why) => return missing_prerequisite(&format!("a tmpfs mount: {why}")),
+    };
+    env.write("dst/photos/p1.jpg", "photo");
+    let (code, lines) = pass_code(&env, &[]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert_eq!(
+        fs::read_to_string(env.path("src/photos/p1.jpg")).unwrap(),
+        "photo"
+    );
+    drop(mount);
+    assert!(!env.path("dst/photos/p1.jpg").exists(), "still mounted");
+    for _ in 0..2 {
+        let (code, lines) = pass_code(&env, &[]);
+        assert_eq!(code, Some(1), "{lines:#?}");
+        let error = lines
+            .iter()
+            .find(|l| l.starts_with("error replica folder "))
+            .unwrap_or_else(|| panic!("no error naming the folder: {lines:#?}"));
+        assert!(
+            error.contains("/dst/photos is now on another file system")
+                && error.contains("left alone on both sides")
+                && error.contains("--new-device"),
+            "{error}"
+        );
+        assert_eq!(
+            fs::read_to_string(env.path("src/photos/p1.jpg")).unwrap(),
+            "photo",
+            "the source's copy was deleted through the bare mountpoint"
+        );
+        assert!(
+            !lines.iter().any(|l| l.starts_with("removed")),
+            "{lines:#?}"
+        );
+    }
+    // Confirmed: the folder is taken as it is now, and stays so.
+    let (code, lines) = pass_code(&env, &["--new-device"]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("/dst/photos is now on another file system")
+                && l.contains("taken as confirmed")),
+        "{lines:#?}"
+    );
+    assert!(!env.path("src/photos/p1.jpg").exists());
+    let (code, lines) = pass_code(&env, &[]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+}

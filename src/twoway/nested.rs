@@ -1,0 +1,208 @@
+//! Disks mounted inside a side (B/photos on a disk of its own). The
+//! roots' devices are checked before every pass, but a disk inside a side
+//! unmounted leaves a bare, empty folder, and the pass would delete the
+//! other side's copies of everything that was on it. So each pass
+//! remembers the folders that are on another device than the folder they
+//! are in, in the pair's state file, and the next pass checks them as a
+//! root's device is checked: one now missing, or on another file system,
+//! is left alone on both sides, with an error naming it, on every pass
+//! until it is back or the user confirms the change (menu option 7,
+//! `--new-device`).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::logging::display_root;
+use crate::mounts::{RootWatch, mount_of};
+use crate::pair::PairContext;
+
+use super::lock_mounts;
+use super::reconcile::{Side, What};
+use super::report::Log;
+use super::scan::{Scan, is_under, tree_order};
+
+/// A folder on another device than the folder it is in, at the last pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub side: Side,
+    pub path: Box<[u8]>,
+    pub dev: u64,
+    /// Its mount as `/proc/self/mountinfo` named it: the same share
+    /// mounted again under a new device number is no change.
+    pub fstype: Option<String>,
+    pub source: Option<String>,
+}
+
+fn side_key(side: Side) -> &'static str {
+    match side {
+        Side::A => "source",
+        Side::B => "replica",
+    }
+}
+
+/// The mounts the last pass found; none in a state of an earlier version.
+fn load(conn: &Connection) -> rusqlite::Result<Vec<Mount>> {
+    let has = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nested_mounts'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !has {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT side, path, dev, fstype, source FROM nested_mounts")?;
+    let rows = stmt.query_map([], |r| {
+        let side: String = r.get(0)?;
+        Ok(Mount {
+            side: if side == "source" { Side::A } else { Side::B },
+            path: r.get::<_, Vec<u8>>(1)?.into(),
+            dev: r.get::<_, i64>(2)? as u64,
+            fstype: r.get(3)?,
+            source: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Replaces the remembered mounts, in one transaction.
+fn save(conn: &mut Connection, mounts: &[Mount]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS nested_mounts (
+            side TEXT NOT NULL, path BLOB NOT NULL, dev INTEGER NOT NULL,
+            fstype TEXT, source TEXT, PRIMARY KEY (side, path))",
+        [],
+    )?;
+    tx.execute("DELETE FROM nested_mounts", [])?;
+    for m in mounts {
+        tx.execute(
+            "INSERT INTO nested_mounts (side, path, dev, fstype, source) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![side_key(m.side), &m.path[..], m.dev as i64, m.fstype, m.source],
+        )?;
+    }
+    tx.commit()
+}
+
+/// The device the folder `path` is on now as `scan` saw it; `None` when
+/// it is no folder there.
+fn device_now(scan: &Scan, root_dev: u64, path: &[u8]) -> Option<u64> {
+    let i = scan
+        .entries
+        .binary_search_by(|(p, _)| tree_order(p, path))
+        .ok()?;
+    if scan.entries[i].1.what != What::Dir {
+        return None;
+    }
+    // The innermost mount at or above it, else the root's device.
+    let found = scan
+        .mounts
+        .iter()
+        .filter(|(m, _)| is_under(path, m))
+        .max_by_key(|(m, _)| m.len());
+    Some(found.map_or(root_dev, |(_, dev)| *dev))
+}
+
+/// Whether `scan` could not read, or left out, `path` or a folder above
+/// it: not judged then (the pass does nothing there anyway).
+fn not_seen(scan: &Scan, path: &[u8]) -> bool {
+    scan.unknown.iter().any(|u| is_under(path, u))
+        || scan.excluded.iter().any(|(e, _)| is_under(path, e))
+}
+
+/// Checks the mounts the last pass found against both scans (`roots`:
+/// each side's root device). One that changed is marked unknown in its
+/// side's scan, so the pass leaves it alone on both sides, and logged as
+/// an error; unless the user confirmed new devices, when it is taken.
+/// Then remembers this pass's mounts (and the refused ones, as they were)
+/// unless `dry_run`.
+pub fn check(
+    ctx: &PairContext<'_>,
+    conn: Option<&mut Connection>,
+    scans: [&mut Scan; 2],
+    roots: [u64; 2],
+    log: &mut Log<'_>,
+) {
+    let Some(conn) = conn else { return };
+    let recorded = match load(conn) {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            log.state_error(&format!("reading the nested mounts: {e}"));
+            Vec::new()
+        }
+    };
+    let accept = lock_mounts(ctx).accept_new;
+    let mut keep = Vec::new();
+    let [sa, sb] = scans;
+    for m in recorded {
+        let (scan, root, root_dev) = match m.side {
+            Side::A => (&mut *sa, &ctx.spec.source, roots[0]),
+            Side::B => (&mut *sb, &ctx.spec.replica, roots[1]),
+        };
+        if not_seen(scan, &m.path) {
+            keep.push(m);
+            continue;
+        }
+        let mount = match (&m.fstype, &m.source) {
+            (Some(fstype), Some(source)) => Some(crate::mounts::MountInfo {
+                fstype: fstype.clone(),
+                source: source.clone(),
+            }),
+            _ => None,
+        };
+        let watch = RootWatch::seen_on(m.dev, mount);
+        let change = match device_now(scan, root_dev, &m.path) {
+            Some(dev) => watch.check(dev).err(),
+            None => watch.check_missing(None).err(),
+        };
+        let Some(change) = change else { continue };
+        let name = format!(
+            "{} folder {}",
+            side_key(m.side),
+            display_root(&root.join(OsStr::from_bytes(&m.path)))
+        );
+        if accept {
+            log.info(format_args!(
+                "{name} {}: taken as confirmed, and remembered from this pass on",
+                change.what()
+            ));
+            continue;
+        }
+        log.pass_error(format_args!(
+            "{name} {} (an unmounted disk or share inside the {} folder {}?): it is left alone on both sides, \
+             nothing below it is deleted; if the change is meant, confirm with menu option 7 or run with --new-device",
+            change.what(),
+            side_key(m.side),
+            display_root(root)
+        ));
+        lock_mounts(ctx).refused = Some(format!("{name} on another device"));
+        scan.unknown.push(m.path.clone());
+        scan.unknown.sort_by(|a, b| tree_order(a, b));
+        keep.push(m);
+    }
+    if ctx.options.dry_run {
+        return;
+    }
+    for (scan, side) in [(&*sa, Side::A), (&*sb, Side::B)] {
+        for (path, dev) in &scan.mounts {
+            if keep.iter().any(|k| k.side == side && k.path == *path) {
+                continue;
+            }
+            let info = mount_of(*dev);
+            keep.push(Mount {
+                side,
+                path: path.clone(),
+                dev: *dev,
+                fstype: info.as_ref().map(|i| i.fstype.clone()),
+                source: info.map(|i| i.source),
+            });
+        }
+    }
+    if let Err(e) = save(conn, &keep) {
+        log.state_error(&format!("saving the nested mounts: {e}"));
+    }
+}
