@@ -187,7 +187,16 @@ pub fn check(
     if ctx.options.dry_run {
         return;
     }
-    for (scan, side) in [(&*sa, Side::A), (&*sb, Side::B)] {
+    add_found(&mut keep, [&*sa, &*sb]);
+    if let Err(e) = save(conn, &keep) {
+        log.state_error(&format!("saving the nested mounts: {e}"));
+    }
+}
+
+/// Adds the mounts both scans found to `keep` (where a refused one is not
+/// kept as it was).
+fn add_found(keep: &mut Vec<Mount>, scans: [&Scan; 2]) {
+    for (scan, side) in scans.into_iter().zip([Side::A, Side::B]) {
         for (path, dev) in &scan.mounts {
             if keep.iter().any(|k| k.side == side && k.path == *path) {
                 continue;
@@ -202,7 +211,65 @@ pub fn check(
             });
         }
     }
-    if let Err(e) = save(conn, &keep) {
-        log.state_error(&format!("saving the nested mounts: {e}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsops::Time;
+    use crate::twoway::reconcile::Seen;
+
+    fn dir() -> Seen {
+        Seen {
+            what: What::Dir,
+            size: 0,
+            mtime: Time::default(),
+            ctime: Time::default(),
+            ino: 1,
+            mode: 0o755,
+            target: None,
+        }
+    }
+
+    #[test]
+    fn a_folders_device_is_its_innermost_mounts_or_the_roots() {
+        let mut scan = Scan::default();
+        for p in ["a", "m", "m/in", "m/n", "m/n/deep"] {
+            scan.entries.push((p.as_bytes().into(), dir()));
+        }
+        scan.mounts = vec![(b"m".as_slice().into(), 7), (b"m/n".as_slice().into(), 9)];
+        assert_eq!(device_now(&scan, 1, b"a"), Some(1));
+        assert_eq!(device_now(&scan, 1, b"m"), Some(7));
+        assert_eq!(device_now(&scan, 1, b"m/in"), Some(7));
+        assert_eq!(device_now(&scan, 1, b"m/n/deep"), Some(9));
+        assert_eq!(device_now(&scan, 1, b"gone"), None);
+    }
+
+    #[test]
+    fn mounts_are_kept_and_read_back() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(load(&conn).unwrap(), Vec::new());
+        let mounts = vec![
+            Mount {
+                side: Side::B,
+                path: b"photos".as_slice().into(),
+                dev: 42,
+                fstype: Some("tmpfs".into()),
+                source: Some("tmpfs".into()),
+            },
+            Mount {
+                side: Side::A,
+                path: b"x/\xff".as_slice().into(),
+                dev: 7,
+                fstype: None,
+                source: None,
+            },
+        ];
+        save(&mut conn, &mounts).unwrap();
+        let mut got = load(&conn).unwrap();
+        got.sort_by_key(|m| m.dev);
+        assert_eq!(got, vec![mounts[1].clone(), mounts[0].clone()]);
+        save(&mut conn, &[]).unwrap();
+        assert_eq!(load(&conn).unwrap(), Vec::new());
     }
 }
