@@ -155,11 +155,19 @@ pub fn check(
             _ => None,
         };
         let watch = RootWatch::seen_on(m.dev, mount);
-        let change = match device_now(scan, root_dev, &m.path) {
+        let now = device_now(scan, root_dev, &m.path);
+        let change = match now {
             Some(dev) => watch.check(dev).err(),
             None => watch.check_missing(None).err(),
         };
-        let Some(change) = change else { continue };
+        let Some(change) = change else {
+            // Kept as it was, mount name and all; one mounted again under
+            // a new number is found anew.
+            if now == Some(m.dev) {
+                keep.push(m);
+            }
+            continue;
+        };
         let name = format!(
             "{} folder {}",
             side_key(m.side),
