@@ -476,8 +476,8 @@ fn hold_wipe(
             Side::B => ("replica", &ctx.spec.replica),
         };
         log.pass_error(format_args!(
-            "{name} folder {} holds none of the {recorded} files the last sync left in it: were they deleted by mistake, \
-             or is part of its disk gone? None of the {count} entries this would remove from the other side were removed. \
+            "{name} folder {} holds none of the files the last sync left in it ({recorded}): were they deleted by mistake, \
+             or is part of its disk gone? None of the {count} entries this would remove on the other side were removed. \
              Approve the removals with menu option 6, or run once with --allow-empty-source",
             display_root(root)
         ));
