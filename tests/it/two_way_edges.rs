@@ -212,6 +212,18 @@ fn a_file_meeting_an_excluded_folder_of_its_name_becomes_a_conflict_copy() {
     let env = TestEnv::new();
     env.write("src/cache/x", "excluded on the source");
     env.write("dst/cache", "the replica's file");
+    // A dry run says so and changes nothing.
+    let sides = |env: &TestEnv| (snapshot(&env.src()), snapshot(&env.dst()));
+    let before = sides(&env);
+    let (code, lines) = pass_code(&env, &["--dry-run", "--exclude", "cache/"]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[dry run] excluded: cache in the source is an excluded folder")),
+        "{lines:#?}"
+    );
+    assert!(sides(&env) == before, "a dry run changed something");
     let (code, lines) = pass_code(&env, EXCLUDE_CACHE);
     assert_eq!(code, Some(0), "{lines:#?}");
     assert!(
@@ -374,4 +386,34 @@ fn a_disk_unmounted_inside_a_side_is_refused_not_mirrored() {
     assert!(!env.path("src/photos/p1.jpg").exists());
     let (code, lines) = pass_code(&env, &[]);
     assert_eq!(code, Some(0), "{lines:#?}");
+}
+
+/// An excluded file against a folder of its name on the other side (a
+/// folder re-included by `!cache/`): neither is moved aside; an error on
+/// every pass until one is renamed, nothing copied into either.
+#[test]
+fn an_excluded_file_against_a_folder_of_its_name_is_an_error_every_pass() {
+    let env = TestEnv::new();
+    env.write("src/cache", "excluded file on the source");
+    env.write("dst/cache/x", "the replica's folder");
+    env.write("dst/other", "o");
+    let excludes = ["--exclude", "cache", "--exclude", "!cache/"];
+    for _ in 0..2 {
+        let (code, lines) = pass_code(&env, &excludes);
+        assert_eq!(code, Some(1), "{lines:#?}");
+        assert!(
+            lines.contains(
+                &"error cache cannot be synced: in the source it is an excluded file, in the replica a folder; \
+                  neither is touched. Rename one of them"
+                    .to_string()
+            ),
+            "{lines:#?}"
+        );
+        assert_eq!(
+            fs::read_to_string(env.path("src/cache")).unwrap(),
+            "excluded file on the source"
+        );
+        assert_eq!(names(&env.path("dst/cache")), ["x"]);
+        assert_eq!(fs::read_to_string(env.path("src/other")).unwrap(), "o");
+    }
 }
