@@ -417,3 +417,64 @@ fn an_excluded_file_against_a_folder_of_its_name_is_an_error_every_pass() {
         assert_eq!(fs::read_to_string(env.path("src/other")).unwrap(), "o");
     }
 }
+
+/// The menu shows a pair whose nested mount was refused, and option 7
+/// accepts the change for the pass it starts.
+#[test]
+fn menu_option_7_accepts_a_changed_nested_mount() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    let photos = env.mkdir("dst/photos");
+    let mount = match TmpfsMount::mount(&photos, "1m") {
+        Ok(m) => m,
+        Err(why) => return missing_prerequisite(&format!("a tmpfs mount: {why}")),
+    };
+    env.write("dst/photos/p1.jpg", "photo");
+    let mut session = MenuSession::start(
+        env.root(),
+        [
+            "--two-way",
+            "--state-dir",
+            "state",
+            "src",
+            "dst",
+            "3600",
+            "log.txt",
+        ],
+    );
+    wait_log(&env.log(), "pass finished", 1);
+    assert!(env.path("src/photos/p1.jpg").exists());
+    drop(mount);
+    sync_now(&mut session, 1);
+    wait_log(&env.log(), "/dst/photos is now on another file system", 1);
+    // The refusal is logged before the pass's end reaches the list: list
+    // until it shows.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !session
+        .stdout()
+        .contains("photos on another device; option 7 accepts")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the list never showed the refusal:\n{}",
+            session.stdout()
+        );
+        session.send("1");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        env.path("src/photos/p1.jpg").exists(),
+        "deleted while refused"
+    );
+    session.send("7");
+    session.send("1");
+    session.wait_stdout("Pair 1: accepting the new device (", 1, PATIENCE);
+    wait_for(
+        PATIENCE,
+        || !env.path("src/photos/p1.jpg").exists(),
+        || format!("the accepted folder was not synced:\n{}", env.log_text()),
+    );
+    wait_log(&env.log(), "taken as confirmed", 1);
+    session.send("3");
+    assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
+}
