@@ -70,6 +70,22 @@ pub struct Time {
     pub nsec: u32,
 }
 
+impl Time {
+    /// Nanoseconds since the epoch, saturated: 8 bytes where a `Time` takes 16.
+    pub fn nanos(self) -> i64 {
+        self.sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(self.nsec))
+    }
+
+    pub fn from_nanos(ns: i64) -> Time {
+        Time {
+            sec: ns.div_euclid(1_000_000_000),
+            nsec: ns.rem_euclid(1_000_000_000) as u32,
+        }
+    }
+}
+
 /// What kind of entry a directory holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

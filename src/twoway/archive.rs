@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 
-use crate::fsops::Time;
 use crate::state::PairState;
 
-use super::reconcile::{Record, Stamp, What};
+use super::reconcile::{Record, Stamp, UNKNOWN_CTIME, What};
 
 /// Writes waiting for their transaction; flushed at this many or after
 /// [`FLUSH_AFTER`].
@@ -288,8 +287,10 @@ fn decode(row: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
     let target: Option<Vec<u8>> = row.get(3)?;
     let stamp = |at: usize, ctime_at: usize| -> rusqlite::Result<Stamp> {
         Ok(Stamp {
-            mtime: from_ns(row.get(at)?),
-            ctime: row.get::<_, Option<i64>>(ctime_at)?.map(from_ns),
+            mtime: row.get(at)?,
+            ctime: row
+                .get::<_, Option<i64>>(ctime_at)?
+                .unwrap_or(UNKNOWN_CTIME),
             ino: row.get::<_, i64>(at + 1)? as u64,
             mode: row.get::<_, i64>(at + 2)? as u32,
         })
@@ -299,7 +300,7 @@ fn decode(row: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
         Record {
             what,
             size: row.get::<_, i64>(2)? as u64,
-            target: target.map(Vec::into_boxed_slice),
+            target: target.map(Box::new),
             a: stamp(4, 11)?,
             b: stamp(7, 12)?,
             racy: row.get(10)?,
@@ -331,16 +332,16 @@ fn write_all(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
                         what,
                         r.size as i64,
                         r.target.as_deref(),
-                        to_ns(r.a.mtime),
+                        r.a.mtime,
                         r.a.ino as i64,
                         i64::from(r.a.mode),
-                        to_ns(r.b.mtime),
+                        r.b.mtime,
                         r.b.ino as i64,
                         i64::from(r.b.mode),
                         r.racy,
                         tree_key(path),
-                        r.a.ctime.map(to_ns),
-                        r.b.ctime.map(to_ns),
+                        ctime_column(r.a.ctime),
+                        ctime_column(r.b.ctime),
                     ])?;
                 }
                 Write::Forget(path) => {
@@ -352,22 +353,15 @@ fn write_all(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn to_ns(t: Time) -> i64 {
-    t.sec
-        .saturating_mul(1_000_000_000)
-        .saturating_add(i64::from(t.nsec))
-}
-
-fn from_ns(ns: i64) -> Time {
-    Time {
-        sec: ns.div_euclid(1_000_000_000),
-        nsec: ns.rem_euclid(1_000_000_000) as u32,
-    }
+/// A ctime as stored: NULL when not known.
+fn ctime_column(ctime: i64) -> Option<i64> {
+    (ctime != UNKNOWN_CTIME).then_some(ctime)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsops::Time;
 
     #[test]
     fn an_archive_without_ctimes_gains_them_and_reads_them_as_unknown() {
@@ -393,14 +387,19 @@ mod tests {
         };
         let (path, rec) = read(&conn);
         assert_eq!(
-            (&path[..], rec.size, rec.a.ctime, rec.b.ctime),
-            (&b"a"[..], 3, None, None)
+            (
+                &path[..],
+                rec.size,
+                rec.a.ctime == UNKNOWN_CTIME,
+                rec.b.ctime == UNKNOWN_CTIME
+            ),
+            (&b"a"[..], 3, true, true)
         );
-        let ctime = Time { sec: 7, nsec: 9 };
+        let ctime = 7_000_000_009;
         let mut rec = rec;
-        rec.a.ctime = Some(ctime);
+        rec.a.ctime = ctime;
         write_all(&mut conn, &[Write::Put(path, rec)]).unwrap();
-        assert_eq!(read(&conn).1.a.ctime, Some(ctime));
+        assert_eq!(read(&conn).1.a.ctime, ctime);
     }
 
     #[test]
@@ -413,7 +412,7 @@ mod tests {
             },
             Time { sec: -1, nsec: 5 },
         ] {
-            assert_eq!(from_ns(to_ns(t)), t);
+            assert_eq!(Time::from_nanos(Time::nanos(t)), t);
         }
     }
 }

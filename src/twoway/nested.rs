@@ -232,7 +232,7 @@ mod tests {
             what: What::Dir,
             size: 0,
             mtime: Time::default(),
-            ctime: Time::default(),
+            ctime: 0,
             ino: 1,
             mode: 0o755,
             target: None,

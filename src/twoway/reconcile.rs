@@ -43,23 +43,35 @@ pub struct Seen {
     pub size: u64,
     pub mtime: Time,
     /// Moves with every write and every change of the inode, even one that
-    /// keeps the size and the mtime (a tool that restores the mtime).
-    pub ctime: Time,
+    /// keeps the size and the mtime (a tool that restores the mtime). In
+    /// nanoseconds: 8 bytes, where a [`Time`] takes 16, in a list of every
+    /// entry of both sides.
+    pub ctime: i64,
     pub ino: u64,
     /// Permission bits.
     pub mode: u32,
     /// A symlink's target.
-    pub target: Option<Box<[u8]>>,
+    pub target: Target,
 }
+
+/// A symlink's target, boxed twice over: a thin pointer, 8 bytes where a
+/// boxed slice's is 16, in a field that only symlinks use.
+pub type Target = Option<Box<Vec<u8>>>;
+
+/// A recorded ctime that is not known: the archive was written before
+/// ctimes were kept. No file has it.
+pub const UNKNOWN_CTIME: i64 = i64::MIN;
 
 /// What identifies one side's copy of an entry at the last sync. The mode
 /// is each side's own: a file system that keeps none (FAT) shows one of
 /// its own, which must not look like an edit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stamp {
-    pub mtime: Time,
-    /// `None` in an archive written before ctimes were kept: not known.
-    pub ctime: Option<Time>,
+    /// In nanoseconds, as the ctime.
+    pub mtime: i64,
+    /// In nanoseconds, [`UNKNOWN_CTIME`] in an archive written before
+    /// ctimes were kept.
+    pub ctime: i64,
     pub ino: u64,
     pub mode: u32,
 }
@@ -69,7 +81,7 @@ pub struct Stamp {
 pub struct Record {
     pub what: What,
     pub size: u64,
-    pub target: Option<Box<[u8]>>,
+    pub target: Target,
     pub a: Stamp,
     pub b: Stamp,
     /// Recorded within a timestamp tick of a file's mtime: an edit in the
@@ -180,7 +192,7 @@ pub fn change(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> Change {
                 };
             if !same {
                 Change::Changed
-            } else if s.what == What::File && stamp.ctime.is_some_and(|c| c != s.ctime) {
+            } else if s.what == What::File && known(stamp.ctime).is_some_and(|c| c != s.ctime) {
                 Change::Touched
             } else {
                 Change::Same
@@ -189,10 +201,15 @@ pub fn change(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> Change {
     }
 }
 
+/// A recorded ctime, unless it is not known.
+fn known(ctime: i64) -> Option<i64> {
+    (ctime != UNKNOWN_CTIME).then_some(ctime)
+}
+
 /// Whether a file's size, mtime and inode are as recorded (its mode and
 /// ctime aside).
 fn same_bytes_stamps(r: &Record, stamp: &Stamp, s: &Seen) -> bool {
-    s.size == r.size && s.mtime == stamp.mtime && s.ino == stamp.ino
+    s.size == r.size && s.mtime.nanos() == stamp.mtime && s.ino == stamp.ino
 }
 
 /// Whether the stamps cannot vouch for a file's bytes on `side`: its
@@ -208,7 +225,7 @@ pub fn stamps_unsure(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> b
     r.what == What::File
         && s.what == What::File
         && same_bytes_stamps(r, &stamp, s)
-        && (s.mode != stamp.mode || stamp.ctime.is_some_and(|c| c != s.ctime))
+        && (s.mode != stamp.mode || known(stamp.ctime).is_some_and(|c| c != s.ctime))
 }
 
 impl Record {
@@ -222,7 +239,7 @@ impl Record {
 
     /// Whether it was written before ctimes were kept.
     fn lacks_ctime(&self) -> bool {
-        self.what == What::File && (self.a.ctime.is_none() || self.b.ctime.is_none())
+        self.what == What::File && (known(self.a.ctime).is_none() || known(self.b.ctime).is_none())
     }
 }
 

@@ -131,7 +131,7 @@ pub fn scan(
             }
             let target = match what {
                 What::Link => match fsops::read_link(dir.as_fd(), &entry.name) {
-                    Ok(t) => Some(t.into_bytes().into_boxed_slice()),
+                    Ok(t) => Some(Box::new(t.into_bytes())),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => {
                         scan.errors.push((path.clone().into(), "read link", e));
@@ -153,7 +153,7 @@ pub fn scan(
                     what,
                     size: meta.size,
                     mtime: meta.mtime,
-                    ctime: meta.ctime,
+                    ctime: meta.ctime.nanos(),
                     ino: meta.ino,
                     mode: meta.mode,
                     target,

@@ -72,7 +72,7 @@ impl Apply<'_> {
             match self.stat(from, aside) {
                 Ok(Some(meta)) if matches_seen_but_ctime(&meta, seen) => {
                     moved.ino = meta.ino;
-                    moved.ctime = meta.ctime;
+                    moved.ctime = meta.ctime.nanos();
                 }
                 _ => {
                     self.log.changed_meanwhile(aside, from);

@@ -25,7 +25,7 @@ use crate::status::Counts;
 use super::archive::Archive;
 use super::conflict;
 use super::excluded::Excluded;
-use super::reconcile::{Action, Record, Row, Seen, Side, Stamp, What, parent};
+use super::reconcile::{Action, Record, Row, Seen, Side, Stamp, Target, What, parent};
 use super::report::{Did, Log};
 use super::scan::is_under;
 
@@ -325,7 +325,7 @@ fn mode_only(row: &Row, from: Side) -> bool {
     };
     rec.what == What::File
         && seen.size == rec.size
-        && seen.mtime == stamp.mtime
+        && seen.mtime.nanos() == stamp.mtime
         && seen.ino == stamp.ino
         && seen.mode != stamp.mode
 }
@@ -339,12 +339,12 @@ fn gone(e: &io::Error) -> bool {
 }
 
 /// What the scan would have seen of `meta`.
-pub fn seen_of(meta: &Meta, what: What, target: Option<Box<[u8]>>) -> Seen {
+pub fn seen_of(meta: &Meta, what: What, target: Target) -> Seen {
     Seen {
         what,
         size: meta.size,
         mtime: meta.mtime,
-        ctime: meta.ctime,
+        ctime: meta.ctime.nanos(),
         ino: meta.ino,
         mode: meta.mode,
         target,
@@ -354,7 +354,8 @@ pub fn seen_of(meta: &Meta, what: What, target: Option<Box<[u8]>>) -> Seen {
 /// Whether `meta`, stat-ed now, is the entry the scan saw as `seen`. A
 /// file's ctime counts: a rewrite that put the old mtime back moved it.
 fn matches_seen(meta: &Meta, seen: &Seen) -> bool {
-    matches_seen_but_ctime(meta, seen) && (seen.what != What::File || meta.ctime == seen.ctime)
+    matches_seen_but_ctime(meta, seen)
+        && (seen.what != What::File || meta.ctime.nanos() == seen.ctime)
 }
 
 /// [`matches_seen`] where the ctime moved by our own doing (a rename).
