@@ -68,6 +68,20 @@ impl<'s> Archive<'s> {
         self.conn.as_deref_mut()
     }
 
+    /// Whether the last sync left a folder at `path` (see
+    /// [`super::nested`]); `false` too when that cannot be read.
+    pub fn had_folder(&mut self, path: &[u8]) -> bool {
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return false;
+        };
+        conn.query_row(
+            "SELECT what FROM archive WHERE tree_key = ?1",
+            [tree_key(path)],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|what| what == 1)
+    }
+
     /// How many entries the archive holds.
     pub fn count(&mut self) -> Result<u64, String> {
         let Some(conn) = self.conn.as_deref_mut() else {

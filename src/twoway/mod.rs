@@ -250,7 +250,7 @@ impl TwoWay {
                 .as_ref()
                 .map_or(0, |b| fsops::device(b.as_fd()).unwrap_or(0)),
         ];
-        nested::check(ctx, archive.connection(), [&mut sa, &mut sb], devs, log);
+        nested::check(ctx, &mut archive, [&mut sa, &mut sb], devs, log);
         let stale = (std::mem::take(&mut sa.stale), std::mem::take(&mut sb.stale));
         let excluded = excluded::Excluded::new(
             std::mem::take(&mut sa.excluded),

@@ -9,17 +9,19 @@
 //! until it is back or the user confirms the change (menu option 7,
 //! `--new-device`).
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::logging::display_root;
-use crate::mounts::{RootWatch, mount_of};
+use crate::mounts::{MountInfo, RootChange, RootWatch, mount_of};
 use crate::pair::PairContext;
 
+use super::archive::Archive;
 use super::lock_mounts;
-use super::reconcile::{Side, What};
+use super::reconcile::{Side, What, parent};
 use super::report::Log;
 use super::scan::{Scan, is_under, tree_order};
 
@@ -42,8 +44,9 @@ fn side_key(side: Side) -> &'static str {
     }
 }
 
-/// The mounts the last pass found; none in a state of an earlier version.
-fn load(conn: &Connection) -> rusqlite::Result<Vec<Mount>> {
+/// The mounts the last pass found; `None` in a state of an earlier
+/// version, which kept no list.
+fn load(conn: &Connection) -> rusqlite::Result<Option<Vec<Mount>>> {
     let has = conn
         .query_row(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nested_mounts'",
@@ -53,7 +56,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Vec<Mount>> {
         .optional()?
         .is_some();
     if !has {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let mut stmt = conn.prepare("SELECT side, path, dev, fstype, source FROM nested_mounts")?;
     let rows = stmt.query_map([], |r| {
@@ -66,7 +69,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Vec<Mount>> {
             source: r.get(4)?,
         })
     })?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<Vec<Mount>>>().map(Some)
 }
 
 /// Replaces the remembered mounts, in one transaction.
@@ -115,98 +118,172 @@ fn not_seen(scan: &Scan, path: &[u8]) -> bool {
 }
 
 /// Checks the mounts the last pass found against both scans (`roots`:
-/// each side's root device). One that changed is marked unknown in its
-/// side's scan, so the pass leaves it alone on both sides, and logged as
-/// an error; unless the user confirmed new devices, when it is taken.
-/// Then remembers this pass's mounts (and the refused ones, as they were)
-/// unless `dry_run`.
+/// each side's root device), and the folders the last sync left that are
+/// mounts now. One that changed is marked unknown in its side's scan, so
+/// the pass leaves it alone on both sides, and logged as an error; unless
+/// the user confirmed new devices, when it is taken. Then remembers this
+/// pass's mounts (and the refused ones, as they were) unless `dry_run`.
 pub fn check(
     ctx: &PairContext<'_>,
-    conn: Option<&mut Connection>,
+    archive: &mut Archive<'_>,
     scans: [&mut Scan; 2],
     roots: [u64; 2],
     log: &mut Log<'_>,
 ) {
-    let Some(conn) = conn else { return };
-    let recorded = match load(conn) {
-        Ok(recorded) => recorded,
-        Err(e) => {
-            log.state_error(&format!("reading the nested mounts: {e}"));
-            Vec::new()
-        }
+    let Some(conn) = archive.connection() else {
+        return;
     };
-    let accept = lock_mounts(ctx).accept_new;
+    let recorded = load(conn).unwrap_or_else(|e| {
+        log.state_error(&format!("reading the nested mounts: {e}"));
+        None
+    });
+    // Without a list from an earlier pass, a mount is not known to be new.
+    let known = recorded.is_some();
+    let recorded = recorded.unwrap_or_default();
+    let was: HashSet<(Side, Box<[u8]>)> =
+        recorded.iter().map(|m| (m.side, m.path.clone())).collect();
+    let mut judge = Judge {
+        ctx,
+        log,
+        accept: lock_mounts(ctx).accept_new,
+    };
     let mut keep = Vec::new();
     let [sa, sb] = scans;
     for m in recorded {
-        let (scan, root, root_dev) = match m.side {
-            Side::A => (&mut *sa, &ctx.spec.source, roots[0]),
-            Side::B => (&mut *sb, &ctx.spec.replica, roots[1]),
+        let (scan, root_dev) = match m.side {
+            Side::A => (&mut *sa, roots[0]),
+            Side::B => (&mut *sb, roots[1]),
         };
         if not_seen(scan, &m.path) {
             keep.push(m);
             continue;
         }
-        let mount = match (&m.fstype, &m.source) {
-            (Some(fstype), Some(source)) => Some(crate::mounts::MountInfo {
-                fstype: fstype.clone(),
-                source: source.clone(),
-            }),
-            _ => None,
-        };
-        let watch = RootWatch::seen_on(m.dev, mount);
+        let watch = RootWatch::seen_on(m.dev, mount_info(&m));
         let now = device_now(scan, root_dev, &m.path);
         let change = match now {
             Some(dev) => watch.check(dev).err(),
             None => watch.check_missing(None).err(),
         };
-        let Some(change) = change else {
+        match change {
+            Some(change) if judge.refuses(m.side, scan, &m.path, &change) => keep.push(m),
+            Some(_) => {}
             // Kept as it was, mount name and all; one mounted again under
             // a new number is found anew.
-            if now == Some(m.dev) {
-                keep.push(m);
-            }
-            continue;
-        };
-        let name = format!(
-            "{} folder {}",
-            side_key(m.side),
-            display_root(&root.join(OsStr::from_bytes(&m.path)))
-        );
-        if accept {
-            log.info(format_args!(
-                "{name} {}: taken as confirmed, and remembered from this pass on",
-                change.what()
-            ));
-            continue;
+            None if now == Some(m.dev) => keep.push(m),
+            None => {}
         }
-        log.pass_error(format_args!(
-            "{name} {} (an unmounted disk or share inside the {} folder {}?): it is left alone on both sides, \
-             nothing below it is deleted; if the change is meant, confirm with menu option 7 or run with --new-device",
-            change.what(),
-            side_key(m.side),
-            display_root(root)
-        ));
-        lock_mounts(ctx).refused = Some(format!("{name} on another device"));
-        scan.unknown.push(m.path.clone());
-        scan.unknown.sort_by(|a, b| tree_order(a, b));
-        keep.push(m);
     }
+    let refused_new = if known {
+        judge_new(&mut judge, archive, [&mut *sa, &mut *sb], roots, &was)
+    } else {
+        Vec::new()
+    };
     if ctx.options.dry_run {
         return;
     }
-    add_found(&mut keep, [&*sa, &*sb]);
-    if let Err(e) = save(conn, &keep) {
-        log.state_error(&format!("saving the nested mounts: {e}"));
+    add_found(&mut keep, [&*sa, &*sb], &refused_new);
+    if let Some(conn) = archive.connection()
+        && let Err(e) = save(conn, &keep)
+    {
+        judge
+            .log
+            .state_error(&format!("saving the nested mounts: {e}"));
     }
 }
 
-/// Adds the mounts both scans found to `keep` (where a refused one is not
-/// kept as it was).
-fn add_found(keep: &mut Vec<Mount>, scans: [&Scan; 2]) {
+/// The folders the last sync left on the device of the folder they are
+/// in that are mounts now (not in `was`, the last pass's list): their old
+/// contents are hidden, not deleted. Those refused.
+fn judge_new(
+    judge: &mut Judge<'_, '_>,
+    archive: &mut Archive<'_>,
+    scans: [&mut Scan; 2],
+    roots: [u64; 2],
+    was: &HashSet<(Side, Box<[u8]>)>,
+) -> Vec<(Side, Box<[u8]>)> {
+    let mut refused = Vec::new();
+    for ((scan, side), root_dev) in scans.into_iter().zip([Side::A, Side::B]).zip(roots) {
+        let new: Vec<(Box<[u8]>, u64)> = (scan.mounts.iter())
+            .filter(|(p, _)| !was.contains(&(side, p.clone())))
+            .cloned()
+            .collect();
+        for (path, dev) in new {
+            if !archive.had_folder(&path) {
+                continue;
+            }
+            let up = device_now(scan, root_dev, parent(&path)).unwrap_or(root_dev);
+            let watch = RootWatch::seen_on(up, mount_of(up));
+            if let Err(change) = watch.check(dev)
+                && judge.refuses(side, scan, &path, &change)
+            {
+                refused.push((side, path));
+            }
+        }
+    }
+    refused
+}
+
+fn mount_info(m: &Mount) -> Option<MountInfo> {
+    match (&m.fstype, &m.source) {
+        (Some(fstype), Some(source)) => Some(MountInfo {
+            fstype: fstype.clone(),
+            source: source.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Says what became of a changed mount, and refuses it unless the user
+/// confirmed new devices.
+struct Judge<'j, 'l> {
+    ctx: &'j PairContext<'j>,
+    log: &'j mut Log<'l>,
+    accept: bool,
+}
+
+impl Judge<'_, '_> {
+    /// Whether the folder `path` on `side`, changed as `change` says, is
+    /// refused: then marked unknown in `scan` and logged as an error.
+    fn refuses(&mut self, side: Side, scan: &mut Scan, path: &[u8], change: &RootChange) -> bool {
+        let root = match side {
+            Side::A => &self.ctx.spec.source,
+            Side::B => &self.ctx.spec.replica,
+        };
+        let name = format!(
+            "{} folder {}",
+            side_key(side),
+            display_root(&root.join(OsStr::from_bytes(path)))
+        );
+        if self.accept {
+            self.log.info(format_args!(
+                "{name} {}: taken as confirmed, and remembered from this pass on",
+                change.what()
+            ));
+            return false;
+        }
+        self.log.pass_error(format_args!(
+            "{name} {} (a disk or share unmounted, or mounted, inside the {} folder {}?): it is left alone \
+             on both sides, nothing below it is deleted; if the change is meant, confirm with menu option 7 \
+             or run with --new-device",
+            change.what(),
+            side_key(side),
+            display_root(root)
+        ));
+        lock_mounts(self.ctx).refused = Some(format!("{name} on another device"));
+        scan.unknown.push(path.into());
+        scan.unknown.sort_by(|a, b| tree_order(a, b));
+        true
+    }
+}
+
+/// Adds the mounts both scans found to `keep`, but those already there
+/// (kept as they were) and those `refused` as new.
+fn add_found(keep: &mut Vec<Mount>, scans: [&Scan; 2], refused: &[(Side, Box<[u8]>)]) {
     for (scan, side) in scans.into_iter().zip([Side::A, Side::B]) {
         for (path, dev) in &scan.mounts {
-            if keep.iter().any(|k| k.side == side && k.path == *path) {
+            if keep.iter().any(|k| k.side == side && k.path == *path)
+                || refused.iter().any(|(s, p)| *s == side && p == path)
+            {
                 continue;
             }
             let info = mount_of(*dev);
@@ -256,7 +333,7 @@ mod tests {
     #[test]
     fn mounts_are_kept_and_read_back() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(load(&conn).unwrap(), Vec::new());
+        assert_eq!(load(&conn).unwrap(), None);
         let mounts = vec![
             Mount {
                 side: Side::B,
@@ -274,10 +351,10 @@ mod tests {
             },
         ];
         save(&mut conn, &mounts).unwrap();
-        let mut got = load(&conn).unwrap();
+        let mut got = load(&conn).unwrap().unwrap();
         got.sort_by_key(|m| m.dev);
         assert_eq!(got, vec![mounts[1].clone(), mounts[0].clone()]);
         save(&mut conn, &[]).unwrap();
-        assert_eq!(load(&conn).unwrap(), Vec::new());
+        assert_eq!(load(&conn).unwrap(), Some(Vec::new()));
     }
 }

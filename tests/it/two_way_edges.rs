@@ -478,3 +478,38 @@ fn menu_option_7_accepts_a_changed_nested_mount() {
     session.send("3");
     assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
 }
+
+/// The other way round: a disk mounted over a synced folder hides what
+/// the folder held, which is no deletion: refused until confirmed.
+#[test]
+fn a_disk_mounted_over_a_synced_folder_is_refused_not_mirrored() {
+    let env = TestEnv::new();
+    env.write("src/photos/p1.jpg", "photo");
+    env.write("src/a.txt", "a");
+    let (code, lines) = pass_code(&env, &[]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert!(env.path("dst/photos/p1.jpg").exists());
+    let _mount = match TmpfsMount::mount(&env.path("dst/photos"), "1m") {
+        Ok(m) => m,
+        Err(why) => return missing_prerequisite(&format!("a tmpfs mount: {why}")),
+    };
+    for _ in 0..2 {
+        let (code, lines) = pass_code(&env, &[]);
+        assert_eq!(code, Some(1), "{lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.starts_with("error replica folder ")
+                && l.contains("/dst/photos is now on another file system")
+                && l.contains("--new-device")),
+            "{lines:#?}"
+        );
+        assert_eq!(
+            fs::read_to_string(env.path("src/photos/p1.jpg")).unwrap(),
+            "photo"
+        );
+    }
+    let (code, lines) = pass_code(&env, &["--new-device"]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert!(!env.path("src/photos/p1.jpg").exists());
+    let (code, lines) = pass_code(&env, &[]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+}
