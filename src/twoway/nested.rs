@@ -140,6 +140,9 @@ pub fn check(
     // Without a list from an earlier pass, a mount is not known to be new.
     let known = recorded.is_some();
     let recorded = recorded.unwrap_or_default();
+    // Written only when it changed: a pass that changes nothing writes
+    // nothing.
+    let before = recorded.clone();
     let was: HashSet<(Side, Box<[u8]>)> =
         recorded.iter().map(|m| (m.side, m.path.clone())).collect();
     let mut judge = Judge {
@@ -182,6 +185,9 @@ pub fn check(
         return;
     }
     add_found(&mut keep, [&*sa, &*sb], &refused_new);
+    if known && keep.len() == before.len() && keep.iter().all(|k| before.contains(k)) {
+        return;
+    }
     if let Some(conn) = archive.connection()
         && let Err(e) = save(conn, &keep)
     {
