@@ -148,7 +148,7 @@ impl Worker {
         // Why a watched pair is not watching, for the list.
         let mut fell_back = None;
         let mut watch = self.start_watch(&target, &mut fell_back);
-        self.status.lock().expect("status poisoned").watch =
+        crate::status::lock(&self.status).watch =
             watch_status(watch.as_ref(), fell_back.as_deref());
         let mut said_lost = false;
         // `None`: a full pass; otherwise where a watch saw changes.
@@ -224,7 +224,7 @@ impl Worker {
             {
                 // One update, so the menu never sees a finished pass still
                 // marked as syncing.
-                let mut status = self.status.lock().expect("status poisoned");
+                let mut status = crate::status::lock(&self.status);
                 status.last = Some(report);
                 status.totals.add(&report.counts);
                 status.passes += 1;
@@ -241,6 +241,7 @@ impl Worker {
                 status.device_refused = refused;
                 status.watch = watch_status(watch.as_ref(), fell_back.as_deref());
             }
+            panic_test_hook();
             if let Some(store) = &store {
                 let mut store = cache_store::lock(store);
                 // Before the roots' write, which waits for this one.
@@ -291,7 +292,7 @@ impl Worker {
             if self.spec.watch && watch.is_none() && fell_back.is_none() {
                 // A two-way replica made by this pass: both sides now.
                 watch = self.start_watch(&target, &mut fell_back);
-                self.status.lock().expect("status poisoned").watch =
+                crate::status::lock(&self.status).watch =
                     watch_status(watch.as_ref(), fell_back.as_deref());
             }
             let trigger = match &mut watch {
@@ -356,7 +357,7 @@ impl Worker {
     }
 
     fn set_state(&self, state: State) {
-        self.status.lock().expect("status poisoned").state = state;
+        crate::status::lock(&self.status).state = state;
     }
 }
 
@@ -422,6 +423,18 @@ impl Memory {
             error!(target: target, "pair {id}: error {line}");
         }
         self.failed = true;
+    }
+}
+
+/// Debug builds only: with `FOLDERSYNC_TEST_PANIC_AFTER_PASS` naming a
+/// file that exists, the worker removes it and panics after its pass,
+/// outside it, so a test can prove the crash is caught and said.
+fn panic_test_hook() {
+    #[cfg(debug_assertions)]
+    if let Some(flag) = std::env::var_os("FOLDERSYNC_TEST_PANIC_AFTER_PASS")
+        && std::fs::remove_file(&flag).is_ok()
+    {
+        panic!("a test panic after a pass");
     }
 }
 

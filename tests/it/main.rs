@@ -7,6 +7,7 @@ mod cache_limit;
 mod chains;
 mod cli;
 mod console;
+mod crash;
 mod devices;
 mod digest_store;
 mod digests;
