@@ -95,7 +95,7 @@ impl Supervisor {
     }
 
     /// Whether a pair may join the running ones: its folders overlap none
-    /// of theirs and the state folder is not in its replica. Checks only:
+    /// of theirs and the state folder is neither in nor around them. Checks only:
     /// the menu asks it before its last question.
     pub fn check(&self, spec: &PairSpec) -> Result<(), String> {
         let running: Vec<&PairSpec> = self
@@ -105,14 +105,8 @@ impl Supervisor {
             .map(|p| &p.spec)
             .collect();
         check_overlaps(&running, std::slice::from_ref(spec))?;
-        if let Some(state) = &self.state
-            && state.dir().starts_with(&spec.replica)
-        {
-            return Err(format!(
-                "state folder {} is inside the replica folder {}, where a pass would delete it",
-                state.dir().display(),
-                spec.replica.display()
-            ));
+        if let Some(state) = &self.state {
+            crate::state::check_place(state.dir(), spec)?;
         }
         Ok(())
     }

@@ -61,6 +61,27 @@ impl<'s> Archive<'s> {
         })
     }
 
+    /// The pair's state database, for the other tables two-way keeps
+    /// there (see [`super::nested`]); `None` in a dry run of a pair with
+    /// no state yet.
+    pub fn connection(&mut self) -> Option<&mut Connection> {
+        self.conn.as_deref_mut()
+    }
+
+    /// Whether the last sync left a folder at `path` (see
+    /// [`super::nested`]); `false` too when that cannot be read.
+    pub fn had_folder(&mut self, path: &[u8]) -> bool {
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return false;
+        };
+        conn.query_row(
+            "SELECT what FROM archive WHERE tree_key = ?1",
+            [tree_key(path)],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|what| what == 1)
+    }
+
     /// How many entries the archive holds.
     pub fn count(&mut self) -> Result<u64, String> {
         let Some(conn) = self.conn.as_deref_mut() else {

@@ -28,6 +28,8 @@ mod apply;
 mod archive;
 mod compare;
 mod conflict;
+mod excluded;
+mod nested;
 pub mod reconcile;
 mod report;
 mod roots;
@@ -241,7 +243,19 @@ impl TwoWay {
             }
         }
 
+        let devs = [
+            fsops::device(roots.a.as_fd()).unwrap_or(0),
+            roots
+                .b
+                .as_ref()
+                .map_or(0, |b| fsops::device(b.as_fd()).unwrap_or(0)),
+        ];
+        nested::check(ctx, &mut archive, [&mut sa, &mut sb], devs, log);
         let stale = (std::mem::take(&mut sa.stale), std::mem::take(&mut sb.stale));
+        let excluded = excluded::Excluded::new(
+            std::mem::take(&mut sa.excluded),
+            std::mem::take(&mut sb.excluded),
+        );
         // Leftovers below what could not be read may still carry a tag.
         let whole_scans = sa.unknown.is_empty() && sb.unknown.is_empty();
         let mut rows = match archive.read_reverse(|recorded| merge(recorded, sa, sb)) {
@@ -254,7 +268,7 @@ impl TwoWay {
             }
         };
         compare::compare(ctx, &roots, &mut rows, log);
-        reconcile::plan(&mut rows);
+        reconcile::plan_with(&mut rows, &excluded);
         let held = hold_wipe(ctx, &rows_files(&rows), &mut rows, approved, log)
             + hold_deletions(ctx, &mut rows, approved, log);
         pause_test_hook();
@@ -267,6 +281,7 @@ impl TwoWay {
             Log::new(ctx),
         );
         apply.stable_inodes = stable;
+        apply.excluded = excluded;
         let mut stale_left = false;
         for (scan_stale, side) in [(&stale.0, Side::A), (&stale.1, Side::B)] {
             for path in scan_stale {

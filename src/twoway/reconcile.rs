@@ -12,6 +12,8 @@ use std::collections::HashMap;
 
 use crate::fsops::Time;
 
+use super::excluded::{self, Excluded};
+
 /// What an entry is, as far as two-way sync cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum What {
@@ -143,6 +145,12 @@ pub enum Action {
     /// sides; the other version is kept beside it, under a conflict name,
     /// on both sides.
     Conflict { winner: Side },
+    /// The other side's change would delete, move or replace what side
+    /// `holder` excludes (at the path, or inside its folder): `holder`
+    /// keeps the name, the other side's entry is kept beside it as a
+    /// conflict copy on both sides, and a folder of `holder`'s is made on
+    /// the other side (see [`super::excluded`]).
+    Excluded { holder: Side },
 }
 
 /// One path of the pass: the archive's entry, both sides', and, once
@@ -348,7 +356,7 @@ pub fn decide(row: &Row) -> Action {
 fn leaves(row: &Row) -> (bool, bool) {
     match row.action {
         Action::Keep | Action::Record => (row.a.is_some(), row.b.is_some()),
-        Action::Copy { .. } | Action::Conflict { .. } => (true, true),
+        Action::Copy { .. } | Action::Conflict { .. } | Action::Excluded { .. } => (true, true),
         Action::Delete { .. } | Action::Forget => (false, false),
     }
 }
@@ -366,19 +374,25 @@ pub fn parent(path: &[u8]) -> &[u8] {
 /// each subtree contiguous. Contents are planned first (from the end), so
 /// a folder's fate can follow from what must survive inside it.
 pub fn plan(rows: &mut [Row]) {
+    plan_with(rows, &Excluded::default());
+}
+
+/// [`plan`], leaving alone what each side excludes (`excluded`).
+pub fn plan_with(rows: &mut [Row], excluded: &Excluded) {
     // For each folder path: whether something inside stays on A, on B.
     let mut inside: HashMap<Box<[u8]>, (bool, bool)> = HashMap::new();
     for row in rows.iter_mut().rev() {
         let needs = inside.remove(&row.path).unwrap_or((false, false));
         let dir_a = row.a.as_ref().is_some_and(|s| s.what == What::Dir);
         let dir_b = row.b.as_ref().is_some_and(|s| s.what == What::Dir);
-        row.action = if dir_a == dir_b {
+        let action = if dir_a == dir_b {
             decide(row)
         } else if dir_a {
             decide_folder(row, Side::A, needs)
         } else {
             decide_folder(row, Side::B, needs)
         };
+        row.action = excluded::keep(row, action, excluded);
         let (on_a, on_b) = leaves(row);
         if on_a || on_b {
             let up = inside.entry(parent(&row.path).into()).or_default();
@@ -386,6 +400,7 @@ pub fn plan(rows: &mut [Row]) {
             up.1 |= on_b;
         }
     }
+    excluded::keep_below_blocked(rows);
 }
 
 /// The action at a path where side `dir` holds a folder and the other side

@@ -532,3 +532,8 @@ fn the_per_entry_values_stay_small() {
         std::mem::size_of::<Record>()
     );
 }
+
+/// Excluded entries meeting others: the same helpers, in a file of their
+/// own.
+#[path = "excluded_tests.rs"]
+mod excluded;

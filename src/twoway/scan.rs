@@ -35,6 +35,14 @@ pub struct Scan {
     /// recorded: left by a pass that was killed, never synced, removed by
     /// the next. Other names of that form are the user's, synced as any.
     pub stale: Vec<Box<[u8]>>,
+    /// Entries left out by the exclude patterns (the outermost ones: an
+    /// excluded folder is not entered), so that a pass never deletes or
+    /// replaces them (see [`super::excluded`]).
+    pub excluded: Vec<(Box<[u8]>, What)>,
+    /// Folders on another device than the folder they are in (a disk
+    /// mounted inside the side), with that device: checked at the next
+    /// pass (see [`super::nested`]).
+    pub mounts: Vec<(Box<[u8]>, u64)>,
     /// Stopped before the end (quit or stop).
     pub stopped: bool,
 }
@@ -62,8 +70,10 @@ pub fn scan(
     // Folders still to list: their path, and their parent's handle and
     // their name there (opened only when listed, so a folder with
     // thousands of sub-folders holds one handle, not thousands).
-    let mut stack: Vec<(Vec<u8>, Option<At>)> = vec![(Vec::new(), None)];
-    while let Some((rel, at)) = stack.pop() {
+    // And each folder's device, to find the folders a disk is mounted on.
+    let root_dev = fsops::stat_fd(root).map_or(0, |m| m.dev);
+    let mut stack: Vec<(Vec<u8>, Option<At>, u64)> = vec![(Vec::new(), None, root_dev)];
+    while let Some((rel, at, dev)) = stack.pop() {
         if cancel.is_set() {
             scan.stopped = true;
             return scan;
@@ -116,6 +126,7 @@ pub fn scan(
                 }
             };
             if excludes.excludes(&path, what == What::Dir) {
+                scan.excluded.push((path.into(), what));
                 continue;
             }
             let target = match what {
@@ -131,7 +142,10 @@ pub fn scan(
                 _ => None,
             };
             if what == What::Dir {
-                stack.push((path.clone(), Some((Rc::clone(&dir), entry.name))));
+                if meta.dev != dev {
+                    scan.mounts.push((path.clone().into(), meta.dev));
+                }
+                stack.push((path.clone(), Some((Rc::clone(&dir), entry.name)), meta.dev));
             }
             scan.entries.push((
                 path.into(),

@@ -29,6 +29,7 @@ mod stress;
 mod support;
 mod sync;
 mod two_way;
+mod two_way_edges;
 mod two_way_edits;
 mod two_way_losses;
 mod two_way_model;

@@ -24,12 +24,14 @@ use crate::status::Counts;
 
 use super::archive::Archive;
 use super::conflict;
+use super::excluded::Excluded;
 use super::reconcile::{Action, Record, Row, Seen, Side, Stamp, Target, What, parent};
 use super::report::{Did, Log};
 use super::scan::is_under;
 
 mod conflicts;
 mod entries;
+mod excluded;
 mod folders;
 mod record;
 
@@ -51,6 +53,8 @@ pub struct Apply<'p> {
     /// Whether each side's file system keeps inode numbers (see
     /// [`super::scan::stable_inodes`]); where not, they are recorded as 0.
     pub stable_inodes: [bool; 2],
+    /// What each side's scan left out, to name it in the log.
+    pub excluded: Excluded,
     bufs: Buffers,
     /// The last folder opened on each side, by path.
     open: [Option<(Vec<u8>, OwnedFd)>; 2],
@@ -99,6 +103,7 @@ impl<'p> Apply<'p> {
             log,
             started: SystemTime::now(),
             stable_inodes: [true, true],
+            excluded: Excluded::default(),
             bufs: Buffers::default(),
             open: [None, None],
             after: Vec::new(),
@@ -130,6 +135,7 @@ impl<'p> Apply<'p> {
             Action::Copy { to } => self.copy(row, to),
             Action::Delete { on } => self.delete(row, on),
             Action::Conflict { winner } => self.conflict(row, winner),
+            Action::Excluded { holder } => self.excluded(row, holder),
         }
     }
 
