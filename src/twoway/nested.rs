@@ -20,7 +20,6 @@ use crate::mounts::{MountInfo, RootChange, RootWatch, mount_of};
 use crate::pair::PairContext;
 
 use super::archive::Archive;
-use super::lock_mounts;
 use super::reconcile::{Side, What, parent};
 use super::report::Log;
 use super::scan::{Scan, is_under, tree_order};
@@ -148,7 +147,7 @@ pub fn check(
     let mut judge = Judge {
         ctx,
         log,
-        accept: lock_mounts(ctx).accept_new,
+        accept: crate::mounts::lock(ctx.mounts).accept_new,
     };
     let mut keep = Vec::new();
     let [sa, sb] = scans;
@@ -275,7 +274,7 @@ impl Judge<'_, '_> {
             side_key(side),
             display_root(root)
         ));
-        lock_mounts(self.ctx).refused = Some(format!("{name} on another device"));
+        crate::mounts::lock(self.ctx.mounts).refused = Some(format!("{name} on another device"));
         scan.unknown.push(path.into());
         scan.unknown.sort_by(|a, b| tree_order(a, b));
         true
