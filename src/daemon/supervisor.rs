@@ -382,13 +382,16 @@ fn run_guarded(worker: Worker) -> bool {
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
     ran.unwrap_or_else(|panic| {
         let why = crate::pass::panic_message(panic.as_ref());
+        // The list first: whoever reads the log line finds it said there.
+        {
+            let mut status = status::lock(&status);
+            status.crashed = Some(why.clone());
+            status.state = State::Crashed;
+        }
         error!(
             target: &pair_target(id),
             "pair {id}: crashed: {why}; the other pairs run on. Menu option 5 starts it again. Please report this"
         );
-        let mut status = status::lock(&status);
-        status.crashed = Some(why);
-        status.state = State::Crashed;
         false
     })
 }
