@@ -46,6 +46,9 @@ fn a_worker_that_panics_outside_a_pass_is_said_crashed_and_option_5_starts_it_ag
             )
         },
     );
+    // Both first passes are over (the crash came after one of them).
+    wait_log(&logs[0], "pass finished", 1);
+    wait_log(&logs[1], "pass finished", 1);
     let crashed = if read_text(&logs[0]).contains(said) {
         1
     } else {
