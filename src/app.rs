@@ -4,14 +4,15 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use log::{LevelFilter, info};
+use log::{LevelFilter, info, warn};
 
 use crate::cli::{self, Cli};
 use crate::config::{self, PairSpec, RawPair, SyncOptions};
+use crate::control::server::{Context, Server};
 use crate::daemon::shutdown::Shutdown;
-use crate::daemon::supervisor::Supervisor;
+use crate::daemon::supervisor::{Supervisor, lock};
 use crate::error::{Error, Exit};
 use crate::excludes::{PairExcludes, Patterns};
 use crate::logging::{self, ConsoleFilter, ConsoleSpec, Logs};
@@ -30,13 +31,37 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         };
     }
-    match try_run(cli) {
+    if let Some(cli::Command::Ctl { request }) = &cli.command {
+        return finish(ctl(cli.config.as_deref(), request.clone()));
+    }
+    finish(try_run(cli))
+}
+
+/// The exit status of a run, its error said on stderr.
+fn finish(result: Result<Exit, Error>) -> ExitCode {
+    match result {
         Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("foldersync: {e}");
             e.exit().into()
         }
     }
+}
+
+/// `foldersync ctl`: one request to the running process.
+fn ctl(config: Option<&std::path::Path>, request: cli::CtlRequest) -> Result<Exit, Error> {
+    use crate::control::protocol::Command;
+    use cli::CtlRequest as R;
+    let (command, json) = match request {
+        R::Status { json } => (Command::Status, json),
+        R::Sync { name } => (Command::Sync { pair: name }, false),
+        R::Stop { name } => (Command::Stop { pair: name }, false),
+        R::Start { name } => (Command::Start { pair: name }, false),
+        R::Approve { name } => (Command::Approve { pair: name }, false),
+        R::AcceptDevice { name } => (Command::AcceptDevice { pair: name }, false),
+        R::Reload => (Command::Reload, false),
+    };
+    crate::control::client::run(config, command, json)
 }
 
 /// Every pair the command line names, validated, checked for overlaps.
@@ -52,6 +77,7 @@ fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
             log_file: log_file.clone(),
             watch: cli.watch,
             two_way: cli.two_way,
+            name: None,
         };
         raws.push((None, raw));
     }
@@ -143,10 +169,12 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
         });
     }
     start_all(&mut supervisor, specs)?;
+    let supervisor = Arc::new(Mutex::new(supervisor));
+    let server = control_socket(&cli, &supervisor);
     let end = if cli.no_menu {
         MenuEnd::EndOfInput
     } else {
-        ui::run(&mut supervisor, &shutdown, &logs)
+        ui::run(&supervisor, &shutdown, &logs)
     };
     if end == MenuEnd::EndOfInput {
         if !cli.no_menu {
@@ -160,9 +188,28 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
         );
     }
     info!("quitting: waiting for every pair to stop");
-    supervisor.shutdown();
+    if let Some(server) = server {
+        server.stop();
+    }
+    lock(&supervisor).shutdown();
     info!("all pairs stopped; goodbye");
     Ok(Exit::Success)
+}
+
+/// Listens on this process's control socket; without one (no runtime
+/// folder to make it in) the pairs run on, and the log says why.
+fn control_socket(cli: &Cli, supervisor: &Arc<Mutex<Supervisor>>) -> Option<Server> {
+    let file = cli.config.as_ref().or(cli.pairs.as_ref());
+    let context = Context {
+        supervisor: Arc::clone(supervisor),
+        config: file.and_then(|f| std::fs::canonicalize(f).ok()),
+        reload: None,
+    };
+    Server::start(context)
+        .inspect_err(|e| {
+            warn!("{e}; running on without a control socket (ctl cannot reach this process)")
+        })
+        .ok()
 }
 
 /// `--once`: one pass of every pair; whether all were clean. A single pair

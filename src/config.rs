@@ -30,6 +30,9 @@ pub struct PairSpec {
     /// Both folders are edited and each change goes either way (see
     /// [`crate::twoway`]); otherwise the replica mirrors the source.
     pub two_way: bool,
+    /// What logs, the list and `ctl` call it: a config file's `name`;
+    /// `None`: its number.
+    pub name: Option<String>,
 }
 
 /// Options shared by every pair.
@@ -92,6 +95,7 @@ pub struct RawPair {
     pub log_file: PathBuf,
     pub watch: bool,
     pub two_way: bool,
+    pub name: Option<String>,
 }
 
 /// Parses an interval: seconds as a positive number (fractions allowed), or
@@ -277,6 +281,7 @@ pub fn validate_pair(raw: &RawPair, upstream: &[PathBuf]) -> Result<PairSpec, St
         log_file,
         watch: raw.watch,
         two_way: raw.two_way,
+        name: raw.name.clone(),
     })
 }
 
@@ -508,6 +513,7 @@ mod tests {
             log_file: PathBuf::from("/log"),
             watch: false,
             two_way: false,
+            name: None,
         };
         assert!(check_overlaps(&[], &[spec("/r1"), spec("/r2")]).is_ok());
         assert!(check_overlaps(&[], &[spec("/r1"), spec("/r1")]).is_err());

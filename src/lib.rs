@@ -34,6 +34,7 @@ mod cache;
 mod cache_store;
 pub mod cli;
 mod config;
+mod control;
 mod daemon;
 mod digests;
 mod error;

@@ -95,6 +95,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, String> {
                 log_file: log_file.into(),
                 watch,
                 two_way,
+                name: None,
             },
         ));
     }

@@ -167,6 +167,7 @@ mod tests {
             log_file: PathBuf::from("/log"),
             watch: false,
             two_way: false,
+            name: None,
         }
     }
 

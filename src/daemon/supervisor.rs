@@ -2,7 +2,7 @@
 //! worker's `JoinHandle` and joins each one when it stops.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::Sender;
@@ -33,6 +33,16 @@ pub struct PairView {
     pub id: usize,
     pub spec: PairSpec,
     pub status: PairStatus,
+}
+
+impl PairView {
+    /// What `ctl` calls it: its config file name, else its number.
+    pub fn name(&self) -> String {
+        self.spec
+            .name
+            .clone()
+            .unwrap_or_else(|| self.id.to_string())
+    }
 }
 
 /// All pairs of this run.
@@ -230,7 +240,7 @@ impl Supervisor {
         (worker, pair)
     }
 
-    /// Starts again a pair whose worker crashed: a new worker on the same
+    /// Starts again a pair whose worker crashed or was stopped: a new worker on the same
     /// pair, status and log, whose first pass starts now.
     fn restart(&mut self, id: usize) -> Result<(), String> {
         let at = self
@@ -253,6 +263,38 @@ impl Supervisor {
         let (worker, pair) = self.worker(id, spec, excludes, status);
         self.pairs[at] = pair;
         self.spawn(id, worker).map(drop)
+    }
+
+    /// Starts a stopped pair again, or a crashed one (as option 5 does).
+    /// A stopped pair is checked against the pairs running now: one added
+    /// since may write where it does.
+    pub fn start(&mut self, id: usize) -> Result<(), String> {
+        let pair = self
+            .pairs
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| format!("there is no pair {id}"))?;
+        if pair.thread.is_none() {
+            self.check(&pair.spec)?;
+        } else if !matches!(status::lock(&pair.status).state, State::Crashed) {
+            return Err(format!("pair {id} is running already"));
+        }
+        self.restart(id)
+    }
+
+    /// The number of the pair called `name`: its config file name, or its
+    /// number.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        let named = self
+            .pairs
+            .iter()
+            .find(|p| p.spec.name.as_deref() == Some(name));
+        named
+            .or_else(|| {
+                let id = name.parse::<usize>().ok()?;
+                self.pairs.iter().find(|p| p.id == id)
+            })
+            .map(|p| p.id)
     }
 
     fn running(&mut self, id: usize) -> Result<&mut Pair, String> {
@@ -371,6 +413,13 @@ impl Supervisor {
         self.gate.wake();
         self.wait_all()
     }
+}
+
+/// The supervisor shared by the menu and the control socket, recovered
+/// from a lock a panicking thread left poisoned: each of its calls leaves
+/// it whole, and one panic must not take the menu and `ctl` with it.
+pub fn lock(supervisor: &Mutex<Supervisor>) -> MutexGuard<'_, Supervisor> {
+    supervisor.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs a worker, catching a panic anywhere in it (a pass catches its

@@ -315,6 +315,7 @@ mod tests {
             log_file: root.join("log"),
             watch: false,
             two_way: false,
+            name: None,
         };
         let cancel = Cancel::default();
         let lock = ReplicaLock::default();

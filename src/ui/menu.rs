@@ -5,13 +5,15 @@
 //! answers (see [`super::input`]), so they never land inside an answer.
 
 use std::io;
+use std::sync::Mutex;
 
 use super::complete::expand_home;
 use super::input::{Input, Kind, Line, say};
 use super::render::list;
 use crate::config::{RawPair, validate_pair};
+use crate::daemon::actions::Action;
 use crate::daemon::shutdown::Shutdown;
-use crate::daemon::supervisor::Supervisor;
+use crate::daemon::supervisor::{Supervisor, lock};
 use crate::daemon::worker::format_interval;
 use crate::logging::Logs;
 use crate::status::State;
@@ -39,7 +41,7 @@ const MENU: &str = "\
 ";
 
 /// Runs the menu until quit, end of input or a signal.
-pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown, logs: &Logs) -> MenuEnd {
+pub fn run(supervisor: &Mutex<Supervisor>, shutdown: &Shutdown, logs: &Logs) -> MenuEnd {
     let mut input = Input::new(shutdown.wake_fd(), logs);
     let mut out = io::stdout();
     loop {
@@ -49,18 +51,18 @@ pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown, logs: &Logs) -> Men
             Line::Signal => return MenuEnd::Signal,
         };
         let answer = match choice.trim() {
-            "1" => list(&supervisor.views()),
+            "1" => list(&lock(supervisor).views()),
             "2" => match add(supervisor, &mut input) {
                 Ok(text) => text,
                 Err(end) => return end,
             },
             "3" => return MenuEnd::Quit,
             "4" | "5" | "6" | "7" => {
-                let verb = match choice.trim() {
-                    "4" => "stop",
-                    "5" => "sync now",
-                    "6" => "approve deletions for",
-                    _ => "accept the new device of",
+                let (verb, action) = match choice.trim() {
+                    "4" => ("stop", Action::Stop),
+                    "5" => ("sync now", Action::SyncNow),
+                    "6" => ("approve deletions for", Action::ApproveDeletions),
+                    _ => ("accept the new device of", Action::AcceptNewDevice),
                 };
                 let text = match ask(&mut input, &format!("Pair number to {verb}: "), Kind::Other) {
                     Ok(text) => text,
@@ -68,26 +70,10 @@ pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown, logs: &Logs) -> Men
                 };
                 match text.trim().parse::<usize>() {
                     Err(_) => format!("\"{}\" is not a pair number.\n", text.trim()),
-                    Ok(id) if verb == "stop" => match supervisor.stop(id) {
-                        Ok(()) => format!("Pair {id} stopped.\n"),
-                        Err(e) => format!("Cannot stop: {e}.\n"),
-                    },
-                    Ok(id) if choice.trim() == "7" => match supervisor.accept_new_devices(id) {
-                        Ok(what) => format!(
-                            "Pair {id}: accepting the new device ({what}); a pass starts now.\n"
-                        ),
-                        Err(e) => format!("Cannot accept: {e}.\n"),
-                    },
-                    Ok(id) if verb != "sync now" => match supervisor.approve_deletions(id) {
-                        Ok(n) => {
-                            format!("Pair {id}: pass started, removing the {n} held entries.\n")
-                        }
-                        Err(e) => format!("Cannot approve: {e}.\n"),
-                    },
-                    Ok(id) => match supervisor.sync_now(id) {
-                        Ok(()) => format!("Pair {id}: pass started.\n"),
-                        Err(e) => format!("Cannot sync now: {e}.\n"),
-                    },
+                    Ok(id) => {
+                        let done = action.perform(&mut lock(supervisor), id);
+                        format!("{}\n", done.unwrap_or_else(|e| e))
+                    }
                 }
             }
             _ => format!("\"{}\" is not a valid choice.\n", choice.trim()),
@@ -110,7 +96,7 @@ fn ask(input: &mut Input<'_>, prompt: &str, kind: Kind) -> Result<String, MenuEn
 /// The direction comes before the checks, which depend on it (a two-way
 /// pair writes its source too); the watch question comes last so a pair
 /// refused anyway is not asked it.
-fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, MenuEnd> {
+fn add(supervisor: &Mutex<Supervisor>, input: &mut Input<'_>) -> Result<String, MenuEnd> {
     let mut fields = Vec::new();
     for (prompt, kind) in [
         ("Source folder: ", Kind::Path),
@@ -145,15 +131,16 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
         log_file: expand_home(&log_file),
         watch: false,
         two_way,
+        name: None,
     };
-    let upstream: Vec<_> = supervisor
+    let upstream: Vec<_> = lock(supervisor)
         .views()
         .into_iter()
         .filter(|v| !matches!(v.status.state, State::Stopped))
         .map(|v| v.spec.replica)
         .collect();
     let mut spec = match validate_pair(&raw, &upstream).and_then(|spec| {
-        supervisor.check(&spec)?;
+        lock(supervisor).check(&spec)?;
         Ok(spec)
     }) {
         Ok(spec) => spec,
@@ -177,7 +164,7 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
         format_interval(spec.interval),
         if spec.watch { ", watched" } else { "" }
     );
-    Ok(match supervisor.add(spec) {
+    Ok(match lock(supervisor).add(spec) {
         Ok(id) => format!("Started pair {id}: {shown}.\n"),
         Err(e) => format!("Not added: {e}.\n"),
     })

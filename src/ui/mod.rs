@@ -10,7 +10,7 @@ mod complete;
 mod input;
 mod menu;
 pub mod progress;
-mod render;
+pub mod render;
 
 use std::io::IsTerminal;
 

@@ -102,7 +102,7 @@ pub fn list(views: &[PairView]) -> String {
     text
 }
 
-fn state_line(s: &PairStatus, now: Instant) -> String {
+pub fn state_line(s: &PairStatus, now: Instant) -> String {
     let failed = s.last.as_ref().is_some_and(|l| !l.is_clean());
     match s.state {
         State::Starting => "starting".into(),
