@@ -60,13 +60,19 @@ pub fn ask(stream: &mut UnixStream, command: &Command) -> Result<Response, Error
         v: VERSION,
         command: command.clone(),
     };
-    protocol::send(stream, &request).map_err(lost)?;
+    // A refused client is answered before it asks: read that answer even
+    // when the request could not be written.
+    let sent = protocol::send(stream, &request);
     let mut input = BufReader::new(stream.try_clone().map_err(lost)?);
-    let line = protocol::receive_line(&mut input)
-        .map_err(lost)?
-        .ok_or_else(|| {
-            Error::Setup("the process closed the control socket without an answer".into())
-        })?;
+    let line = match (protocol::receive_line(&mut input), sent) {
+        (Ok(Some(line)), _) => line,
+        (_, Err(e)) | (Err(e), Ok(())) => return Err(lost(e)),
+        (Ok(None), Ok(())) => {
+            return Err(Error::Setup(
+                "the process closed the control socket without an answer".into(),
+            ));
+        }
+    };
     serde_json::from_str(&line).map_err(|e| {
         Error::Setup(format!(
             "the control socket answered something unreadable: {e}"

@@ -8,6 +8,7 @@ mod chains;
 mod cli;
 mod console;
 mod crash;
+mod ctl;
 mod devices;
 mod digest_store;
 mod digests;
