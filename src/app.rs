@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use log::{LevelFilter, info, warn};
 
 use crate::cli::{self, Cli};
+use crate::config::sources::Sources;
 use crate::config::{self, PairSpec, RawPair, SyncOptions};
 use crate::control::server::{Context, Server};
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::supervisor::{Supervisor, lock};
 use crate::error::{Error, Exit};
-use crate::excludes::{PairExcludes, Patterns};
+use crate::excludes::{ExcludeLists, Patterns};
 use crate::logging::{self, ConsoleFilter, ConsoleSpec, Logs};
 use crate::state::State;
 use crate::ui::{self, MenuEnd};
@@ -34,7 +35,41 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Some(cli::Command::Ctl { request }) = &cli.command {
         return finish(ctl(cli.config.as_deref(), request.clone()));
     }
+    if let Some(file) = &cli.check_config {
+        return check_config(&cli, file).into();
+    }
     finish(try_run(cli))
+}
+
+/// `--check-config FILE`: the pairs a run would start, validated as a run
+/// would, nothing started. Errors start with `FILE:LINE:COLUMN:`, as a
+/// compiler's do, for editors.
+fn check_config(cli: &Cli, file: &std::path::Path) -> Exit {
+    let sources = Sources {
+        config_file: Some(file.to_path_buf()),
+        ..sources(cli)
+    };
+    match sources.load() {
+        Ok(specs) => {
+            let names: Vec<String> = specs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| s.name.clone().unwrap_or_else(|| (i + 1).to_string()))
+                .collect();
+            println!(
+                "{}: valid, {} {}: {}",
+                file.display(),
+                specs.len(),
+                if specs.len() == 1 { "pair" } else { "pairs" },
+                names.join(", ")
+            );
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Exit::Usage
+        }
+    }
 }
 
 /// The exit status of a run, its error said on stderr.
@@ -64,13 +99,10 @@ fn ctl(config: Option<&std::path::Path>, request: cli::CtlRequest) -> Result<Exi
     crate::control::client::run(config, command, json)
 }
 
-/// Every pair the command line names, validated, checked for overlaps.
-fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
-    let mut raws = Vec::new();
-    if let (Some(source), Some(replica), Some(interval), Some(log_file)) =
-        (&cli.source, &cli.replica, &cli.interval, &cli.log_file)
-    {
-        let raw = RawPair {
+/// Where the pairs come from, and the command line's options for them.
+fn sources(cli: &Cli) -> Sources {
+    let positional = match (&cli.source, &cli.replica, &cli.interval, &cli.log_file) {
+        (Some(source), Some(replica), Some(interval), Some(log_file)) => Some(RawPair {
             source: source.clone(),
             replica: replica.clone(),
             interval: interval.clone(),
@@ -78,32 +110,48 @@ fn pairs_from_cli(cli: &Cli) -> Result<Vec<PairSpec>, String> {
             watch: cli.watch,
             two_way: cli.two_way,
             name: None,
-        };
-        raws.push((None, raw));
+            options: SyncOptions::default(),
+            excludes: ExcludeLists::default(),
+        }),
+        _ => None,
+    };
+    Sources {
+        positional,
+        pairs_file: cli.pairs.clone(),
+        config_file: cli.config.clone(),
+        options: SyncOptions {
+            checksum: cli.checksum,
+            dry_run: cli.dry_run,
+            fsync: cli.fsync,
+            allow_empty_source: cli.allow_empty_source,
+            delete_excluded: cli.delete_excluded,
+            max_delete: cli.max_delete,
+            cache_limit: cli.cache_limit,
+            jobs: cli.jobs,
+        },
+        excludes: ExcludeLists {
+            patterns: cli.exclude.clone(),
+            files: cli.exclude_from.clone(),
+        },
     }
-    if let Some(file) = &cli.pairs {
-        let listed = config::pairs_file::load(file)?;
-        raws.extend(listed.into_iter().map(|(at, raw)| (Some(at), raw)));
-    }
-    let specs = config::validate_pairs(&raws, &[])?;
-    config::check_overlaps(&[], &specs)?;
+}
+
+/// Every pair the command line names, validated, checked for overlaps.
+fn pairs_from_cli(cli: &Cli, sources: &Sources) -> Result<Vec<PairSpec>, String> {
+    let specs = sources.load()?;
     if specs.is_empty() && (cli.once || cli.no_menu) {
         let mode = if cli.once { "--once" } else { "--no-menu" };
         return Err(format!(
-            "{mode} needs at least one pair: SOURCE REPLICA INTERVAL LOGFILE, or --pairs FILE"
+            "{mode} needs at least one pair: SOURCE REPLICA INTERVAL LOGFILE, --pairs FILE or --config FILE"
         ));
     }
     Ok(specs)
 }
 
 fn try_run(cli: Cli) -> Result<Exit, Error> {
-    let specs = pairs_from_cli(&cli)?;
+    let sources = sources(&cli);
+    let specs = pairs_from_cli(&cli, &sources)?;
     let patterns = Arc::new(Patterns::load(&cli.exclude, &cli.exclude_from)?);
-    // Every pair's `.foldersyncignore` checked before any log file is
-    // created; each worker loads its own again when it starts.
-    for spec in &specs {
-        PairExcludes::load(Arc::clone(&patterns), &spec.source)?;
-    }
     let state_dir = State::resolve(cli.state_dir.as_deref())?;
     // Before the state folder is made: a refused one is not created.
     let resolved = config::resolve(&state_dir).unwrap_or_else(|_| state_dir.clone());
@@ -137,18 +185,9 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     // Before any thread exists: the local time offset is read then.
     let logs = logging::init(console)?;
     let shutdown = Shutdown::install().map_err(Error::Setup)?;
-    let options = SyncOptions {
-        checksum: cli.checksum,
-        dry_run: cli.dry_run,
-        fsync: cli.fsync,
-        allow_empty_source: cli.allow_empty_source,
-        delete_excluded: cli.delete_excluded,
-        max_delete: cli.max_delete,
-        cache_limit: cli.cache_limit,
-        jobs: cli.jobs,
-    };
     let mut supervisor = Supervisor::new(
-        options,
+        sources.options,
+        sources.excludes.clone(),
         patterns,
         logs.clone(),
         shutdown.quit_flag(),
@@ -170,7 +209,7 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     }
     start_all(&mut supervisor, specs)?;
     let supervisor = Arc::new(Mutex::new(supervisor));
-    let server = control_socket(&cli, &supervisor);
+    let server = control_socket(&sources, &supervisor);
     let end = if cli.no_menu {
         MenuEnd::EndOfInput
     } else {
@@ -198,8 +237,8 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
 
 /// Listens on this process's control socket; without one (no runtime
 /// folder to make it in) the pairs run on, and the log says why.
-fn control_socket(cli: &Cli, supervisor: &Arc<Mutex<Supervisor>>) -> Option<Server> {
-    let file = cli.config.as_ref().or(cli.pairs.as_ref());
+fn control_socket(sources: &Sources, supervisor: &Arc<Mutex<Supervisor>>) -> Option<Server> {
+    let file = sources.file();
     let context = Context {
         supervisor: Arc::clone(supervisor),
         config: file.and_then(|f| std::fs::canonicalize(f).ok()),

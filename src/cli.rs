@@ -154,6 +154,12 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
+    /// Check the config file FILE as a run would (every key, every value,
+    /// every pair and their overlaps), start nothing: exit 0, or 2 with
+    /// FILE:LINE:COLUMN: and the reason on stderr.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["once", "no_menu", "config"])]
+    pub check_config: Option<PathBuf>,
+
     /// Steer a running foldersync, or attach its menu.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -168,6 +168,8 @@ mod tests {
             watch: false,
             two_way: false,
             name: None,
+            options: Default::default(),
+            excludes: Default::default(),
         }
     }
 

@@ -11,7 +11,7 @@ use log::{error, info};
 use crate::config::{PairSpec, SyncOptions, check_overlaps};
 use crate::daemon::gate::Gate;
 use crate::daemon::worker::{Trigger, Worker, format_interval};
-use crate::excludes::{PairExcludes, Patterns};
+use crate::excludes::{ExcludeLists, PairExcludes, Patterns};
 use crate::logging::{Logs, display_root, pair_target};
 use crate::pair::Cancel;
 use crate::state::State as StateDir;
@@ -47,8 +47,11 @@ impl PairView {
 
 /// All pairs of this run.
 pub struct Supervisor {
+    /// The command line's options: every pair's, unless its config file
+    /// table says otherwise; `dry_run` is every pair's.
     options: SyncOptions,
-    /// `--exclude` and `--exclude-from`, for every pair.
+    /// `--exclude` and `--exclude-from` as given, and loaded.
+    excludes: ExcludeLists,
     patterns: Arc<Patterns>,
     logs: Logs,
     /// Set on quit; every worker checks it at each file boundary.
@@ -70,6 +73,7 @@ impl Supervisor {
     /// A supervisor with no pairs yet. `once`: each pair runs one pass.
     pub fn new(
         options: SyncOptions,
+        excludes: ExcludeLists,
         patterns: Arc<Patterns>,
         logs: Logs,
         quit: Arc<AtomicBool>,
@@ -77,6 +81,7 @@ impl Supervisor {
     ) -> Self {
         Supervisor {
             options,
+            excludes,
             patterns,
             logs,
             quit,
@@ -87,6 +92,20 @@ impl Supervisor {
             state: None,
             new_device: false,
         }
+    }
+
+    /// The command line's options and excludes, for a pair the menu adds.
+    pub fn defaults(&self) -> (SyncOptions, ExcludeLists) {
+        (self.options, self.excludes.clone())
+    }
+
+    /// A pair's exclude patterns: the command line's, loaded once, or its
+    /// own.
+    fn patterns_of(&self, spec: &PairSpec) -> Result<Arc<Patterns>, String> {
+        if spec.excludes == self.excludes {
+            return Ok(Arc::clone(&self.patterns));
+        }
+        Patterns::load(&spec.excludes.patterns, &spec.excludes.files).map(Arc::new)
     }
 
     /// Keeps each pair's state (the devices of its folders) in `state`;
@@ -171,7 +190,7 @@ impl Supervisor {
     fn enlist(&mut self, spec: PairSpec) -> Result<(usize, Worker), String> {
         self.check(&spec)?;
         // Before the log file is created: a bad pattern creates nothing.
-        let excludes = PairExcludes::load(Arc::clone(&self.patterns), &spec.source)?;
+        let excludes = PairExcludes::load(self.patterns_of(&spec)?, &spec.source)?;
         let patterns = excludes.matcher().len();
         let id = self.pairs.len() + 1;
         self.logs
@@ -200,7 +219,10 @@ impl Supervisor {
         let worker = Worker {
             id,
             spec: spec.clone(),
-            options: self.options,
+            options: SyncOptions {
+                dry_run: self.options.dry_run,
+                ..spec.options
+            },
             cancel: Cancel {
                 all: Arc::clone(&self.quit),
                 pair: Arc::clone(&stop),
@@ -221,7 +243,7 @@ impl Supervisor {
             spec.arrow(),
             display_root(&spec.replica),
             format_interval(spec.interval),
-            if self.options.checksum { ", checksum" } else { "" },
+            if spec.options.checksum { ", checksum" } else { "" },
             if self.options.dry_run { ", dry run" } else { "" },
             match patterns {
                 0 => String::new(),
@@ -253,7 +275,7 @@ impl Supervisor {
             let _ = thread.join();
         }
         let spec = self.pairs[at].spec.clone();
-        let excludes = PairExcludes::load(Arc::clone(&self.patterns), &spec.source)?;
+        let excludes = PairExcludes::load(self.patterns_of(&spec)?, &spec.source)?;
         let status = Arc::clone(&self.pairs[at].status);
         {
             let mut status = status::lock(&status);

@@ -316,6 +316,8 @@ mod tests {
             watch: false,
             two_way: false,
             name: None,
+            options: Default::default(),
+            excludes: Default::default(),
         };
         let cancel = Cancel::default();
         let lock = ReplicaLock::default();

@@ -124,6 +124,7 @@ fn add(supervisor: &Mutex<Supervisor>, input: &mut Input<'_>) -> Result<String, 
             answer.trim()
         ));
     };
+    let defaults = lock(supervisor).defaults();
     let raw = RawPair {
         source: expand_home(&source),
         replica: expand_home(&replica),
@@ -132,6 +133,8 @@ fn add(supervisor: &Mutex<Supervisor>, input: &mut Input<'_>) -> Result<String, 
         watch: false,
         two_way,
         name: None,
+        options: defaults.0,
+        excludes: defaults.1,
     };
     let upstream: Vec<_> = lock(supervisor)
         .views()

@@ -17,8 +17,12 @@ pub fn list(views: &[PairView]) -> String {
     for v in views {
         let s = &v.status;
         text += &format!(
-            "Pair {}: {} {} {}{}\n  every {}, log {}\n  state: {}\n",
+            "Pair {}{}: {} {} {}{}\n  every {}, log {}\n  state: {}\n",
             v.id,
+            v.spec
+                .name
+                .as_ref()
+                .map_or(String::new(), |n| format!(" ({n})")),
             v.spec.source.display(),
             v.spec.arrow(),
             v.spec.replica.display(),
