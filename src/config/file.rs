@@ -96,7 +96,10 @@ impl Places<'_> {
     fn at(&self, span: Range<usize>) -> String {
         let before = &self.text[..span.start.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
-        let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+        let column = before
+            .rfind('\n')
+            .map_or(before.len(), |i| before.len() - i - 1)
+            + 1;
         format!("{}:{line}:{column}", self.file.display())
     }
 
@@ -185,7 +188,8 @@ fn one_pair(
     };
     let source = path("source", t.source.as_ref()).ok_or_else(|| missing("source"))?;
     let replica = path("replica", t.replica.as_ref()).ok_or_else(|| missing("replica"))?;
-    let log_file = path("log", t.log.as_ref().or(top.log.as_ref())).ok_or_else(|| missing("log"))?;
+    let log_file =
+        path("log", t.log.as_ref().or(top.log.as_ref())).ok_or_else(|| missing("log"))?;
     let interval = t.interval.as_ref().or(top.interval.as_ref());
     let interval = interval.ok_or_else(|| missing("interval"))?;
     fields.insert("interval", places.at(interval.span()));
@@ -229,7 +233,9 @@ fn options(
     let cache_limit = match t.cache_limit.as_ref().or(top.cache_limit.as_ref()) {
         None => cli.cache_limit,
         Some(size) => Some(match size.get_ref() {
-            Size::Bytes(n) => usize::try_from(*n).map_err(|_| places.error(size.span(), "too large"))?,
+            Size::Bytes(n) => {
+                usize::try_from(*n).map_err(|_| places.error(size.span(), "too large"))?
+            }
             Size::Text(text) => parse_size(text).map_err(|e| places.error(size.span(), e))?,
         }),
     };
@@ -256,7 +262,9 @@ fn options(
     } else {
         ExcludeLists {
             patterns: patterns.cloned().unwrap_or_default(),
-            files: files.map_or_else(Vec::new, |f| f.get_ref().iter().map(|p| base.join(p)).collect()),
+            files: files.map_or_else(Vec::new, |f| {
+                f.get_ref().iter().map(|p| base.join(p)).collect()
+            }),
         }
     };
     Ok((options, excludes))

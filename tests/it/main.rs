@@ -6,6 +6,7 @@
 mod cache_limit;
 mod chains;
 mod cli;
+mod config_file;
 mod console;
 mod crash;
 mod ctl;
