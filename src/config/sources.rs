@@ -28,7 +28,7 @@ enum Origin {
     CommandLine,
     /// `FILE:LINE` of a pairs file.
     Line(String),
-    Table(FilePair),
+    Table(Box<FilePair>),
 }
 
 impl Origin {
@@ -62,7 +62,7 @@ impl Sources {
         if let Some(file) = &self.config_file {
             for pair in file::load(file, (self.options, &self.excludes))? {
                 let raw = pair.raw.clone();
-                raws.push((Origin::Table(pair), raw));
+                raws.push((Origin::Table(Box::new(pair)), raw));
             }
         }
         // A source inside another pair's replica may not exist yet: that
