@@ -11,7 +11,8 @@ use log::{LevelFilter, info, warn};
 use crate::cli::{self, Cli};
 use crate::config::sources::Sources;
 use crate::config::{self, PairSpec, RawPair, SyncOptions};
-use crate::control::server::{Context, Server};
+use crate::control::server::{Context, Reload, Server};
+use crate::daemon::reload;
 use crate::daemon::shutdown::Shutdown;
 use crate::daemon::supervisor::{Supervisor, lock};
 use crate::error::{Error, Exit};
@@ -184,7 +185,9 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     raise_open_file_limit();
     // Before any thread exists: the local time offset is read then.
     let logs = logging::init(console)?;
-    let shutdown = Shutdown::install().map_err(Error::Setup)?;
+    // A service reloads on SIGHUP; a person's terminal closing quits.
+    let hup_reloads = sources.file().is_some() && !cli.once && !menu_tty;
+    let mut shutdown = Shutdown::install(hup_reloads).map_err(Error::Setup)?;
     let mut supervisor = Supervisor::new(
         sources.options,
         sources.excludes.clone(),
@@ -209,7 +212,7 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     }
     start_all(&mut supervisor, specs)?;
     let supervisor = Arc::new(Mutex::new(supervisor));
-    let server = control_socket(&sources, &supervisor);
+    let server = control_socket(&sources, &supervisor, shutdown.take_hangup());
     let end = if cli.no_menu {
         MenuEnd::EndOfInput
     } else {
@@ -237,12 +240,22 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
 
 /// Listens on this process's control socket; without one (no runtime
 /// folder to make it in) the pairs run on, and the log says why.
-fn control_socket(sources: &Sources, supervisor: &Arc<Mutex<Supervisor>>) -> Option<Server> {
+fn control_socket(
+    sources: &Sources,
+    supervisor: &Arc<Mutex<Supervisor>>,
+    hangup: Option<std::os::fd::OwnedFd>,
+) -> Option<Server> {
     let file = sources.file();
     let context = Context {
         supervisor: Arc::clone(supervisor),
         config: file.and_then(|f| std::fs::canonicalize(f).ok()),
-        reload: None,
+        reload: sources.file().is_some().then(|| {
+            let sources = sources.clone();
+            let reload: Reload =
+                Box::new(move |supervisor| reload::apply(&mut lock(supervisor), sources.load()));
+            reload
+        }),
+        hangup,
     };
     Server::start(context)
         .inspect_err(|e| {

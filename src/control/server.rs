@@ -40,6 +40,8 @@ pub struct Context {
     pub config: Option<PathBuf>,
     /// `None`: nothing to reload (pairs from the command line only).
     pub reload: Option<Reload>,
+    /// Readable after a SIGHUP that asks for a reload.
+    pub hangup: Option<OwnedFd>,
 }
 
 /// A listening control socket.
@@ -91,21 +93,42 @@ impl Server {
 /// Accepts and serves clients until the pipe rings.
 fn listen(listener: &UnixListener, wake: &OwnedFd, context: &Context) {
     loop {
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(listener, PollFlags::IN),
             PollFd::new(wake, PollFlags::IN),
         ];
+        if let Some(hangup) = &context.hangup {
+            fds.push(PollFd::new(hangup, PollFlags::IN));
+        }
         if poll(&mut fds, None).is_err() {
             continue; // EINTR: a signal
         }
         if !fds[1].revents().is_empty() {
             return;
         }
+        if fds.get(2).is_some_and(|fd| !fd.revents().is_empty()) {
+            drop(fds);
+            hung_up(context);
+            continue;
+        }
         match listener.accept() {
             Ok((stream, _)) => serve(stream, context),
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => warn!("control socket: cannot accept a connection: {e}"),
         }
+    }
+}
+
+/// A SIGHUP asked for a reload: empties the pipe (several signals, one
+/// reload) and reloads; the reload logs what it did.
+fn hung_up(context: &Context) {
+    if let Some(hangup) = &context.hangup {
+        let mut buf = [0u8; 64];
+        while rustix::io::read(hangup, &mut buf).is_ok_and(|n| n > 0) {}
+    }
+    log::info!("SIGHUP: reading the pairs again");
+    if let Some(reload) = &context.reload {
+        let _ = reload(&context.supervisor);
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod gate;
+pub mod reload;
 pub mod shutdown;
 pub mod supervisor;
 mod waiting;

@@ -26,6 +26,9 @@ struct Pair {
     stop: Arc<AtomicBool>,
     /// `None` once joined.
     thread: Option<JoinHandle<bool>>,
+    /// Started from the command line or a file, which a reload reads
+    /// again; a pair the menu added is not.
+    reloadable: bool,
 }
 
 /// A snapshot of one pair for the menu.
@@ -67,6 +70,9 @@ pub struct Supervisor {
     /// `--new-device`: every pair's first good pass takes the devices it
     /// finds.
     new_device: bool,
+    /// The number of the next pair: numbers are never reused, though a
+    /// reload forgets pairs.
+    next_id: usize,
 }
 
 impl Supervisor {
@@ -91,6 +97,7 @@ impl Supervisor {
             gate: Arc::default(),
             state: None,
             new_device: false,
+            next_id: 1,
         }
     }
 
@@ -148,6 +155,9 @@ impl Supervisor {
             workers.push(self.enlist(spec)?);
         }
         for (id, worker) in workers {
+            if let Some(pair) = self.pairs.iter_mut().find(|p| p.id == id) {
+                pair.reloadable = true;
+            }
             self.spawn(id, worker)?;
         }
         Ok(())
@@ -192,7 +202,8 @@ impl Supervisor {
         // Before the log file is created: a bad pattern creates nothing.
         let excludes = PairExcludes::load(self.patterns_of(&spec)?, &spec.source)?;
         let patterns = excludes.matcher().len();
-        let id = self.pairs.len() + 1;
+        let id = self.next_id;
+        self.next_id += 1;
         self.logs
             .attach(id, &spec.log_file)
             .map_err(|e| format!("log file {}: {e}", spec.log_file.display()))?;
@@ -258,6 +269,7 @@ impl Supervisor {
             triggers,
             stop,
             thread: None,
+            reloadable: false,
         };
         (worker, pair)
     }
@@ -283,8 +295,61 @@ impl Supervisor {
             status.state = State::Starting;
         }
         let (worker, pair) = self.worker(id, spec, excludes, status);
-        self.pairs[at] = pair;
+        let reloadable = self.pairs[at].reloadable;
+        self.pairs[at] = Pair { reloadable, ..pair };
         self.spawn(id, worker).map(drop)
+    }
+
+    /// The pairs a reload compares the file with, by number.
+    pub fn reloadable(&self) -> Vec<(usize, &PairSpec)> {
+        let listed = self.pairs.iter().filter(|p| p.reloadable);
+        listed.map(|p| (p.id, &p.spec)).collect()
+    }
+
+    /// Whether `new` pairs may run beside the running ones but `leaving`.
+    pub fn check_beside(&self, new: &[PairSpec], leaving: &[usize]) -> Result<(), String> {
+        let staying: Vec<&PairSpec> = self
+            .pairs
+            .iter()
+            .filter(|p| p.thread.is_some() && !leaving.contains(&p.id))
+            .map(|p| &p.spec)
+            .collect();
+        check_overlaps(&staying, new)?;
+        if let Some(state) = &self.state {
+            for spec in new {
+                crate::state::check_place(state.dir(), spec)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets a pair finish its current pass (no stop flag: only a trigger
+    /// after the pass ends) and waits for its thread.
+    pub fn retire(&mut self, id: usize) {
+        let Some(pair) = self.pairs.iter_mut().find(|p| p.id == id) else {
+            return;
+        };
+        let _ = pair.triggers.send(Trigger::Stop);
+        self.gate.wake();
+        if let Some(thread) = pair.thread.take() {
+            self.all_clean &= join(thread);
+        }
+    }
+
+    /// Drops a retired pair from the list.
+    pub fn forget(&mut self, id: usize) {
+        self.pairs.retain(|p| p.id != id);
+    }
+
+    /// Starts a retired pair again with new settings, same number.
+    pub fn restart_as(&mut self, id: usize, spec: PairSpec) -> Result<(), String> {
+        let pair = self.pairs.iter_mut().find(|p| p.id == id);
+        let pair = pair.ok_or_else(|| format!("there is no pair {id}"))?;
+        self.logs
+            .attach(id, &spec.log_file)
+            .map_err(|e| format!("log file {}: {e}", spec.log_file.display()))?;
+        pair.spec = spec;
+        self.restart(id)
     }
 
     /// Starts a stopped pair again, or a crashed one (as option 5 does).
