@@ -25,6 +25,7 @@ mod menu;
 mod model;
 mod nas;
 mod parallel;
+mod reload;
 mod smoke;
 mod sparse;
 mod stress;
