@@ -33,8 +33,14 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         };
     }
-    if let Some(cli::Command::Ctl { request }) = &cli.command {
-        return finish(ctl(cli.config.as_deref(), request.clone()));
+    match &cli.command {
+        Some(cli::Command::Ctl { request }) => {
+            return finish(ctl(cli.config.as_deref(), request.clone()));
+        }
+        Some(cli::Command::Attach) => {
+            return finish(crate::control::attach::run(cli.config.as_deref()));
+        }
+        None => {}
     }
     if let Some(file) = &cli.check_config {
         return check_config(&cli, file).into();
@@ -212,11 +218,11 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     }
     start_all(&mut supervisor, specs)?;
     let supervisor = Arc::new(Mutex::new(supervisor));
-    let server = control_socket(&sources, &supervisor, shutdown.take_hangup());
+    let server = control_socket(&sources, &supervisor, shutdown.take_hangup(), &logs);
     let end = if cli.no_menu {
         MenuEnd::EndOfInput
     } else {
-        ui::run(&supervisor, &shutdown, &logs)
+        ui::run(&mut &*supervisor, shutdown.wake_fd(), &logs)
     };
     if end == MenuEnd::EndOfInput {
         if !cli.no_menu {
@@ -244,6 +250,7 @@ fn control_socket(
     sources: &Sources,
     supervisor: &Arc<Mutex<Supervisor>>,
     hangup: Option<std::os::fd::OwnedFd>,
+    logs: &Logs,
 ) -> Option<Server> {
     let file = sources.file();
     let context = Context {
@@ -256,6 +263,7 @@ fn control_socket(
             reload
         }),
         hangup,
+        logs: logs.clone(),
     };
     Server::start(context)
         .inspect_err(|e| {

@@ -179,6 +179,11 @@ pub enum Command {
         #[command(subcommand)]
         request: CtlRequest,
     },
+    /// The numbered menu, driving the running foldersync (the only one, or
+    /// the one started with --config FILE): its log lines scroll above the
+    /// prompt; option 3 or Ctrl-D detaches and leaves it running, option 8
+    /// stops it.
+    Attach,
 }
 
 /// What `ctl` asks.

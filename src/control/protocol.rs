@@ -48,6 +48,26 @@ pub enum Command {
     },
     /// Read the config (or pairs) file again.
     Reload,
+    /// Start a pair, as the menu's add does (`attach`).
+    Add {
+        pair: NewPair,
+    },
+    /// Send this connection the log lines a person at the menu sees, from
+    /// now on; the connection carries nothing else after the answer.
+    Follow,
+    /// Stop every pair and exit, as SIGTERM does.
+    Quit,
+}
+
+/// A pair as the menu's add asks for it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct NewPair {
+    pub source: String,
+    pub replica: String,
+    pub interval: String,
+    pub log: String,
+    pub two_way: bool,
+    pub watch: bool,
 }
 
 /// Why a request failed, for the client's exit status.

@@ -21,8 +21,10 @@ use serde_json::json;
 use super::place::{self, Probe};
 use super::protocol::{self, Command, Failure, Response};
 use super::view;
-use crate::daemon::actions::Action;
+use crate::config::RawPair;
+use crate::daemon::actions::{self, Action};
 use crate::daemon::supervisor::{Supervisor, lock};
+use crate::logging::Logs;
 use crate::ui::render;
 
 /// How long a client may take to send its next request: the server
@@ -42,6 +44,8 @@ pub struct Context {
     pub reload: Option<Reload>,
     /// Readable after a SIGHUP that asks for a reload.
     pub hangup: Option<OwnedFd>,
+    /// Where attached menus' connections get their log lines.
+    pub logs: Logs,
 }
 
 /// A listening control socket.
@@ -112,7 +116,7 @@ fn listen(listener: &UnixListener, wake: &OwnedFd, context: &Context) {
             continue;
         }
         match listener.accept() {
-            Ok((stream, _)) => serve(stream, context),
+            Ok((stream, _)) => serve(stream, wake, context),
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => warn!("control socket: cannot accept a connection: {e}"),
         }
@@ -134,7 +138,7 @@ fn hung_up(context: &Context) {
 
 /// Answers one client's requests until it closes, falls silent or is not
 /// allowed.
-fn serve(stream: UnixStream, context: &Context) {
+fn serve(stream: UnixStream, wake: &OwnedFd, context: &Context) {
     let mut out = stream;
     if let Err(why) = allowed(&out) {
         let _ = protocol::send(&mut out, &Response::failed(Failure::Refused, why));
@@ -146,9 +150,19 @@ fn serve(stream: UnixStream, context: &Context) {
     let Ok(input) = out.try_clone() else { return };
     let mut input = BufReader::new(input);
     loop {
+        if input.buffer().is_empty() && !request_comes(&out, wake) {
+            return;
+        }
         let response = match protocol::receive_line(&mut input) {
             Ok(None) => return,
             Ok(Some(line)) => match protocol::parse_request(&line) {
+                Ok(Command::Follow) => {
+                    let said = Response::done("following", serde_json::Value::Null);
+                    if protocol::send(&mut out, &said).is_ok() {
+                        context.logs.follow(out);
+                    }
+                    return;
+                }
                 Ok(command) => answer(command, context),
                 Err(refusal) => refusal,
             },
@@ -159,6 +173,27 @@ fn serve(stream: UnixStream, context: &Context) {
         };
         if protocol::send(&mut out, &response).is_err() {
             return;
+        }
+    }
+}
+
+/// Waits for a client's next request: whether one comes, before the
+/// client's time is up and before the server is stopped (a client that
+/// keeps its connection open must not hold the process's exit).
+fn request_comes(stream: &UnixStream, wake: &OwnedFd) -> bool {
+    let mut fds = [
+        PollFd::new(stream, PollFlags::IN),
+        PollFd::new(wake, PollFlags::IN),
+    ];
+    let limit = rustix::event::Timespec {
+        tv_sec: CLIENT_TIMEOUT.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    loop {
+        match poll(&mut fds, Some(&limit)) {
+            Ok(n) if n > 0 => return fds[1].revents().is_empty(),
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return false,
         }
     }
 }
@@ -210,6 +245,33 @@ fn answer(command: Command, context: &Context) -> Response {
                 },
             };
         }
+        Command::Add { pair } => {
+            let raw = RawPair {
+                source: pair.source.into(),
+                replica: pair.replica.into(),
+                interval: pair.interval,
+                log_file: pair.log.into(),
+                watch: pair.watch,
+                two_way: pair.two_way,
+                name: None,
+                options: Default::default(),
+                excludes: Default::default(),
+            };
+            return match actions::add_pair(&mut lock(&context.supervisor), raw) {
+                Ok(said) => Response::done(said, serde_json::Value::Null),
+                Err(why) => Response::failed(Failure::Refused, why),
+            };
+        }
+        Command::Quit => {
+            // The way a service manager stops it: the main thread wakes
+            // and stops every pair at its next file boundary.
+            let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTERM);
+            return Response::done(
+                "Stopping every pair; foldersync exits once they have stopped.",
+                serde_json::Value::Null,
+            );
+        }
+        Command::Follow => unreachable!("answered by serve"),
         Command::Sync { pair } => (pair, Action::SyncNow),
         Command::Stop { pair } => (pair, Action::Stop),
         Command::Start { pair } => (pair, Action::Start),

@@ -1,7 +1,10 @@
 //! What a person can ask of one pair, from the menu or through `ctl`: both
 //! come here, so both call the same supervisor functions and say the same.
 
+use crate::config::{PairSpec, RawPair, validate_pair};
 use crate::daemon::supervisor::Supervisor;
+use crate::daemon::worker::format_interval;
+use crate::status::State;
 
 /// One request about one pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,5 +45,43 @@ impl Action {
                 })
                 .map_err(|e| format!("Cannot accept: {e}.")),
         }
+    }
+}
+
+/// Checks a pair the menu is adding (its options the command line's) as
+/// the command line would, and against the running pairs.
+pub fn check_pair(supervisor: &Supervisor, raw: RawPair) -> Result<PairSpec, String> {
+    let (options, excludes) = supervisor.defaults();
+    let raw = RawPair {
+        options,
+        excludes,
+        ..raw
+    };
+    // A source in a running pair's replica may not exist yet.
+    let upstream: Vec<_> = supervisor
+        .views()
+        .into_iter()
+        .filter(|v| !matches!(v.status.state, State::Stopped))
+        .map(|v| v.spec.replica)
+        .collect();
+    let spec = validate_pair(&raw, &upstream)?;
+    supervisor.check(&spec)?;
+    Ok(spec)
+}
+
+/// Checks and starts a pair the menu adds: what to show, or why not.
+pub fn add_pair(supervisor: &mut Supervisor, raw: RawPair) -> Result<String, String> {
+    let spec = check_pair(supervisor, raw).map_err(|e| format!("Not added: {e}."))?;
+    let shown = format!(
+        "{} {} {} every {}{}",
+        spec.source.display(),
+        spec.arrow(),
+        spec.replica.display(),
+        format_interval(spec.interval),
+        if spec.watch { ", watched" } else { "" }
+    );
+    match supervisor.add(spec) {
+        Ok(id) => Ok(format!("Started pair {id}: {shown}.")),
+        Err(e) => Err(format!("Not added: {e}.")),
     }
 }

@@ -5,18 +5,14 @@
 //! answers (see [`super::input`]), so they never land inside an answer.
 
 use std::io;
-use std::sync::Mutex;
+use std::os::fd::BorrowedFd;
 
+use super::backend::Backend;
 use super::complete::expand_home;
 use super::input::{Input, Kind, Line, say};
-use super::render::list;
-use crate::config::{RawPair, validate_pair};
+use crate::config::RawPair;
 use crate::daemon::actions::Action;
-use crate::daemon::shutdown::Shutdown;
-use crate::daemon::supervisor::{Supervisor, lock};
-use crate::daemon::worker::format_interval;
 use crate::logging::Logs;
-use crate::status::State;
 
 /// How the menu ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,46 +36,91 @@ const MENU: &str = "\
 7. Accept a pair's new device
 ";
 
+/// The attached menu's: option 3 leaves the service running, 8 stops it.
+const ATTACHED_MENU: &str = "\
+1. List sync pairs
+2. Add a sync pair
+3. Detach (the service keeps running)
+4. Stop a sync pair
+5. Sync a pair now
+6. Approve held deletions
+7. Accept a pair's new device
+8. Stop the service and every pair
+";
+
 /// Runs the menu until quit, end of input or a signal.
-pub fn run(supervisor: &Mutex<Supervisor>, shutdown: &Shutdown, logs: &Logs) -> MenuEnd {
-    let mut input = Input::new(shutdown.wake_fd(), logs);
+pub fn run(backend: &mut dyn Backend, wake: BorrowedFd<'_>, logs: &Logs) -> MenuEnd {
+    let mut input = Input::new(wake, logs);
     let mut out = io::stdout();
+    let attached = backend.attached();
+    let prompt = if attached {
+        format!("\n{ATTACHED_MENU}Choose an option (1-8): ")
+    } else {
+        format!("\n{MENU}Choose an option (1-7): ")
+    };
     loop {
-        let choice = match input.ask(&format!("\n{MENU}Choose an option (1-7): "), Kind::Other) {
+        let choice = match input.ask(&prompt, Kind::Other) {
             Line::Text(text) => text,
             Line::EndOfInput => return MenuEnd::EndOfInput,
             Line::Signal => return MenuEnd::Signal,
         };
         let answer = match choice.trim() {
-            "1" => list(&lock(supervisor).views()),
-            "2" => match add(supervisor, &mut input) {
+            "1" => backend.list(),
+            "2" => match add(backend, &mut input) {
                 Ok(text) => text,
                 Err(end) => return end,
             },
             "3" => return MenuEnd::Quit,
-            "4" | "5" | "6" | "7" => {
-                let (verb, action) = match choice.trim() {
-                    "4" => ("stop", Action::Stop),
-                    "5" => ("sync now", Action::SyncNow),
-                    "6" => ("approve deletions for", Action::ApproveDeletions),
-                    _ => ("accept the new device of", Action::AcceptNewDevice),
-                };
-                let text = match ask(&mut input, &format!("Pair number to {verb}: "), Kind::Other) {
-                    Ok(text) => text,
-                    Err(end) => return end,
-                };
-                match text.trim().parse::<usize>() {
-                    Err(_) => format!("\"{}\" is not a pair number.\n", text.trim()),
-                    Ok(id) => {
-                        let done = action.perform(&mut lock(supervisor), id);
-                        format!("{}\n", done.unwrap_or_else(|e| e))
-                    }
+            "4" | "5" | "6" | "7" => match act(backend, &mut input, choice.trim()) {
+                Ok(text) => text,
+                Err(end) => return end,
+            },
+            "8" if attached => match stop_service(backend, &mut input) {
+                Ok(Some(text)) => {
+                    say(&mut out, &text);
+                    return MenuEnd::Quit;
                 }
-            }
+                Ok(None) => "Not stopped.\n".into(),
+                Err(end) => return end,
+            },
             _ => format!("\"{}\" is not a valid choice.\n", choice.trim()),
         };
         say(&mut out, &answer);
     }
+}
+
+/// Options 4 to 7: asks for the pair's number and does it.
+fn act(backend: &mut dyn Backend, input: &mut Input<'_>, choice: &str) -> Result<String, MenuEnd> {
+    let (verb, action) = match choice {
+        "4" => ("stop", Action::Stop),
+        "5" => ("sync now", Action::SyncNow),
+        "6" => ("approve deletions for", Action::ApproveDeletions),
+        _ => ("accept the new device of", Action::AcceptNewDevice),
+    };
+    let text = ask(input, &format!("Pair number to {verb}: "), Kind::Other)?;
+    Ok(match text.trim().parse::<usize>() {
+        Err(_) => format!("\"{}\" is not a pair number.\n", text.trim()),
+        Ok(id) => format!("{}\n", backend.act(action, id).unwrap_or_else(|e| e)),
+    })
+}
+
+/// Option 8 of the attached menu, once confirmed: the text said, or `None`
+/// when not confirmed.
+fn stop_service(
+    backend: &mut dyn Backend,
+    input: &mut Input<'_>,
+) -> Result<Option<String>, MenuEnd> {
+    let answer = ask(
+        input,
+        "Stop foldersync and every pair it runs? (y/N): ",
+        Kind::Other,
+    )?;
+    if yes_no(&answer) != Some(true) {
+        return Ok(None);
+    }
+    Ok(backend
+        .stop_service()
+        .map(|said| format!("{}\n", said.unwrap_or_else(|e| e))))
 }
 
 /// Prompts and reads one answer.
@@ -96,7 +137,7 @@ fn ask(input: &mut Input<'_>, prompt: &str, kind: Kind) -> Result<String, MenuEn
 /// The direction comes before the checks, which depend on it (a two-way
 /// pair writes its source too); the watch question comes last so a pair
 /// refused anyway is not asked it.
-fn add(supervisor: &Mutex<Supervisor>, input: &mut Input<'_>) -> Result<String, MenuEnd> {
+fn add(backend: &mut dyn Backend, input: &mut Input<'_>) -> Result<String, MenuEnd> {
     let mut fields = Vec::new();
     for (prompt, kind) in [
         ("Source folder: ", Kind::Path),
@@ -124,8 +165,7 @@ fn add(supervisor: &Mutex<Supervisor>, input: &mut Input<'_>) -> Result<String, 
             answer.trim()
         ));
     };
-    let defaults = lock(supervisor).defaults();
-    let raw = RawPair {
+    let mut raw = RawPair {
         source: expand_home(&source),
         replica: expand_home(&replica),
         interval,
@@ -133,24 +173,14 @@ fn add(supervisor: &Mutex<Supervisor>, input: &mut Input<'_>) -> Result<String, 
         watch: false,
         two_way,
         name: None,
-        options: defaults.0,
-        excludes: defaults.1,
+        options: Default::default(),
+        excludes: Default::default(),
     };
-    let upstream: Vec<_> = lock(supervisor)
-        .views()
-        .into_iter()
-        .filter(|v| !matches!(v.status.state, State::Stopped))
-        .map(|v| v.spec.replica)
-        .collect();
-    let mut spec = match validate_pair(&raw, &upstream).and_then(|spec| {
-        lock(supervisor).check(&spec)?;
-        Ok(spec)
-    }) {
-        Ok(spec) => spec,
-        Err(e) => return Ok(format!("Not added: {e}.\n")),
-    };
+    if let Err(e) = backend.check(&raw) {
+        return Ok(format!("Not added: {e}.\n"));
+    }
     let answer = ask(input, "Watch for changes? (y/N): ", Kind::Other)?;
-    spec.watch = match yes_no(&answer) {
+    raw.watch = match yes_no(&answer) {
         Some(watch) => watch,
         None => {
             return Ok(format!(
@@ -159,18 +189,7 @@ fn add(supervisor: &Mutex<Supervisor>, input: &mut Input<'_>) -> Result<String, 
             ));
         }
     };
-    let shown = format!(
-        "{} {} {} every {}{}",
-        spec.source.display(),
-        spec.arrow(),
-        spec.replica.display(),
-        format_interval(spec.interval),
-        if spec.watch { ", watched" } else { "" }
-    );
-    Ok(match lock(supervisor).add(spec) {
-        Ok(id) => format!("Started pair {id}: {shown}.\n"),
-        Err(e) => format!("Not added: {e}.\n"),
-    })
+    Ok(format!("{}\n", backend.add(raw).unwrap_or_else(|e| e)))
 }
 
 /// A direction: `Some(true)` for two-way; empty is one-way; `None` for

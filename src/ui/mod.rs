@@ -6,6 +6,7 @@
 //! line editor reads the answers instead, so that log records print above
 //! the prompt and what was typed so far is redrawn under them.
 
+mod backend;
 mod complete;
 mod input;
 mod menu;
@@ -14,6 +15,7 @@ pub mod render;
 
 use std::io::IsTerminal;
 
+pub use backend::Backend;
 pub use menu::{MenuEnd, run};
 
 /// Whether a person sits at the menu: stdin and stdout both terminals.

@@ -3,6 +3,7 @@
 //! terminals) and checks what a user would see. `support` holds the
 //! helpers; each other module is one concern.
 
+mod attach;
 mod cache_limit;
 mod chains;
 mod cli;
