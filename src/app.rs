@@ -19,6 +19,7 @@ use crate::error::{Error, Exit};
 use crate::excludes::{ExcludeLists, Patterns};
 use crate::logging::{self, ConsoleFilter, ConsoleSpec, Logs};
 use crate::state::State;
+use crate::systemd::{Notifier, Reporter};
 use crate::ui::{self, MenuEnd};
 
 /// Runs foldersync and returns its exit status.
@@ -187,6 +188,7 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
         level,
         filter,
         color: ui::color_on_stderr(),
+        journal: crate::systemd::stderr_is_journal(),
     };
     raise_open_file_limit();
     // Before any thread exists: the local time offset is read then.
@@ -216,9 +218,20 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
             Exit::PassFailed
         });
     }
+    let notifier = Notifier::from_env();
+    let (passed, passes) = crossbeam_channel::unbounded();
+    if notifier.is_some() {
+        supervisor.report_passes(passed);
+    }
     start_all(&mut supervisor, specs)?;
     let supervisor = Arc::new(Mutex::new(supervisor));
     let server = control_socket(&sources, &supervisor, shutdown.take_hangup(), &logs);
+    // READY=1 once the pairs are up and ctl can reach them.
+    let reporter = notifier.and_then(|n| {
+        Reporter::start(n, Arc::clone(&supervisor), passes)
+            .inspect_err(|e| warn!("systemd: {e}; no status reports"))
+            .ok()
+    });
     let end = if cli.no_menu {
         MenuEnd::EndOfInput
     } else {
@@ -236,6 +249,9 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
         );
     }
     info!("quitting: waiting for every pair to stop");
+    if let Some(reporter) = reporter {
+        reporter.stopping();
+    }
     if let Some(server) = server {
         server.stop();
     }

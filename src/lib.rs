@@ -9,6 +9,8 @@
 //!   pair's passes on its triggers (`waiting`: how it waits between them;
 //!   `watch`: a watched pair's inotify watch), `gate` keeps chained pairs apart,
 //!   `shutdown` turns signals into the quit flag.
+//! - `control`: the control socket, `ctl` and `attach`; `systemd`: the
+//!   notify protocol and the journal.
 //! - `ui`: the console: the menu on the main thread (a line editor at a
 //!   terminal) and the `--once` progress line.
 //! - `pass`: one sync pass, a pipeline of `walk` (both trees, folder by
@@ -47,5 +49,6 @@ mod pass;
 mod replica_lock;
 mod state;
 mod status;
+mod systemd;
 mod twoway;
 mod ui;

@@ -58,6 +58,10 @@ pub struct ConsoleSpec {
     pub filter: ConsoleFilter,
     /// Warnings in yellow, errors in red.
     pub color: bool,
+    /// stderr is the journal: each line starts with its syslog priority
+    /// (`<3>` errors, `<4>` warnings, `<6>` info, `<7>` debug) and has no
+    /// time (the journal has its own), so `journalctl -p warning` works.
+    pub journal: bool,
 }
 
 /// Where console lines go instead of stderr while a line editor or a
@@ -316,6 +320,16 @@ impl Log for ConsoleLogger {
             _ => None,
         };
         let line = match color {
+            _ if self.spec.journal => format!(
+                "<{}>{}\n",
+                match record.level() {
+                    Level::Error => 3,
+                    Level::Warn => 4,
+                    Level::Info => 6,
+                    _ => 7,
+                },
+                record.args()
+            ),
             Some(c) => format!(
                 "{time} {c}[{:<5}] {}\x1b[0m\n",
                 record.level(),

@@ -42,6 +42,7 @@ pub fn run(config: Option<&Path>) -> Result<Exit, Error> {
         level: LevelFilter::Info,
         filter: ConsoleFilter::All,
         color: ui::color_on_stderr(),
+        journal: false,
     })?;
     let shutdown = Shutdown::install(false).map_err(Error::Setup)?;
     let reader = follow

@@ -73,6 +73,8 @@ pub struct Supervisor {
     /// The number of the next pair: numbers are never reused, though a
     /// reload forgets pairs.
     next_id: usize,
+    /// Told each pair's number after its passes (systemd's status line).
+    passed: Option<Sender<usize>>,
 }
 
 impl Supervisor {
@@ -98,7 +100,14 @@ impl Supervisor {
             state: None,
             new_device: false,
             next_id: 1,
+            passed: None,
         }
+    }
+
+    /// Tells `passed` each pair's number after its passes, from the pairs
+    /// started next on.
+    pub fn report_passes(&mut self, passed: Sender<usize>) {
+        self.passed = Some(passed);
     }
 
     /// The command line's options and excludes, for a pair the menu adds.
@@ -245,6 +254,7 @@ impl Supervisor {
             state: self.state.clone(),
             new_device: self.new_device,
             excludes: Mutex::new(excludes),
+            passed: self.passed.clone(),
         };
         self.gate.join(id, &spec);
         info!(

@@ -32,6 +32,7 @@ mod sparse;
 mod stress;
 mod support;
 mod sync;
+mod systemd;
 mod two_way;
 mod two_way_edges;
 mod two_way_edits;
