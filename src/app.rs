@@ -18,6 +18,7 @@ use crate::daemon::supervisor::{Supervisor, lock};
 use crate::error::{Error, Exit};
 use crate::excludes::{ExcludeLists, Patterns};
 use crate::logging::{self, ConsoleFilter, ConsoleSpec, Logs};
+use crate::metrics::Metrics;
 use crate::state::State;
 use crate::systemd::{Notifier, Reporter};
 use crate::ui::{self, MenuEnd};
@@ -218,6 +219,7 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
             Exit::PassFailed
         });
     }
+    let listener = cli.metrics.as_deref().map(Metrics::bind).transpose()?;
     let notifier = Notifier::from_env();
     let (passed, passes) = crossbeam_channel::unbounded();
     if notifier.is_some() {
@@ -226,6 +228,11 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     start_all(&mut supervisor, specs)?;
     let supervisor = Arc::new(Mutex::new(supervisor));
     let server = control_socket(&sources, &supervisor, shutdown.take_hangup(), &logs);
+    let metrics = listener.and_then(|l| {
+        Metrics::start(l, Arc::clone(&supervisor))
+            .inspect_err(|e| warn!("{e}; no metrics"))
+            .ok()
+    });
     // READY=1 once the pairs are up and ctl can reach them.
     let reporter = notifier.and_then(|n| {
         Reporter::start(n, Arc::clone(&supervisor), passes)
@@ -254,6 +261,9 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     }
     if let Some(server) = server {
         server.stop();
+    }
+    if let Some(metrics) = metrics {
+        metrics.stop();
     }
     lock(&supervisor).shutdown();
     info!("all pairs stopped; goodbye");

@@ -154,6 +154,12 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
+    /// Serve every pair's counters at http://ADDR/metrics in Prometheus's
+    /// text format (e.g. 127.0.0.1:9108; anyone who reaches ADDR reads
+    /// them, so keep it local).
+    #[arg(long, value_name = "ADDR", conflicts_with = "once")]
+    pub metrics: Option<String>,
+
     /// Check the config file FILE as a run would (every key, every value,
     /// every pair and their overlaps), start nothing: exit 0, or 2 with
     /// FILE:LINE:COLUMN: and the reason on stderr.

@@ -10,7 +10,7 @@
 //!   `watch`: a watched pair's inotify watch), `gate` keeps chained pairs apart,
 //!   `shutdown` turns signals into the quit flag.
 //! - `control`: the control socket, `ctl` and `attach`; `systemd`: the
-//!   notify protocol and the journal.
+//!   notify protocol and the journal; `metrics`: `--metrics`' HTTP.
 //! - `ui`: the console: the menu on the main thread (a line editor at a
 //!   terminal) and the `--once` progress line.
 //! - `pass`: one sync pass, a pipeline of `walk` (both trees, folder by
@@ -43,6 +43,7 @@ mod error;
 mod excludes;
 mod fsops;
 mod logging;
+mod metrics;
 mod mounts;
 mod pair;
 mod pass;

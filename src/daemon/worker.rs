@@ -230,6 +230,8 @@ impl Worker {
                 status.last = Some(report);
                 status.totals.add(&report.counts);
                 status.passes += 1;
+                status.failed_passes += u64::from(!report.is_clean());
+                status.last_end = Some(std::time::SystemTime::now());
                 status.cache_entries = cache.len();
                 status.cache_bytes = cache.bytes();
                 status.cache_evicted = cache.evicted();

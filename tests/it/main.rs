@@ -23,6 +23,7 @@ mod kill_points;
 mod links;
 mod logfile;
 mod menu;
+mod metrics;
 mod model;
 mod nas;
 mod parallel;
