@@ -196,7 +196,7 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     let logs = logging::init(console)?;
     // A service reloads on SIGHUP; a person's terminal closing quits.
     let hup_reloads = sources.file().is_some() && !cli.once && !menu_tty;
-    let mut shutdown = Shutdown::install(hup_reloads).map_err(Error::Setup)?;
+    let shutdown = Shutdown::install(hup_reloads).map_err(Error::Setup)?;
     let mut supervisor = Supervisor::new(
         sources.options,
         sources.excludes.clone(),
@@ -219,6 +219,20 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
             Exit::PassFailed
         });
     }
+    run_service(&cli, &sources, supervisor, specs, shutdown, &logs)
+}
+
+/// The long-running modes (the menu, `--no-menu`): starts the pairs and
+/// what steers and reports them (the control socket, `--metrics`,
+/// systemd), runs until quit or a signal, then stops it all.
+fn run_service(
+    cli: &Cli,
+    sources: &Sources,
+    mut supervisor: Supervisor,
+    specs: Vec<PairSpec>,
+    mut shutdown: Shutdown,
+    logs: &Logs,
+) -> Result<Exit, Error> {
     let listener = cli.metrics.as_deref().map(Metrics::bind).transpose()?;
     let notifier = Notifier::from_env();
     let (passed, passes) = crossbeam_channel::unbounded();
@@ -227,7 +241,7 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     }
     start_all(&mut supervisor, specs)?;
     let supervisor = Arc::new(Mutex::new(supervisor));
-    let server = control_socket(&sources, &supervisor, shutdown.take_hangup(), &logs);
+    let server = control_socket(sources, &supervisor, shutdown.take_hangup(), logs);
     let metrics = listener.and_then(|l| {
         Metrics::start(l, Arc::clone(&supervisor))
             .inspect_err(|e| warn!("{e}; no metrics"))
@@ -242,7 +256,7 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     let end = if cli.no_menu {
         MenuEnd::EndOfInput
     } else {
-        ui::run(&mut &*supervisor, shutdown.wake_fd(), &logs)
+        ui::run(&mut &*supervisor, shutdown.wake_fd(), logs)
     };
     if end == MenuEnd::EndOfInput {
         if !cli.no_menu {

@@ -119,90 +119,94 @@ fn answer(mut stream: TcpStream, supervisor: &Mutex<Supervisor>) {
     let _ = stream.write_all(response.as_bytes());
 }
 
+/// How one metric is read from a pair: `None` leaves the pair out.
+type Get = fn(&PairView) -> Option<f64>;
+
+/// Every metric: its name (after `foldersync_`), type, help and value.
+const METRICS: [(&str, &str, &str, Get); 13] = [
+    ("passes_total", "counter", "Passes run.", |v| {
+        Some(v.status.passes as f64)
+    }),
+    (
+        "failed_passes_total",
+        "counter",
+        "Passes that were not clean.",
+        |v| Some(v.status.failed_passes as f64),
+    ),
+    ("files_copied_total", "counter", "New files copied.", |v| {
+        Some(v.status.totals.copied as f64)
+    }),
+    (
+        "files_updated_total",
+        "counter",
+        "Files whose bytes were replaced.",
+        |v| Some(v.status.totals.updated as f64),
+    ),
+    (
+        "bytes_written_total",
+        "counter",
+        "File bytes written.",
+        |v| Some(v.status.totals.bytes as f64),
+    ),
+    ("deletions_total", "counter", "Entries removed.", |v| {
+        let t = &v.status.totals;
+        Some((t.removed_files + t.removed_dirs) as f64)
+    }),
+    (
+        "conflicts_total",
+        "counter",
+        "Two-way conflicts (both versions kept).",
+        |v| Some(v.status.totals.conflicts as f64),
+    ),
+    ("errors_total", "counter", "Errors in passes.", |v| {
+        Some(v.status.totals.errors as f64)
+    }),
+    (
+        "held_deletions",
+        "gauge",
+        "Deletions the last pass held back.",
+        |v| v.status.last.map(|l| l.held_deletions as f64),
+    ),
+    (
+        "last_pass_duration_seconds",
+        "gauge",
+        "How long the last pass took.",
+        |v| v.status.last.map(|l| l.duration.as_secs_f64()),
+    ),
+    (
+        "last_pass_end_timestamp_seconds",
+        "gauge",
+        "When the last pass ended.",
+        |v| {
+            let end = v.status.last_end?.duration_since(UNIX_EPOCH).ok()?;
+            Some(end.as_secs_f64())
+        },
+    ),
+    (
+        "watch_up",
+        "gauge",
+        "1: the watch runs; 0: it fell back to full passes.",
+        |v| match v.status.watch {
+            Some(WatchStatus::On(_)) => Some(1.0),
+            Some(WatchStatus::FellBack(_)) => Some(0.0),
+            None => None,
+        },
+    ),
+    (
+        "running",
+        "gauge",
+        "1: the pair runs; 0: stopped or crashed.",
+        |v| {
+            let down = matches!(v.status.state, State::Stopped | State::Crashed);
+            Some(if down { 0.0 } else { 1.0 })
+        },
+    ),
+];
+
 /// The metrics of every pair, in Prometheus's text format.
 pub fn render(views: &[PairView]) -> String {
-    type Get = fn(&PairView) -> Option<f64>;
-    let metrics: [(&str, &str, &str, Get); 13] = [
-        ("passes_total", "counter", "Passes run.", |v| {
-            Some(v.status.passes as f64)
-        }),
-        (
-            "failed_passes_total",
-            "counter",
-            "Passes that were not clean.",
-            |v| Some(v.status.failed_passes as f64),
-        ),
-        ("files_copied_total", "counter", "New files copied.", |v| {
-            Some(v.status.totals.copied as f64)
-        }),
-        (
-            "files_updated_total",
-            "counter",
-            "Files whose bytes were replaced.",
-            |v| Some(v.status.totals.updated as f64),
-        ),
-        (
-            "bytes_written_total",
-            "counter",
-            "File bytes written.",
-            |v| Some(v.status.totals.bytes as f64),
-        ),
-        ("deletions_total", "counter", "Entries removed.", |v| {
-            let t = &v.status.totals;
-            Some((t.removed_files + t.removed_dirs) as f64)
-        }),
-        (
-            "conflicts_total",
-            "counter",
-            "Two-way conflicts (both versions kept).",
-            |v| Some(v.status.totals.conflicts as f64),
-        ),
-        ("errors_total", "counter", "Errors in passes.", |v| {
-            Some(v.status.totals.errors as f64)
-        }),
-        (
-            "held_deletions",
-            "gauge",
-            "Deletions the last pass held back.",
-            |v| v.status.last.map(|l| l.held_deletions as f64),
-        ),
-        (
-            "last_pass_duration_seconds",
-            "gauge",
-            "How long the last pass took.",
-            |v| v.status.last.map(|l| l.duration.as_secs_f64()),
-        ),
-        (
-            "last_pass_end_timestamp_seconds",
-            "gauge",
-            "When the last pass ended.",
-            |v| {
-                let end = v.status.last_end?.duration_since(UNIX_EPOCH).ok()?;
-                Some(end.as_secs_f64())
-            },
-        ),
-        (
-            "watch_up",
-            "gauge",
-            "1: the watch runs; 0: it fell back to full passes.",
-            |v| match v.status.watch {
-                Some(WatchStatus::On(_)) => Some(1.0),
-                Some(WatchStatus::FellBack(_)) => Some(0.0),
-                None => None,
-            },
-        ),
-        (
-            "running",
-            "gauge",
-            "1: the pair runs; 0: stopped or crashed.",
-            |v| {
-                let down = matches!(v.status.state, State::Stopped | State::Crashed);
-                Some(if down { 0.0 } else { 1.0 })
-            },
-        ),
-    ];
     let mut text = String::new();
-    for (name, kind, help, get) in metrics {
+    for (name, kind, help, get) in METRICS {
         let _ = writeln!(
             text,
             "# HELP foldersync_{name} {help}\n# TYPE foldersync_{name} {kind}"
