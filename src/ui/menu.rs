@@ -58,12 +58,22 @@ pub fn run(backend: &mut dyn Backend, wake: BorrowedFd<'_>, logs: &Logs) -> Menu
     } else {
         format!("\n{MENU}Choose an option (1-7): ")
     };
+    // After an empty line, the prompt alone again, not the whole menu.
+    let mut again = false;
     loop {
-        let choice = match input.ask(&prompt, Kind::Other) {
+        let shown = match prompt.rfind('\n') {
+            Some(i) if again => &prompt[i + 1..],
+            _ => prompt.as_str(),
+        };
+        let choice = match input.ask(shown, Kind::Other) {
             Line::Text(text) => text,
             Line::EndOfInput => return MenuEnd::EndOfInput,
             Line::Signal => return MenuEnd::Signal,
         };
+        again = choice.trim().is_empty();
+        if again {
+            continue;
+        }
         let answer = match choice.trim() {
             "1" => backend.list(),
             "2" => match add(backend, &mut input) {

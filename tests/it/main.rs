@@ -28,6 +28,7 @@ mod model;
 mod nas;
 mod parallel;
 mod reload;
+mod small_things;
 mod smoke;
 mod sparse;
 mod stress;
