@@ -104,6 +104,29 @@ fn ctl(config: Option<&std::path::Path>, request: cli::CtlRequest) -> Result<Exi
         R::Approve { name } => (Command::Approve { pair: name }, false),
         R::AcceptDevice { name } => (Command::AcceptDevice { pair: name }, false),
         R::Reload => (Command::Reload, false),
+        R::Add {
+            source,
+            replica,
+            interval,
+            log_file,
+            two_way,
+            watch,
+        } => {
+            // The process may run elsewhere: paths as meant here.
+            let path = |p: std::path::PathBuf| {
+                let p = std::path::absolute(&p).unwrap_or(p);
+                p.to_string_lossy().into_owned()
+            };
+            let pair = crate::control::protocol::NewPair {
+                source: path(source),
+                replica: path(replica),
+                interval,
+                log: path(log_file),
+                two_way,
+                watch,
+            };
+            (Command::Add { pair }, false)
+        }
     };
     crate::control::client::run(config, command, json)
 }

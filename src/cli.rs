@@ -213,6 +213,21 @@ pub enum CtlRequest {
     AcceptDevice { name: String },
     /// Read the config or pairs file again (as SIGHUP does).
     Reload,
+    /// Start a new pair, as the menu's add does (with the running
+    /// process's command-line options).
+    Add {
+        source: PathBuf,
+        replica: PathBuf,
+        /// Seconds between passes (10, 0.5, 5m).
+        interval: String,
+        log_file: PathBuf,
+        /// Both folders are edited.
+        #[arg(long)]
+        two_way: bool,
+        /// Sync each change as it happens.
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 /// What `--generate` writes.

@@ -222,3 +222,40 @@ fn only_the_owner_and_root_reach_the_socket() {
     );
     run.ctl_ok(&["status"]);
 }
+
+#[test]
+fn ctl_add_starts_a_pair_as_the_menu_does_and_refuses_a_bad_one() {
+    let env = TestEnv::new();
+    env.write("src2/b.txt", "b");
+    let run = Runtime::new();
+    let _session = start(&env, &run, &["--no-menu"]);
+    let src2 = env.path("src2");
+    let dst2 = env.path("dst2");
+    let log2 = env.path("log2.txt");
+    let said = run.ctl_ok(&[
+        "add",
+        src2.to_str().unwrap(),
+        dst2.to_str().unwrap(),
+        "1h",
+        log2.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        said,
+        format!(
+            "Started pair 2: {} -> {} every 60 min.\n",
+            src2.display(),
+            dst2.display()
+        )
+    );
+    run.wait_passes(None, "2", 1);
+    assert_eq!(read_text(&dst2.join("b.txt")), "b");
+    // Into the first pair's replica: refused, as the menu refuses it.
+    let refused = run.ctl(&["add", "src2", "dst/inner", "1h", "log3.txt"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = stderr_of(&refused);
+    assert!(
+        said.starts_with("foldersync: not added: ") && said.lines().count() == 1,
+        "{said}"
+    );
+    assert_eq!(run.pairs(None).len(), 2);
+}
