@@ -250,11 +250,21 @@ fn ctl_add_starts_a_pair_as_the_menu_does_and_refuses_a_bad_one() {
     run.wait_passes(None, "2", 1);
     assert_eq!(read_text(&dst2.join("b.txt")), "b");
     // Into the first pair's replica: refused, as the menu refuses it.
-    let refused = run.ctl(&["add", "src2", "dst/inner", "1h", "log3.txt"]);
+    let inner = env.dst().join("inner");
+    let log3 = env.path("log3.txt");
+    let refused = run.ctl(&[
+        "add",
+        src2.to_str().unwrap(),
+        inner.to_str().unwrap(),
+        "1h",
+        log3.to_str().unwrap(),
+    ]);
     assert_eq!(refused.status.code(), Some(1));
     let said = stderr_of(&refused);
     assert!(
-        said.starts_with("foldersync: not added: ") && said.lines().count() == 1,
+        said.starts_with("foldersync: not added: ")
+            && said.contains(&env.dst().display().to_string())
+            && said.lines().count() == 1,
         "{said}"
     );
     assert_eq!(run.pairs(None).len(), 2);
