@@ -330,7 +330,7 @@ fn control_socket(
     };
     Server::start(context)
         .inspect_err(|e| {
-            warn!("{e}; running on without a control socket (ctl cannot reach this process)")
+            warn!("{e}; running on without a control socket (neither ctl nor attach can reach this process, nor SIGHUP reload it)")
         })
         .ok()
 }
