@@ -1,4 +1,5 @@
-//! Quitting on SIGINT, SIGTERM or SIGHUP, with no thread of its own: the first
+//! Quitting on SIGINT, SIGTERM or SIGHUP (SIGHUP reloads instead for a
+//! service with a config or pairs file), with no thread of its own: the first
 //! signal sets the shared quit flag (which every worker checks between
 //! files) and writes a byte into a pipe that wakes the main thread; a second
 //! one exits at once with status 130. A signal handler may do little else
