@@ -55,6 +55,8 @@ pub struct TwoWay {
     /// What the source's file system keeps, probed at the first pass that
     /// may write.
     source_caps: Option<Caps>,
+    /// The tag of the running pass's temporaries, once recorded.
+    tag: Option<u64>,
 }
 
 impl TwoWay {
@@ -63,6 +65,7 @@ impl TwoWay {
             state,
             source_lock: ReplicaLock::default(),
             source_caps: None,
+            tag: None,
         }
     }
 
@@ -80,6 +83,11 @@ impl TwoWay {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.run(ctx, approved, &mut log, progress)
         }));
+        if ran.is_ok() {
+            // However it ended, the pass dropped its temporaries: its tag
+            // goes, so only kills, never failing passes, add tags.
+            self.forget_tag(&mut log);
+        }
         let (outcome, held) = match ran {
             Ok(Ok(held)) => (Outcome::Finished, held),
             Ok(Err(Ended(outcome))) => (outcome, 0),
@@ -128,6 +136,9 @@ impl TwoWay {
             ));
             Ended(Outcome::Failed)
         })?;
+        if !dry_run {
+            self.tag = Some(tag);
+        }
         let _tagged = fsops::tag_temporaries(tag);
         let roots = roots::open_roots(ctx, &self.source_lock, recorded > 0, log)
             .ok_or(Ended(Outcome::Failed))?;
@@ -230,6 +241,18 @@ fn caps(
         })
     };
     Ok([a_caps, b_caps])
+}
+
+impl TwoWay {
+    fn forget_tag(&mut self, log: &mut Log<'_>) {
+        let (Some(tag), Some(state)) = (self.tag.take(), self.state.as_mut()) else {
+            return;
+        };
+        let forgot = Archive::open(state, false).and_then(|mut a| a.forget_temp_tag(tag));
+        if let Err(e) = forgot {
+            log.state_error(&e);
+        }
+    }
 }
 
 /// A pass that ended before its end, with this outcome; what ended it is

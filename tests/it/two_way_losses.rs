@@ -308,3 +308,19 @@ fn a_file_written_to_while_it_is_being_deleted_is_kept() {
     assert_no_temps(&env.src());
     assert_no_temps(&env.dst());
 }
+
+#[test]
+fn a_pass_that_ends_early_leaves_no_tag_behind() {
+    let env = synced_env();
+    // The replica gone while the archive has entries: refused after the
+    // pass recorded its tag, on every pass.
+    fs::rename(env.dst(), env.path("elsewhere")).unwrap();
+    for _ in 0..3 {
+        assert!(!two_way_once(&env).status.success());
+    }
+    let conn = rusqlite::Connection::open(state_file(&env)).unwrap();
+    let tags: i64 = conn
+        .query_row("SELECT count(*) FROM temp_tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tags, 0, "failing passes add no tags");
+}
