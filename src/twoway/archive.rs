@@ -14,7 +14,7 @@ use rusqlite::{Connection, params};
 
 use crate::state::PairState;
 
-use super::reconcile::{Record, Stamp, UNKNOWN_CTIME, What};
+use super::row::{Record, Stamp, UNKNOWN_CTIME, What};
 
 /// Writes waiting for their transaction; flushed at this many or after
 /// [`FLUSH_AFTER`].

@@ -1,8 +1,8 @@
 //! Removals a pass holds back until the user approves them: a side
 //! emptied of its files, and `--max-delete`.
 
-use super::reconcile::{Action, Row, Side, What};
 use super::report::Log;
+use super::row::{Action, Row, Side, What};
 use crate::logging::display_root;
 use crate::pair::PairContext;
 

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use super::archive::Recorded;
-use super::reconcile::{Action, Row, parent};
-use super::scan::{Scan, tree_order};
+use super::row::{Action, Row, parent, tree_order};
+use super::scan::Scan;
 
 /// The archive's entries and both scans, merged path by path in tree
 /// order; paths under anything a scan could not read are left out, so

@@ -37,12 +37,13 @@ mod nested;
 pub mod reconcile;
 mod report;
 mod roots;
+mod row;
 mod scan;
 
 use apply::Apply;
 use archive::Archive;
-use reconcile::{Row, Side};
 use report::Log;
+use row::{Row, Side};
 use scan::Scan;
 
 /// What a two-way pair keeps from pass to pass.

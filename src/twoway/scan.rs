@@ -7,7 +7,6 @@
 //! socket, device) are *unknown*, and the pass leaves those paths, and
 //! everything below them, alone on both sides.
 
-use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::io;
@@ -18,7 +17,7 @@ use crate::excludes::Matcher;
 use crate::fsops::{self, Kind, join_rel};
 use crate::pair::Cancel;
 
-use super::reconcile::{Seen, What};
+use super::row::{Seen, What, tree_order};
 
 /// One side's tree as the scan saw it.
 #[derive(Default)]
@@ -45,14 +44,6 @@ pub struct Scan {
     pub mounts: Vec<(Box<[u8]>, u64)>,
     /// Stopped before the end (quit or stop).
     pub stopped: bool,
-}
-
-/// Compares two relative paths in tree order: a folder right before its
-/// contents, each subtree contiguous (`a`, `a/x`, `a!`), which is the
-/// order of a depth-first walk over name-sorted listings.
-pub fn tree_order(a: &[u8], b: &[u8]) -> Ordering {
-    let key = |c: u8| if c == b'/' { 0 } else { c };
-    a.iter().map(|&c| key(c)).cmp(b.iter().map(|&c| key(c)))
 }
 
 /// Where a folder is: its parent's handle and its name there.
@@ -229,31 +220,4 @@ impl Scan {
 pub fn stable_inodes(root: BorrowedFd<'_>) -> bool {
     const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
     rustix::fs::fstatfs(root).map_or(true, |s| s.f_type as u64 != FUSE_SUPER_MAGIC)
-}
-
-/// Whether `path` is `prefix` or lies inside it.
-pub fn is_under(path: &[u8], prefix: &[u8]) -> bool {
-    prefix.is_empty()
-        || (path.starts_with(prefix) && (path.len() == prefix.len() || path[prefix.len()] == b'/'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tree_order_puts_a_folder_before_its_contents_and_keeps_subtrees_together() {
-        let mut paths: Vec<&[u8]> = vec![b"a!", b"a/x", b"a", b"b", b"a/x/y", b"a.txt", b"a/z"];
-        paths.sort_by(|a, b| tree_order(a, b));
-        let want: Vec<&[u8]> = vec![b"a", b"a/x", b"a/x/y", b"a/z", b"a!", b"a.txt", b"b"];
-        assert_eq!(paths, want);
-    }
-
-    #[test]
-    fn under_means_the_path_or_below_it() {
-        assert!(is_under(b"a/b", b"a"));
-        assert!(is_under(b"a", b"a"));
-        assert!(!is_under(b"ab", b"a"));
-        assert!(is_under(b"x", b""));
-    }
 }

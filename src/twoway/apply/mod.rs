@@ -25,9 +25,8 @@ use crate::status::Counts;
 use super::archive::Archive;
 use super::conflict;
 use super::excluded::Excluded;
-use super::reconcile::{Action, Record, Row, Seen, Side, Stamp, Target, What, parent};
 use super::report::{Did, Log};
-use super::scan::is_under;
+use super::row::{Action, Record, Row, Seen, Side, Stamp, Target, What, is_under, parent};
 
 mod conflicts;
 mod entries;
