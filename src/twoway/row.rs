@@ -47,6 +47,21 @@ pub struct Seen {
     pub target: Target,
 }
 
+impl Seen {
+    /// What a scan sees of an entry stat-ed as `meta`.
+    pub fn of(meta: &crate::fsops::Meta, what: What, target: Target) -> Seen {
+        Seen {
+            what,
+            size: meta.size,
+            mtime: meta.mtime,
+            ctime: meta.ctime.nanos(),
+            ino: meta.ino,
+            mode: meta.mode,
+            target,
+        }
+    }
+}
+
 /// A symlink's target, boxed twice over: a thin pointer, 8 bytes where a
 /// boxed slice's is 16, in a field that only symlinks use.
 pub type Target = Option<Box<Vec<u8>>>;

@@ -196,18 +196,8 @@ impl Scan {
                 dev: meta.dev,
             }
         });
-        self.entries.push((
-            path.into(),
-            Seen {
-                what,
-                size: meta.size,
-                mtime: meta.mtime,
-                ctime: meta.ctime.nanos(),
-                ino: meta.ino,
-                mode: meta.mode,
-                target,
-            },
-        ));
+        self.entries
+            .push((path.into(), Seen::of(&meta, what, target)));
         sub
     }
 }
