@@ -10,12 +10,11 @@ use crate::support::*;
 /// Sends "1" and returns everything printed since.
 fn list(session: &mut MenuSession) -> String {
     let before = session.stdout().len();
+    // Counted before the answer can arrive: counted after, a quick answer
+    // was waited for twice.
+    let prompts = count(&session.stdout(), "Choose an option (1-7): ");
     session.send("1");
-    session.wait_stdout(
-        "Choose an option (1-7): ",
-        count(&session.stdout(), "Choose an option (1-7): ") + 1,
-        PATIENCE,
-    );
+    session.wait_stdout("Choose an option (1-7): ", prompts + 1, PATIENCE);
     session.stdout()[before..].to_string()
 }
 
