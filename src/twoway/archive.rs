@@ -14,7 +14,7 @@ use rusqlite::{Connection, params};
 
 use crate::state::PairState;
 
-use super::reconcile::{Record, Stamp, UNKNOWN_CTIME, What};
+use super::row::{Record, Stamp, UNKNOWN_CTIME, What};
 
 /// Writes waiting for their transaction; flushed at this many or after
 /// [`FLUSH_AFTER`].
@@ -173,6 +173,17 @@ impl<'s> Archive<'s> {
             return Ok(());
         };
         conn.execute("DELETE FROM temp_tags", [])
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Forgets one pass's tag: a pass that ended, even early, dropped its
+    /// temporaries as it went; only a kill leaves some.
+    pub fn forget_temp_tag(&mut self, tag: u64) -> Result<(), String> {
+        let Some(conn) = self.conn.as_deref_mut().filter(|_| !self.dry_run) else {
+            return Ok(());
+        };
+        conn.execute("DELETE FROM temp_tags WHERE tag = ?1", [tag as i64])
             .map(drop)
             .map_err(|e| e.to_string())
     }

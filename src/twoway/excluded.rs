@@ -6,8 +6,7 @@
 
 use std::cmp::Ordering;
 
-use super::reconcile::{Action, Row, Side, What};
-use super::scan::{is_under, tree_order};
+use super::row::{Action, Row, Side, What, is_under, tree_order};
 
 /// What each side's scan left out, by path, in tree order. Excluded
 /// folders are not entered, so only the outermost excluded entries are

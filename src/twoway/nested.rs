@@ -20,9 +20,9 @@ use crate::mounts::{MountInfo, RootChange, RootWatch, mount_of};
 use crate::pair::PairContext;
 
 use super::archive::Archive;
-use super::reconcile::{Side, What, parent};
 use super::report::Log;
-use super::scan::{Scan, is_under, tree_order};
+use super::row::{Side, What, is_under, parent, tree_order};
+use super::scan::Scan;
 
 /// A folder on another device than the folder it is in, at the last pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -307,7 +307,7 @@ fn add_found(keep: &mut Vec<Mount>, scans: [&Scan; 2], refused: &[(Side, Box<[u8
 mod tests {
     use super::*;
     use crate::fsops::Time;
-    use crate::twoway::reconcile::Seen;
+    use crate::twoway::row::Seen;
 
     fn dir() -> Seen {
         Seen {

@@ -7,7 +7,8 @@
 //! must survive inside a folder decides the folder's fate.
 
 use super::*;
-use crate::twoway::scan::tree_order;
+use crate::fsops::Time;
+use crate::twoway::row::tree_order;
 
 /// One side's state against the archive, as the issue names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::logging::display_path;
 use crate::pair::PairContext;
 use crate::status::{Counts, Outcome, PassReport};
 
-use super::reconcile::{Side, What};
+use super::row::{Side, What};
 
 /// Something done to one side.
 pub enum Did<'t> {

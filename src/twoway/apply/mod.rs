@@ -25,9 +25,8 @@ use crate::status::Counts;
 use super::archive::Archive;
 use super::conflict;
 use super::excluded::Excluded;
-use super::reconcile::{Action, Record, Row, Seen, Side, Stamp, Target, What, parent};
 use super::report::{Did, Log};
-use super::scan::is_under;
+use super::row::{Action, Record, Row, Seen, Side, Stamp, What, is_under, parent};
 
 mod conflicts;
 mod entries;
@@ -336,19 +335,6 @@ fn gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
         || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
         || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
-}
-
-/// What the scan would have seen of `meta`.
-pub fn seen_of(meta: &Meta, what: What, target: Target) -> Seen {
-    Seen {
-        what,
-        size: meta.size,
-        mtime: meta.mtime,
-        ctime: meta.ctime.nanos(),
-        ino: meta.ino,
-        mode: meta.mode,
-        target,
-    }
 }
 
 /// Whether `meta`, stat-ed now, is the entry the scan saw as `seen`. A

@@ -26,7 +26,7 @@ impl Apply<'_> {
             } else {
                 None
             };
-            let mut seen = seen_of(m, what, target);
+            let mut seen = Seen::of(m, what, target);
             if !self.stable_inodes[idx(side)] {
                 seen.ino = 0;
             }
