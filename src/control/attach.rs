@@ -135,6 +135,13 @@ impl Backend for Remote {
         })
     }
 
+    /// The service checks the source when the pair is added: only it
+    /// knows the running pairs' replicas, where a source may be yet to
+    /// come.
+    fn check_source(&mut self, _source: &Path) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The service checks the pair when it is added.
     fn check(&mut self, _raw: &RawPair) -> Result<(), String> {
         Ok(())

@@ -69,6 +69,28 @@ pub fn check_pair(supervisor: &Supervisor, raw: RawPair) -> Result<PairSpec, Str
     Ok(spec)
 }
 
+/// Checks a source the menu's add was just given: a folder, or one a
+/// running pair will create in its replica (a chain).
+pub fn check_source(supervisor: &Supervisor, source: &std::path::Path) -> Result<(), String> {
+    match std::fs::metadata(source) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(format!("source {}: not a folder", source.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let resolved = crate::config::resolve(source)
+                .map_err(|e| format!("source {}: {e}", source.display()))?;
+            let chained = supervisor.views().into_iter().any(|v| {
+                !matches!(v.status.state, State::Stopped) && resolved.starts_with(&v.spec.replica)
+            });
+            if chained {
+                Ok(())
+            } else {
+                Err(format!("source {}: {e}", source.display()))
+            }
+        }
+        Err(e) => Err(format!("source {}: {e}", source.display())),
+    }
+}
+
 /// Checks and starts a pair the menu adds: what to show, or why not.
 pub fn add_pair(supervisor: &mut Supervisor, raw: RawPair) -> Result<String, String> {
     let spec = check_pair(supervisor, raw).map_err(|e| format!("Not added: {e}."))?;

@@ -15,6 +15,8 @@ pub trait Backend {
     fn list(&mut self) -> String;
     /// Does `action` to pair `id`: the sentence to show, either way.
     fn act(&mut self, action: Action, id: usize) -> Result<String, String>;
+    /// Checks a source folder as soon as it is typed.
+    fn check_source(&mut self, source: &std::path::Path) -> Result<(), String>;
     /// Checks a pair being added, before its last question.
     fn check(&mut self, raw: &RawPair) -> Result<(), String>;
     /// Starts a pair: the sentence to show, either way.
@@ -34,6 +36,10 @@ impl Backend for &Mutex<Supervisor> {
 
     fn act(&mut self, action: Action, id: usize) -> Result<String, String> {
         action.perform(&mut lock(self), id)
+    }
+
+    fn check_source(&mut self, source: &std::path::Path) -> Result<(), String> {
+        actions::check_source(&lock(self), source)
     }
 
     fn check(&mut self, raw: &RawPair) -> Result<(), String> {

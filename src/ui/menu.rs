@@ -10,7 +10,7 @@ use std::os::fd::BorrowedFd;
 use super::backend::Backend;
 use super::complete::expand_home;
 use super::input::{Input, Kind, Line, say};
-use crate::config::RawPair;
+use crate::config::{RawPair, parse_interval};
 use crate::daemon::actions::Action;
 use crate::logging::Logs;
 
@@ -155,11 +155,17 @@ fn add(backend: &mut dyn Backend, input: &mut Input<'_>) -> Result<String, MenuE
         ("Interval in seconds (e.g. 10, 0.5, 5m): ", Kind::Other),
         ("Log file: ", Kind::Path),
     ] {
-        let answer = ask(input, prompt, kind)?;
-        let answer = unquote(answer.trim());
-        if answer.is_empty() {
+        // What one answer alone can show wrong is said at once, and the
+        // question asked again; the rest is checked after the direction.
+        let check = |answer: &str, backend: &mut dyn Backend| match prompt {
+            "Source folder: " => backend.check_source(&expand_home(answer)),
+            "Replica folder: " => Ok(()),
+            "Log file: " => Ok(()),
+            _ => parse_interval(answer).map(drop),
+        };
+        let Some(answer) = ask_until(input, prompt, kind, |a| check(a, backend))? else {
             return Ok("Cancelled: nothing was added.\n".into());
-        }
+        };
         fields.push(answer);
     }
     let [source, replica, interval, log_file] =
@@ -200,6 +206,29 @@ fn add(backend: &mut dyn Backend, input: &mut Input<'_>) -> Result<String, MenuE
         }
     };
     Ok(format!("{}\n", backend.add(raw).unwrap_or_else(|e| e)))
+}
+
+/// Asks until the answer passes `check`, saying each refusal; `None` for
+/// an empty answer, which cancels.
+fn ask_until(
+    input: &mut Input<'_>,
+    prompt: &str,
+    kind: Kind,
+    mut check: impl FnMut(&str) -> Result<(), String>,
+) -> Result<Option<String>, MenuEnd> {
+    loop {
+        let answer = unquote(ask(input, prompt, kind)?.trim());
+        if answer.is_empty() {
+            return Ok(None);
+        }
+        match check(&answer) {
+            Ok(()) => return Ok(Some(answer)),
+            Err(e) => say(
+                &mut io::stdout(),
+                &format!("{e}; answer again (empty cancels).\n"),
+            ),
+        }
+    }
 }
 
 /// A direction: `Some(true)` for two-way; empty is one-way; `None` for
