@@ -4,7 +4,7 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
 /// Keeps replica folders an exact copy of their source folders, re-syncing
@@ -148,9 +148,86 @@ pub struct Cli {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Read the pairs and their options from FILE, a TOML config file
+    /// (see docs/service.md). With `ctl` or `attach`: steer the process
+    /// that runs FILE (its --config or --pairs file).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Serve every pair's counters at http://ADDR/metrics in Prometheus's
+    /// text format (e.g. 127.0.0.1:9108; anyone who reaches ADDR reads
+    /// them, so keep it local).
+    #[arg(long, value_name = "ADDR", conflicts_with = "once")]
+    pub metrics: Option<String>,
+
+    /// Check the config file FILE as a run would (every key, every value,
+    /// every pair and their overlaps), start nothing: exit 0, or 2 with
+    /// FILE:LINE:COLUMN: and the reason on stderr.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["once", "no_menu", "config"])]
+    pub check_config: Option<PathBuf>,
+
+    /// Steer a running foldersync, or attach its menu.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Write a man page or a shell completion script to stdout and exit.
     #[arg(long, value_enum, value_name = "WHAT", exclusive = true)]
     pub generate: Option<Generate>,
+}
+
+/// Steering a running foldersync through its control socket.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Ask the running foldersync (the only one, or the one started with
+    /// --config FILE) for its pairs, or to act on one. Pairs are named by
+    /// their config file name, or by their number.
+    Ctl {
+        #[command(subcommand)]
+        request: CtlRequest,
+    },
+    /// The numbered menu, driving the running foldersync (the only one, or
+    /// the one started with --config FILE): its log lines scroll above the
+    /// prompt; option 3 or Ctrl-D detaches and leaves it running, option 8
+    /// stops it.
+    Attach,
+}
+
+/// What `ctl` asks.
+#[derive(Subcommand, Debug, Clone)]
+pub enum CtlRequest {
+    /// Every pair, as the menu's list shows it.
+    Status {
+        /// The same as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a pass of pair NAME now.
+    Sync { name: String },
+    /// Stop pair NAME (it finishes or abandons the file in hand).
+    Stop { name: String },
+    /// Start a stopped (or crashed) pair NAME again.
+    Start { name: String },
+    /// Let the deletions held back in pair NAME's last pass through.
+    Approve { name: String },
+    /// Accept the new device pair NAME's last pass refused.
+    AcceptDevice { name: String },
+    /// Read the config or pairs file again (as SIGHUP does).
+    Reload,
+    /// Start a new pair, as the menu's add does (with the running
+    /// process's command-line options).
+    Add {
+        source: PathBuf,
+        replica: PathBuf,
+        /// Seconds between passes (10, 0.5, 5m).
+        interval: String,
+        log_file: PathBuf,
+        /// Both folders are edited.
+        #[arg(long)]
+        two_way: bool,
+        /// Sync each change as it happens.
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 /// What `--generate` writes.

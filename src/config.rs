@@ -10,12 +10,16 @@ use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use crate::excludes::ExcludeLists;
+
 /// The longest interval accepted: a year. Anything longer is a typo.
 const MAX_INTERVAL_SECS: f64 = 365.0 * 24.0 * 3600.0;
 /// The shortest interval accepted.
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
+pub mod file;
 pub mod pairs_file;
+pub mod sources;
 
 /// One source/replica pair, its paths resolved (no `.`, `..` or symlinks in
 /// the parts that exist) so that overlaps can be compared reliably.
@@ -30,10 +34,16 @@ pub struct PairSpec {
     /// Both folders are edited and each change goes either way (see
     /// [`crate::twoway`]); otherwise the replica mirrors the source.
     pub two_way: bool,
+    /// What logs, the list and `ctl` call it: a config file's `name`;
+    /// `None`: its number.
+    pub name: Option<String>,
+    /// Its options: a config file's, else the command line's.
+    pub options: SyncOptions,
+    pub excludes: ExcludeLists,
 }
 
 /// Options shared by every pair.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SyncOptions {
     pub checksum: bool,
     pub dry_run: bool,
@@ -92,6 +102,9 @@ pub struct RawPair {
     pub log_file: PathBuf,
     pub watch: bool,
     pub two_way: bool,
+    pub name: Option<String>,
+    pub options: SyncOptions,
+    pub excludes: ExcludeLists,
 }
 
 /// Parses an interval: seconds as a positive number (fractions allowed), or
@@ -277,6 +290,9 @@ pub fn validate_pair(raw: &RawPair, upstream: &[PathBuf]) -> Result<PairSpec, St
         log_file,
         watch: raw.watch,
         two_way: raw.two_way,
+        name: raw.name.clone(),
+        options: raw.options,
+        excludes: raw.excludes.clone(),
     })
 }
 
@@ -447,27 +463,6 @@ fn check_no_loop(running: &[&PairSpec], new: &[PairSpec]) -> Result<(), String> 
     Ok(())
 }
 
-/// Validates pairs given together (each with where it was written, for the
-/// error message), knowing each other's replicas and those of `running`.
-pub fn validate_pairs(
-    raws: &[(Option<String>, RawPair)],
-    running: &[&PairSpec],
-) -> Result<Vec<PairSpec>, String> {
-    let upstream: Vec<PathBuf> = raws
-        .iter()
-        .filter_map(|(_, raw)| resolve(&raw.replica).ok())
-        .chain(running.iter().map(|p| p.replica.clone()))
-        .collect();
-    raws.iter()
-        .map(|(at, raw)| {
-            validate_pair(raw, &upstream).map_err(|e| match at {
-                Some(at) => format!("{at}: {e}"),
-                None => e,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +503,9 @@ mod tests {
             log_file: PathBuf::from("/log"),
             watch: false,
             two_way: false,
+            name: None,
+            options: SyncOptions::default(),
+            excludes: ExcludeLists::default(),
         };
         assert!(check_overlaps(&[], &[spec("/r1"), spec("/r2")]).is_ok());
         assert!(check_overlaps(&[], &[spec("/r1"), spec("/r1")]).is_err());

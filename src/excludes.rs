@@ -28,7 +28,15 @@ struct Line {
     text: String,
 }
 
-/// The patterns given for every pair of the run, checked at start.
+/// A pair's `exclude` patterns and `exclude_from` files, as given (the
+/// command line's, or a config file's): what [`Patterns::load`] reads.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExcludeLists {
+    pub patterns: Vec<String>,
+    pub files: Vec<PathBuf>,
+}
+
+/// A pair's patterns (the run's, or its config table's), checked at start.
 #[derive(Clone, Debug, Default)]
 pub struct Patterns {
     lines: Vec<Line>,

@@ -3,12 +3,18 @@
 //! The module list is the architecture:
 //!
 //! - `cli` (what was typed), `config` (validated pairs; `config::pairs_file`
-//!   parses a pairs file), `app` (the modes: menu, `--no-menu`, `--once`),
+//!   parses a pairs file, `config::file` a TOML config file, and
+//!   `config::sources` validates them all as one set, at start, for
+//!   `--check-config` and on reload), `app` (the modes: menu, `--no-menu`,
+//!   `--once`, `ctl`, `attach`),
 //!   `error` (what a run ends with, and its exit status).
 //! - `daemon`: `supervisor` owns the pairs' threads, `worker` runs one
 //!   pair's passes on its triggers (`waiting`: how it waits between them;
 //!   `watch`: a watched pair's inotify watch), `gate` keeps chained pairs apart,
-//!   `shutdown` turns signals into the quit flag.
+//!   `shutdown` turns signals into the quit flag, `actions` are what the
+//!   menu and `ctl` ask of a pair, `reload` plans reading the pairs again.
+//! - `control`: the control socket, `ctl` and `attach`; `systemd`: the
+//!   notify protocol and the journal; `metrics`: `--metrics`' HTTP.
 //! - `ui`: the console: the menu on the main thread (a line editor at a
 //!   terminal) and the `--once` progress line.
 //! - `pass`: one sync pass, a pipeline of `walk` (both trees, folder by
@@ -34,17 +40,20 @@ mod cache;
 mod cache_store;
 pub mod cli;
 mod config;
+mod control;
 mod daemon;
 mod digests;
 mod error;
 mod excludes;
 mod fsops;
 mod logging;
+mod metrics;
 mod mounts;
 mod pair;
 mod pass;
 mod replica_lock;
 mod state;
 mod status;
+mod systemd;
 mod twoway;
 mod ui;

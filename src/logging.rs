@@ -12,6 +12,8 @@
 //! line; one that cannot be written is reported on the console and syncing
 //! goes on.
 
+mod follow;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -56,6 +58,10 @@ pub struct ConsoleSpec {
     pub filter: ConsoleFilter,
     /// Warnings in yellow, errors in red.
     pub color: bool,
+    /// stderr is the journal: each line starts with its syslog priority
+    /// (`<3>` errors, `<4>` warnings, `<6>` info, `<7>` debug) and has no
+    /// time (the journal has its own), so `journalctl -p warning` works.
+    pub journal: bool,
 }
 
 /// Where console lines go instead of stderr while a line editor or a
@@ -81,7 +87,12 @@ pub fn init(console: ConsoleSpec) -> Result<Logs, String> {
         by_pair: RwLock::new(HashMap::new()),
     });
     let sink = Arc::new(Mutex::new(None));
+    let followers = follow::Followers::default();
     CombinedLogger::init(vec![
+        Box::new(follow::FollowLogger {
+            followers: Arc::clone(&followers),
+            offset,
+        }),
         Box::new(ConsoleLogger {
             spec: console,
             offset,
@@ -90,7 +101,11 @@ pub fn init(console: ConsoleSpec) -> Result<Logs, String> {
         Box::new(FileLogger(Arc::clone(&files))),
     ])
     .map_err(|e| format!("cannot set up logging: {e}"))?;
-    Ok(Logs { files, sink })
+    Ok(Logs {
+        files,
+        sink,
+        followers,
+    })
 }
 
 /// Handle to the per-pair log files.
@@ -98,12 +113,37 @@ pub fn init(console: ConsoleSpec) -> Result<Logs, String> {
 pub struct Logs {
     files: Arc<PairFiles>,
     sink: Arc<Mutex<Option<Sink>>>,
+    followers: follow::Followers,
 }
 
 impl Logs {
     /// Sends console lines to `sink` from now on; `None`: back to stderr.
     pub fn set_console_sink(&self, sink: Option<Sink>) {
         *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = sink;
+    }
+
+    /// Sends the lines a person at the menu would see to an attached
+    /// menu's connection too, until it fails.
+    pub fn follow(&self, stream: std::os::unix::net::UnixStream) {
+        if stream.set_nonblocking(true).is_ok() {
+            let mut followers = self
+                .followers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            followers.push(stream);
+        }
+    }
+
+    /// Prints a line (newline included) where console records go: above
+    /// the prompt while a line editor reads, else on stderr.
+    pub fn print(&self, line: String) {
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        match sink.as_mut() {
+            Some(sink) => sink(line),
+            None => {
+                let _ = io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
     }
 
     /// Sends pair `id`'s records to `path` from now on (several pairs may
@@ -280,6 +320,16 @@ impl Log for ConsoleLogger {
             _ => None,
         };
         let line = match color {
+            _ if self.spec.journal => format!(
+                "<{}>{}\n",
+                match record.level() {
+                    Level::Error => 3,
+                    Level::Warn => 4,
+                    Level::Info => 6,
+                    _ => 7,
+                },
+                record.args()
+            ),
             Some(c) => format!(
                 "{time} {c}[{:<5}] {}\x1b[0m\n",
                 record.level(),

@@ -63,7 +63,12 @@ impl State {
                 .recursive(true)
                 .mode(0o700)
                 .create(&dir)
-                .map_err(|e| format!("state folder {}: cannot create it: {e}", dir.display()))?,
+                .map_err(|e| {
+                    format!(
+                        "state folder {}: cannot create it: {e}; choose another with --state-dir DIR (a systemd service: StateDirectory= in its unit)",
+                        dir.display()
+                    )
+                })?,
             Err(e) => return Err(format!("state folder {}: {e}", dir.display())),
         }
         // Compared with replica folders, which are resolved.

@@ -119,6 +119,10 @@ pub struct PairStatus {
     /// Sums over every pass since the pair started.
     pub totals: Counts,
     pub passes: u64,
+    /// Passes that were not clean (an error, a failed root, a stop).
+    pub failed_passes: u64,
+    /// When the last pass ended, for `--metrics`.
+    pub last_end: Option<std::time::SystemTime>,
     pub cache_entries: usize,
     pub cache_bytes: usize,
     /// Entries evicted to keep under `--cache-limit`, since start.
@@ -152,6 +156,8 @@ impl Default for PairStatus {
             last: None,
             totals: Counts::default(),
             passes: 0,
+            failed_passes: 0,
+            last_end: None,
             cache_entries: 0,
             cache_bytes: 0,
             cache_evicted: 0,

@@ -2,7 +2,7 @@
 //! and the optional words `watch` and `two-way` (or `one-way`, the
 //! default) in either order, double quotes around a field with spaces,
 //! `#` comments. Only parsing
-//! happens here; the pairs are checked by [`super::validate_pairs`].
+//! happens here; the pairs are checked by [`super::sources`].
 
 use std::fs;
 use std::path::Path;
@@ -95,6 +95,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<(usize, RawPair)>, String> {
                 log_file: log_file.into(),
                 watch,
                 two_way,
+                name: None,
+                options: Default::default(),
+                excludes: Default::default(),
             },
         ));
     }
@@ -119,6 +122,12 @@ const MAX_PAIRS_FILE: u64 = 1 << 20;
 /// Reads a pairs file, which must be a regular file of sane size: a FIFO
 /// with no writer would hang, a device would never end.
 fn read_pairs_file(file: &Path) -> Result<Vec<u8>, String> {
+    read_regular(file, "a pairs file")
+}
+
+/// Reads `what` (a pairs or config file) from a regular file of at most
+/// 1 MiB.
+pub fn read_regular(file: &Path, what: &str) -> Result<Vec<u8>, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // O_NONBLOCK: opening a FIFO with no writer must not wait for one.
@@ -132,11 +141,13 @@ fn read_pairs_file(file: &Path) -> Result<Vec<u8>, String> {
         return Err("is a folder, not a file".into());
     }
     if !meta.is_file() {
-        return Err("not a regular file (a pipe, socket or device cannot be a pairs file)".into());
+        return Err(format!(
+            "not a regular file (a pipe, socket or device cannot be {what})"
+        ));
     }
     if meta.len() > MAX_PAIRS_FILE {
         return Err(format!(
-            "{} bytes is too big for a pairs file (at most 1 MiB)",
+            "{} bytes is too big for {what} (at most 1 MiB)",
             meta.len()
         ));
     }

@@ -167,6 +167,9 @@ mod tests {
             log_file: PathBuf::from("/log"),
             watch: false,
             two_way: false,
+            name: None,
+            options: Default::default(),
+            excludes: Default::default(),
         }
     }
 

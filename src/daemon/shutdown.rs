@@ -1,4 +1,5 @@
-//! Quitting on SIGINT, SIGTERM or SIGHUP, with no thread of its own: the first
+//! Quitting on SIGINT, SIGTERM or SIGHUP (SIGHUP reloads instead for a
+//! service with a config or pairs file), with no thread of its own: the first
 //! signal sets the shared quit flag (which every worker checks between
 //! files) and writes a byte into a pipe that wakes the main thread; a second
 //! one exits at once with status 130. A signal handler may do little else
@@ -30,18 +31,35 @@ pub struct Shutdown {
     /// after the menu's Quit is only the first one.
     signalled: Arc<AtomicBool>,
     wake: OwnedFd,
+    /// Readable after a SIGHUP that asks for a reload (see [`install`]).
+    hangup: Option<OwnedFd>,
 }
 
 impl Shutdown {
     /// Installs the handlers for SIGINT, SIGTERM and SIGHUP: a closed
     /// terminal or SSH session quits safely instead of killing a copy
-    /// half way.
-    pub fn install() -> Result<Shutdown, String> {
+    /// half way. `hup_reloads`: SIGHUP asks to read the config again
+    /// instead (a service's `ExecReload`); the control thread waits for it
+    /// on [`Shutdown::take_hangup`]'s pipe.
+    pub fn install(hup_reloads: bool) -> Result<Shutdown, String> {
         let fail = |e: std::io::Error| format!("cannot install the signal handlers: {e}");
         let (wake, ring) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| fail(e.into()))?;
         let quit = Arc::new(AtomicBool::new(false));
         let signalled = Arc::new(AtomicBool::new(false));
-        for signal in [SIGINT, SIGTERM, SIGHUP] {
+        let quitting: &[i32] = if hup_reloads {
+            &[SIGINT, SIGTERM]
+        } else {
+            &[SIGINT, SIGTERM, SIGHUP]
+        };
+        let hangup = if hup_reloads {
+            let (read, write) =
+                pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).map_err(|e| fail(e.into()))?;
+            pipe::register(SIGHUP, write).map_err(fail)?;
+            Some(read)
+        } else {
+            None
+        };
+        for &signal in quitting {
             // Handlers run in the order registered: exiting on a second
             // signal must be checked before the flag is set by this one.
             flag::register_conditional_shutdown(signal, EXIT_AT_ONCE, Arc::clone(&signalled))
@@ -56,7 +74,13 @@ impl Shutdown {
             quit,
             signalled,
             wake,
+            hangup,
         })
+    }
+
+    /// The pipe a SIGHUP that asks for a reload rings, once.
+    pub fn take_hangup(&mut self) -> Option<OwnedFd> {
+        self.hangup.take()
     }
 
     /// The flag every worker checks.
@@ -90,7 +114,7 @@ mod tests {
 
     #[test]
     fn the_menus_quit_is_not_a_first_signal() {
-        let shutdown = Shutdown::install().expect("handlers");
+        let shutdown = Shutdown::install(false).expect("handlers");
         // What the menu's Quit does: stop the workers.
         shutdown.quit_flag().store(true, Ordering::SeqCst);
         // A Ctrl-C now must count as the first signal (quit safely), not

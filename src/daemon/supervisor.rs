@@ -2,7 +2,7 @@
 //! worker's `JoinHandle` and joins each one when it stops.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::Sender;
@@ -11,11 +11,13 @@ use log::{error, info};
 use crate::config::{PairSpec, SyncOptions, check_overlaps};
 use crate::daemon::gate::Gate;
 use crate::daemon::worker::{Trigger, Worker, format_interval};
-use crate::excludes::{PairExcludes, Patterns};
+use crate::excludes::{ExcludeLists, PairExcludes, Patterns};
 use crate::logging::{Logs, display_root, pair_target};
 use crate::pair::Cancel;
 use crate::state::State as StateDir;
 use crate::status::{self, PairStatus, State};
+
+mod reloading;
 
 /// A pair as the supervisor keeps it.
 struct Pair {
@@ -26,6 +28,9 @@ struct Pair {
     stop: Arc<AtomicBool>,
     /// `None` once joined.
     thread: Option<JoinHandle<bool>>,
+    /// Started from the command line or a file, which a reload reads
+    /// again; a pair the menu added is not.
+    reloadable: bool,
 }
 
 /// A snapshot of one pair for the menu.
@@ -35,10 +40,23 @@ pub struct PairView {
     pub status: PairStatus,
 }
 
+impl PairView {
+    /// What `ctl` calls it: its config file name, else its number.
+    pub fn name(&self) -> String {
+        self.spec
+            .name
+            .clone()
+            .unwrap_or_else(|| self.id.to_string())
+    }
+}
+
 /// All pairs of this run.
 pub struct Supervisor {
+    /// The command line's options: every pair's, unless its config file
+    /// table says otherwise; `dry_run` is every pair's.
     options: SyncOptions,
-    /// `--exclude` and `--exclude-from`, for every pair.
+    /// `--exclude` and `--exclude-from` as given, and loaded.
+    excludes: ExcludeLists,
     patterns: Arc<Patterns>,
     logs: Logs,
     /// Set on quit; every worker checks it at each file boundary.
@@ -54,12 +72,18 @@ pub struct Supervisor {
     /// `--new-device`: every pair's first good pass takes the devices it
     /// finds.
     new_device: bool,
+    /// The number of the next pair: numbers are never reused, though a
+    /// reload forgets pairs.
+    next_id: usize,
+    /// Told each pair's number after its passes (systemd's status line).
+    passed: Option<Sender<usize>>,
 }
 
 impl Supervisor {
     /// A supervisor with no pairs yet. `once`: each pair runs one pass.
     pub fn new(
         options: SyncOptions,
+        excludes: ExcludeLists,
         patterns: Arc<Patterns>,
         logs: Logs,
         quit: Arc<AtomicBool>,
@@ -67,6 +91,7 @@ impl Supervisor {
     ) -> Self {
         Supervisor {
             options,
+            excludes,
             patterns,
             logs,
             quit,
@@ -76,7 +101,29 @@ impl Supervisor {
             gate: Arc::default(),
             state: None,
             new_device: false,
+            next_id: 1,
+            passed: None,
         }
+    }
+
+    /// Tells `passed` each pair's number after its passes, from the pairs
+    /// started next on.
+    pub fn report_passes(&mut self, passed: Sender<usize>) {
+        self.passed = Some(passed);
+    }
+
+    /// The command line's options and excludes, for a pair the menu adds.
+    pub fn defaults(&self) -> (SyncOptions, ExcludeLists) {
+        (self.options, self.excludes.clone())
+    }
+
+    /// A pair's exclude patterns: the command line's, loaded once, or its
+    /// own.
+    fn patterns_of(&self, spec: &PairSpec) -> Result<Arc<Patterns>, String> {
+        if spec.excludes == self.excludes {
+            return Ok(Arc::clone(&self.patterns));
+        }
+        Patterns::load(&spec.excludes.patterns, &spec.excludes.files).map(Arc::new)
     }
 
     /// Keeps each pair's state (the devices of its folders) in `state`;
@@ -119,6 +166,9 @@ impl Supervisor {
             workers.push(self.enlist(spec)?);
         }
         for (id, worker) in workers {
+            if let Some(pair) = self.pairs.iter_mut().find(|p| p.id == id) {
+                pair.reloadable = true;
+            }
             self.spawn(id, worker)?;
         }
         Ok(())
@@ -161,9 +211,10 @@ impl Supervisor {
     fn enlist(&mut self, spec: PairSpec) -> Result<(usize, Worker), String> {
         self.check(&spec)?;
         // Before the log file is created: a bad pattern creates nothing.
-        let excludes = PairExcludes::load(Arc::clone(&self.patterns), &spec.source)?;
+        let excludes = PairExcludes::load(self.patterns_of(&spec)?, &spec.source)?;
         let patterns = excludes.matcher().len();
-        let id = self.pairs.len() + 1;
+        let id = self.next_id;
+        self.next_id += 1;
         self.logs
             .attach(id, &spec.log_file)
             .map_err(|e| format!("log file {}: {e}", spec.log_file.display()))?;
@@ -190,7 +241,10 @@ impl Supervisor {
         let worker = Worker {
             id,
             spec: spec.clone(),
-            options: self.options,
+            options: SyncOptions {
+                dry_run: self.options.dry_run,
+                ..spec.options
+            },
             cancel: Cancel {
                 all: Arc::clone(&self.quit),
                 pair: Arc::clone(&stop),
@@ -202,6 +256,7 @@ impl Supervisor {
             state: self.state.clone(),
             new_device: self.new_device,
             excludes: Mutex::new(excludes),
+            passed: self.passed.clone(),
         };
         self.gate.join(id, &spec);
         info!(
@@ -211,7 +266,7 @@ impl Supervisor {
             spec.arrow(),
             display_root(&spec.replica),
             format_interval(spec.interval),
-            if self.options.checksum { ", checksum" } else { "" },
+            if spec.options.checksum { ", checksum" } else { "" },
             if self.options.dry_run { ", dry run" } else { "" },
             match patterns {
                 0 => String::new(),
@@ -226,11 +281,12 @@ impl Supervisor {
             triggers,
             stop,
             thread: None,
+            reloadable: false,
         };
         (worker, pair)
     }
 
-    /// Starts again a pair whose worker crashed: a new worker on the same
+    /// Starts again a pair whose worker crashed or was stopped: a new worker on the same
     /// pair, status and log, whose first pass starts now.
     fn restart(&mut self, id: usize) -> Result<(), String> {
         let at = self
@@ -243,7 +299,7 @@ impl Supervisor {
             let _ = thread.join();
         }
         let spec = self.pairs[at].spec.clone();
-        let excludes = PairExcludes::load(Arc::clone(&self.patterns), &spec.source)?;
+        let excludes = PairExcludes::load(self.patterns_of(&spec)?, &spec.source)?;
         let status = Arc::clone(&self.pairs[at].status);
         {
             let mut status = status::lock(&status);
@@ -251,8 +307,41 @@ impl Supervisor {
             status.state = State::Starting;
         }
         let (worker, pair) = self.worker(id, spec, excludes, status);
-        self.pairs[at] = pair;
+        let reloadable = self.pairs[at].reloadable;
+        self.pairs[at] = Pair { reloadable, ..pair };
         self.spawn(id, worker).map(drop)
+    }
+
+    /// Starts a stopped pair again, or a crashed one (as option 5 does).
+    /// A stopped pair is checked against the pairs running now: one added
+    /// since may write where it does.
+    pub fn start(&mut self, id: usize) -> Result<(), String> {
+        let pair = self
+            .pairs
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| format!("there is no pair {id}"))?;
+        if pair.thread.is_none() {
+            self.check(&pair.spec)?;
+        } else if !matches!(status::lock(&pair.status).state, State::Crashed) {
+            return Err(format!("pair {id} is running already"));
+        }
+        self.restart(id)
+    }
+
+    /// The number of the pair called `name`: its config file name, or its
+    /// number.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        let named = self
+            .pairs
+            .iter()
+            .find(|p| p.spec.name.as_deref() == Some(name));
+        named
+            .or_else(|| {
+                let id = name.parse::<usize>().ok()?;
+                self.pairs.iter().find(|p| p.id == id)
+            })
+            .map(|p| p.id)
     }
 
     fn running(&mut self, id: usize) -> Result<&mut Pair, String> {
@@ -371,6 +460,13 @@ impl Supervisor {
         self.gate.wake();
         self.wait_all()
     }
+}
+
+/// The supervisor shared by the menu and the control socket, recovered
+/// from a lock a panicking thread left poisoned: each of its calls leaves
+/// it whole, and one panic must not take the menu and `ctl` with it.
+pub fn lock(supervisor: &Mutex<Supervisor>) -> MutexGuard<'_, Supervisor> {
+    supervisor.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs a worker, catching a panic anywhere in it (a pass catches its

@@ -63,6 +63,8 @@ pub struct Worker {
     pub new_device: bool,
     /// The pair's exclude patterns, refreshed at each pass.
     pub excludes: Mutex<PairExcludes>,
+    /// Told the pair's number after each pass (systemd's status line).
+    pub passed: Option<crossbeam_channel::Sender<usize>>,
 }
 
 /// Takes a pair out of the gate when its worker ends, however it ends, so
@@ -228,6 +230,8 @@ impl Worker {
                 status.last = Some(report);
                 status.totals.add(&report.counts);
                 status.passes += 1;
+                status.failed_passes += u64::from(!report.is_clean());
+                status.last_end = Some(std::time::SystemTime::now());
                 status.cache_entries = cache.len();
                 status.cache_bytes = cache.bytes();
                 status.cache_evicted = cache.evicted();
@@ -238,6 +242,9 @@ impl Worker {
                     .matcher()
                     .len();
                 status.state = State::Idle { next };
+                if let Some(passed) = &self.passed {
+                    let _ = passed.send(self.id);
+                }
                 status.device_refused = refused;
                 status.watch = watch_status(watch.as_ref(), fell_back.as_deref());
             }

@@ -315,6 +315,9 @@ mod tests {
             log_file: root.join("log"),
             watch: false,
             two_way: false,
+            name: None,
+            options: Default::default(),
+            excludes: Default::default(),
         };
         let cancel = Cancel::default();
         let lock = ReplicaLock::default();

@@ -5,16 +5,14 @@
 //! answers (see [`super::input`]), so they never land inside an answer.
 
 use std::io;
+use std::os::fd::BorrowedFd;
 
+use super::backend::Backend;
 use super::complete::expand_home;
 use super::input::{Input, Kind, Line, say};
-use super::render::list;
-use crate::config::{RawPair, validate_pair};
-use crate::daemon::shutdown::Shutdown;
-use crate::daemon::supervisor::Supervisor;
-use crate::daemon::worker::format_interval;
+use crate::config::{RawPair, parse_interval};
+use crate::daemon::actions::Action;
 use crate::logging::Logs;
-use crate::status::State;
 
 /// How the menu ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,62 +36,101 @@ const MENU: &str = "\
 7. Accept a pair's new device
 ";
 
+/// The attached menu's: option 3 leaves the service running, 8 stops it.
+const ATTACHED_MENU: &str = "\
+1. List sync pairs
+2. Add a sync pair
+3. Detach (the service keeps running)
+4. Stop a sync pair
+5. Sync a pair now
+6. Approve held deletions
+7. Accept a pair's new device
+8. Stop the service and every pair
+";
+
 /// Runs the menu until quit, end of input or a signal.
-pub fn run(supervisor: &mut Supervisor, shutdown: &Shutdown, logs: &Logs) -> MenuEnd {
-    let mut input = Input::new(shutdown.wake_fd(), logs);
+pub fn run(backend: &mut dyn Backend, wake: BorrowedFd<'_>, logs: &Logs) -> MenuEnd {
+    let mut input = Input::new(wake, logs);
     let mut out = io::stdout();
+    let attached = backend.attached();
+    let prompt = if attached {
+        format!("\n{ATTACHED_MENU}Choose an option (1-8): ")
+    } else {
+        format!("\n{MENU}Choose an option (1-7): ")
+    };
+    // After an empty line, the prompt alone again, not the whole menu.
+    let mut again = false;
     loop {
-        let choice = match input.ask(&format!("\n{MENU}Choose an option (1-7): "), Kind::Other) {
+        let shown = match prompt.rfind('\n') {
+            Some(i) if again => &prompt[i + 1..],
+            _ => prompt.as_str(),
+        };
+        let choice = match input.ask(shown, Kind::Other) {
             Line::Text(text) => text,
             Line::EndOfInput => return MenuEnd::EndOfInput,
             Line::Signal => return MenuEnd::Signal,
         };
+        again = choice.trim().is_empty();
+        if again {
+            continue;
+        }
         let answer = match choice.trim() {
-            "1" => list(&supervisor.views()),
-            "2" => match add(supervisor, &mut input) {
+            "1" => backend.list(),
+            "2" => match add(backend, &mut input) {
                 Ok(text) => text,
                 Err(end) => return end,
             },
             "3" => return MenuEnd::Quit,
-            "4" | "5" | "6" | "7" => {
-                let verb = match choice.trim() {
-                    "4" => "stop",
-                    "5" => "sync now",
-                    "6" => "approve deletions for",
-                    _ => "accept the new device of",
-                };
-                let text = match ask(&mut input, &format!("Pair number to {verb}: "), Kind::Other) {
-                    Ok(text) => text,
-                    Err(end) => return end,
-                };
-                match text.trim().parse::<usize>() {
-                    Err(_) => format!("\"{}\" is not a pair number.\n", text.trim()),
-                    Ok(id) if verb == "stop" => match supervisor.stop(id) {
-                        Ok(()) => format!("Pair {id} stopped.\n"),
-                        Err(e) => format!("Cannot stop: {e}.\n"),
-                    },
-                    Ok(id) if choice.trim() == "7" => match supervisor.accept_new_devices(id) {
-                        Ok(what) => format!(
-                            "Pair {id}: accepting the new device ({what}); a pass starts now.\n"
-                        ),
-                        Err(e) => format!("Cannot accept: {e}.\n"),
-                    },
-                    Ok(id) if verb != "sync now" => match supervisor.approve_deletions(id) {
-                        Ok(n) => {
-                            format!("Pair {id}: pass started, removing the {n} held entries.\n")
-                        }
-                        Err(e) => format!("Cannot approve: {e}.\n"),
-                    },
-                    Ok(id) => match supervisor.sync_now(id) {
-                        Ok(()) => format!("Pair {id}: pass started.\n"),
-                        Err(e) => format!("Cannot sync now: {e}.\n"),
-                    },
+            "4" | "5" | "6" | "7" => match act(backend, &mut input, choice.trim()) {
+                Ok(text) => text,
+                Err(end) => return end,
+            },
+            "8" if attached => match stop_service(backend, &mut input) {
+                Ok(Some(text)) => {
+                    say(&mut out, &text);
+                    return MenuEnd::Quit;
                 }
-            }
+                Ok(None) => "Not stopped.\n".into(),
+                Err(end) => return end,
+            },
             _ => format!("\"{}\" is not a valid choice.\n", choice.trim()),
         };
         say(&mut out, &answer);
     }
+}
+
+/// Options 4 to 7: asks for the pair's number and does it.
+fn act(backend: &mut dyn Backend, input: &mut Input<'_>, choice: &str) -> Result<String, MenuEnd> {
+    let (verb, action) = match choice {
+        "4" => ("stop", Action::Stop),
+        "5" => ("sync now", Action::SyncNow),
+        "6" => ("approve deletions for", Action::ApproveDeletions),
+        _ => ("accept the new device of", Action::AcceptNewDevice),
+    };
+    let text = ask(input, &format!("Pair number to {verb}: "), Kind::Other)?;
+    Ok(match text.trim().parse::<usize>() {
+        Err(_) => format!("\"{}\" is not a pair number.\n", text.trim()),
+        Ok(id) => format!("{}\n", backend.act(action, id).unwrap_or_else(|e| e)),
+    })
+}
+
+/// Option 8 of the attached menu, once confirmed: the text said, or `None`
+/// when not confirmed.
+fn stop_service(
+    backend: &mut dyn Backend,
+    input: &mut Input<'_>,
+) -> Result<Option<String>, MenuEnd> {
+    let answer = ask(
+        input,
+        "Stop foldersync and every pair it runs? (y/N): ",
+        Kind::Other,
+    )?;
+    if yes_no(&answer) != Some(true) {
+        return Ok(None);
+    }
+    Ok(backend
+        .stop_service()
+        .map(|said| format!("{}\n", said.unwrap_or_else(|e| e))))
 }
 
 /// Prompts and reads one answer.
@@ -110,7 +147,7 @@ fn ask(input: &mut Input<'_>, prompt: &str, kind: Kind) -> Result<String, MenuEn
 /// The direction comes before the checks, which depend on it (a two-way
 /// pair writes its source too); the watch question comes last so a pair
 /// refused anyway is not asked it.
-fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, MenuEnd> {
+fn add(backend: &mut dyn Backend, input: &mut Input<'_>) -> Result<String, MenuEnd> {
     let mut fields = Vec::new();
     for (prompt, kind) in [
         ("Source folder: ", Kind::Path),
@@ -118,11 +155,17 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
         ("Interval in seconds (e.g. 10, 0.5, 5m): ", Kind::Other),
         ("Log file: ", Kind::Path),
     ] {
-        let answer = ask(input, prompt, kind)?;
-        let answer = unquote(answer.trim());
-        if answer.is_empty() {
+        // What one answer alone can show wrong is said at once, and the
+        // question asked again; the rest is checked after the direction.
+        let check = |answer: &str, backend: &mut dyn Backend| match prompt {
+            "Source folder: " => backend.check_source(&expand_home(answer)),
+            "Replica folder: " => Ok(()),
+            "Log file: " => Ok(()),
+            _ => parse_interval(answer).map(drop),
+        };
+        let Some(answer) = ask_until(input, prompt, kind, |a| check(a, backend))? else {
             return Ok("Cancelled: nothing was added.\n".into());
-        }
+        };
         fields.push(answer);
     }
     let [source, replica, interval, log_file] =
@@ -138,29 +181,22 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
             answer.trim()
         ));
     };
-    let raw = RawPair {
+    let mut raw = RawPair {
         source: expand_home(&source),
         replica: expand_home(&replica),
         interval,
         log_file: expand_home(&log_file),
         watch: false,
         two_way,
+        name: None,
+        options: Default::default(),
+        excludes: Default::default(),
     };
-    let upstream: Vec<_> = supervisor
-        .views()
-        .into_iter()
-        .filter(|v| !matches!(v.status.state, State::Stopped))
-        .map(|v| v.spec.replica)
-        .collect();
-    let mut spec = match validate_pair(&raw, &upstream).and_then(|spec| {
-        supervisor.check(&spec)?;
-        Ok(spec)
-    }) {
-        Ok(spec) => spec,
-        Err(e) => return Ok(format!("Not added: {e}.\n")),
-    };
+    if let Err(e) = backend.check(&raw) {
+        return Ok(format!("Not added: {e}.\n"));
+    }
     let answer = ask(input, "Watch for changes? (y/N): ", Kind::Other)?;
-    spec.watch = match yes_no(&answer) {
+    raw.watch = match yes_no(&answer) {
         Some(watch) => watch,
         None => {
             return Ok(format!(
@@ -169,18 +205,30 @@ fn add(supervisor: &mut Supervisor, input: &mut Input<'_>) -> Result<String, Men
             ));
         }
     };
-    let shown = format!(
-        "{} {} {} every {}{}",
-        spec.source.display(),
-        spec.arrow(),
-        spec.replica.display(),
-        format_interval(spec.interval),
-        if spec.watch { ", watched" } else { "" }
-    );
-    Ok(match supervisor.add(spec) {
-        Ok(id) => format!("Started pair {id}: {shown}.\n"),
-        Err(e) => format!("Not added: {e}.\n"),
-    })
+    Ok(format!("{}\n", backend.add(raw).unwrap_or_else(|e| e)))
+}
+
+/// Asks until the answer passes `check`, saying each refusal; `None` for
+/// an empty answer, which cancels.
+fn ask_until(
+    input: &mut Input<'_>,
+    prompt: &str,
+    kind: Kind,
+    mut check: impl FnMut(&str) -> Result<(), String>,
+) -> Result<Option<String>, MenuEnd> {
+    loop {
+        let answer = unquote(ask(input, prompt, kind)?.trim());
+        if answer.is_empty() {
+            return Ok(None);
+        }
+        match check(&answer) {
+            Ok(()) => return Ok(Some(answer)),
+            Err(e) => say(
+                &mut io::stdout(),
+                &format!("{e}; answer again (empty cancels).\n"),
+            ),
+        }
+    }
 }
 
 /// A direction: `Some(true)` for two-way; empty is one-way; `None` for

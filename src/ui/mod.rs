@@ -6,14 +6,16 @@
 //! line editor reads the answers instead, so that log records print above
 //! the prompt and what was typed so far is redrawn under them.
 
+mod backend;
 mod complete;
 mod input;
 mod menu;
 pub mod progress;
-mod render;
+pub mod render;
 
 use std::io::IsTerminal;
 
+pub use backend::Backend;
 pub use menu::{MenuEnd, run};
 
 /// Whether a person sits at the menu: stdin and stdout both terminals.

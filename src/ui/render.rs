@@ -17,8 +17,12 @@ pub fn list(views: &[PairView]) -> String {
     for v in views {
         let s = &v.status;
         text += &format!(
-            "Pair {}: {} {} {}{}\n  every {}, log {}\n  state: {}\n",
+            "Pair {}{}: {} {} {}{}\n  every {}, log {}\n  state: {}\n",
             v.id,
+            v.spec
+                .name
+                .as_ref()
+                .map_or(String::new(), |n| format!(" ({n})")),
             v.spec.source.display(),
             v.spec.arrow(),
             v.spec.replica.display(),
@@ -102,7 +106,7 @@ pub fn list(views: &[PairView]) -> String {
     text
 }
 
-fn state_line(s: &PairStatus, now: Instant) -> String {
+pub fn state_line(s: &PairStatus, now: Instant) -> String {
     let failed = s.last.as_ref().is_some_and(|l| !l.is_clean());
     match s.state {
         State::Starting => "starting".into(),

@@ -453,7 +453,11 @@ fn generate_writes_a_man_page_and_completion_scripts_to_stdout_and_nothing_else(
         ("man", ".TH foldersync 1"),
         ("complete-bash", "complete -F _foldersync"),
         ("complete-zsh", "#compdef foldersync"),
-        ("complete-fish", "complete -c foldersync -l no-menu"),
+        // With subcommands (ctl), fish completes options under a condition.
+        (
+            "complete-fish",
+            "complete -c foldersync -n \"__fish_foldersync_needs_command\" -l no-menu",
+        ),
     ] {
         let out = env.run(["--generate", what]);
         let text = String::from_utf8_lossy(&out.stdout);

@@ -1,7 +1,8 @@
 //! The console at a real terminal: foldersync runs on a pseudo-terminal
 //! (stdin, stdout and stderr all on it), a thread reads everything it
 //! writes into a vt100 screen, and each test checks what a person would
-//! see. The piped behaviour is covered by `menu.rs` and the others.
+//! see. The piped behaviour is covered by `menu.rs` and the others;
+//! `attach.rs` runs `foldersync attach` on the same [`PtySession`].
 
 use std::fs;
 use std::io::{Read, Write};
@@ -51,7 +52,7 @@ struct Terminal {
 
 /// foldersync on a pseudo-terminal, its output read continuously (a
 /// terminal nobody reads blocks the writer).
-struct PtySession {
+pub(crate) struct PtySession {
     child: Box<dyn Child + Send + Sync>,
     writer: Arc<Mutex<Box<dyn Write + Send>>>,
     term: Arc<Mutex<Terminal>>,
@@ -60,7 +61,7 @@ struct PtySession {
 }
 
 impl PtySession {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> PtySession {
+    pub(crate) fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> PtySession {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: ROWS,
@@ -124,14 +125,14 @@ impl PtySession {
     }
 
     /// Types `keys` (no Enter added).
-    fn type_keys(&self, keys: &str) {
+    pub(crate) fn type_keys(&self, keys: &str) {
         let mut w = self.writer.lock().unwrap();
         w.write_all(keys.as_bytes()).unwrap();
         w.flush().unwrap();
     }
 
     /// The screen's rows, right-trimmed.
-    fn rows(&self) -> Vec<String> {
+    pub(crate) fn rows(&self) -> Vec<String> {
         let term = self.term.lock().unwrap();
         term.parser
             .screen()
@@ -141,13 +142,13 @@ impl PtySession {
     }
 
     /// The row the cursor is on.
-    fn cursor_row(&self) -> String {
+    pub(crate) fn cursor_row(&self) -> String {
         let (row, _) = self.term.lock().unwrap().parser.screen().cursor_position();
         self.rows()[row as usize].clone()
     }
 
     /// The last row with anything on it.
-    fn last_line(&self) -> String {
+    pub(crate) fn last_line(&self) -> String {
         let rows = self.rows();
         rows.iter()
             .rev()
@@ -156,17 +157,17 @@ impl PtySession {
             .unwrap_or_default()
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         self.rows().join("\n")
     }
 
-    fn raw(&self) -> String {
+    pub(crate) fn raw(&self) -> String {
         String::from_utf8_lossy(&self.term.lock().unwrap().raw).into_owned()
     }
 
     /// Waits until the screen shows `text` at least `n` times.
     #[track_caller]
-    fn wait_screen(&self, text: &str, n: usize) {
+    pub(crate) fn wait_screen(&self, text: &str, n: usize) {
         wait_for(
             PATIENCE,
             || self.screen().matches(text).count() >= n,
@@ -176,7 +177,7 @@ impl PtySession {
 
     /// Waits until the prompt is the line the cursor is on.
     #[track_caller]
-    fn wait_prompt(&self, prompt: &str) {
+    pub(crate) fn wait_prompt(&self, prompt: &str) {
         wait_for(
             PATIENCE,
             || self.cursor_row().starts_with(prompt.trim_end()),
@@ -184,14 +185,14 @@ impl PtySession {
         );
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.process_id().expect("pid")
     }
 
     /// Waits for the exit and for the reader to see the end of the output;
     /// returns the exit code.
     #[track_caller]
-    fn wait_exit(&mut self) -> u32 {
+    pub(crate) fn wait_exit(&mut self) -> u32 {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -216,7 +217,7 @@ impl PtySession {
 
     /// Whether the terminal is back in its usual mode: lines, echo, and
     /// Ctrl-C as a signal.
-    fn terminal_is_cooked(&self) -> bool {
+    pub(crate) fn terminal_is_cooked(&self) -> bool {
         let fd = self.master.as_raw_fd().expect("master fd");
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
         assert_eq!(unsafe { libc::tcgetattr(fd, &mut t) }, 0);

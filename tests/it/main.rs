@@ -3,11 +3,14 @@
 //! terminals) and checks what a user would see. `support` holds the
 //! helpers; each other module is one concern.
 
+mod attach;
 mod cache_limit;
 mod chains;
 mod cli;
+mod config_file;
 mod console;
 mod crash;
+mod ctl;
 mod devices;
 mod digest_store;
 mod digests;
@@ -20,14 +23,18 @@ mod kill_points;
 mod links;
 mod logfile;
 mod menu;
+mod metrics;
 mod model;
 mod nas;
 mod parallel;
+mod reload;
+mod small_things;
 mod smoke;
 mod sparse;
 mod stress;
 mod support;
 mod sync;
+mod systemd;
 mod two_way;
 mod two_way_edges;
 mod two_way_edits;
