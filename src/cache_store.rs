@@ -240,6 +240,21 @@ impl CacheStore {
         self.wrote(result);
     }
 
+    /// Forgets a folder and everything below it, the replica's root (`rel`
+    /// empty) too: a replica folder the pass has just made.
+    pub fn forget_tree(&mut self, rel: &[u8]) {
+        if !rel.is_empty() {
+            return self.remove_tree(rel);
+        }
+        if !self.write || !self.pair.path().exists() {
+            return;
+        }
+        let result = self
+            .transaction()
+            .and_then(|conn| conn.execute("DELETE FROM digest_cache", []));
+        self.wrote(result);
+    }
+
     /// Commits what was written (at the end of a pass, and before another
     /// connection to the file writes, as the roots' does after a pass), and
     /// empties SQLite's page cache: a daemon whose in-memory cache holds
