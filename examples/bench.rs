@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --release --example bench -- [--quick] [--seed N]
 //! [--dir DIR] [--reps N] [--workloads small,large] [--keep] [--files N]
-//! [--generate-only]`.
+//! [--generate-only] [--baseline BIN] [--no-cache-limit]`.
 //! Linux only (ptrace, /proc). See bench/README.md.
 //!
 //! Tools, each run as its own process tree with stdout and stderr sent to
@@ -12,7 +12,12 @@
 //! - foldersync: `target/release/foldersync --once SRC DST 1 LOG`, LOG on
 //!   /dev/shm. Every run is a fresh process with an empty cache, as a cron
 //!   job would run it (the cache-limit scenario, below, runs it as a
-//!   daemon).
+//!   daemon), with `XDG_STATE_HOME=DIR/state/foldersync`: its state file
+//!   is kept from run to run, on the trees' file system.
+//! - baseline (`--baseline BIN`): another foldersync build, run the same
+//!   way right after foldersync, with a state folder of its own
+//!   (`DIR/state/baseline`), so any change can be shown against the build
+//!   before it in one run, under the same load.
 //! - rsync: `rsync -a --delete SRC/ DST/`.
 //! - cp: `cp -a SRC/. DST/` (initial scenario only).
 //! - stat-walk (lower bound): `find SRC DST -printf '%s %T@\n' > /dev/null`.
