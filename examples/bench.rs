@@ -1794,11 +1794,7 @@ fn main() -> io::Result<()> {
     }
     let env = Env {
         foldersync,
-        baseline: args
-            .baseline
-            .as_ref()
-            .map(|b| fs::canonicalize(b))
-            .transpose()?,
+        baseline: args.baseline.as_ref().map(fs::canonicalize).transpose()?,
         state: args.dir.join("state"),
         md5_batch: std::cell::Cell::new(500),
         shm,
