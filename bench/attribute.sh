@@ -2,7 +2,7 @@
 # Where a `--once` pass spends its time, scenario by scenario, for each
 # foldersync binary given: system calls counted by `strace -c -f`, user-space
 # instructions counted by callgrind (repeatable on a loaded machine, unlike
-# wall time), and the peak heap by massif. Each binary gets a state folder of
+# wall time), and the peak heap by massif (TOOLS=massif) or peak RSS (TOOLS=rss). Each binary gets a state folder of
 # its own (XDG_STATE_HOME), kept from scenario to scenario as cron would.
 #
 #   DIR=/mnt/speed/attr FILES=20000 bench/attribute.sh OLD_BIN NEW_BIN...
@@ -92,6 +92,14 @@ run() { # $1 binary, $2 scenario, $3 how
                 "$bin" --once "$src" "$dst" 1 /dev/shm/attr.log 2>/dev/shm/attr.stderr
             callgrind_annotate --inclusive=yes "$name.callgrind" >"$name.annotate" 2>/dev/null || true
             echo "$label $2 callgrind: $(awk '/Collected :/{print $NF}' "$name.valgrind") instructions"
+            ;;
+        fsync)
+            strace -f --seccomp-bpf -e trace=fsync,fdatasync -c -o "$name.fsync" "$bin" --once "$src" "$dst" 1 /dev/shm/attr.log 2>/dev/shm/attr.stderr
+            echo "$label $2 fsync: $(awk '/ total$/{print $4, "calls,", $2, "s"}' "$name.fsync")"
+            ;;
+        rss)
+            /usr/bin/time -f %M -o "$name.rss" "$bin" --once "$src" "$dst" 1 /dev/shm/attr.log 2>/dev/shm/attr.stderr
+            echo "$label $2 rss: $(cat "$name.rss") KiB peak"
             ;;
         massif)
             valgrind --tool=massif --massif-out-file="$name.massif" --log-file="$name.valgrind" \
