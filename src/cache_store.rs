@@ -393,8 +393,8 @@ impl CacheStore {
         // Each folder's rows are read once a pass: a small page cache
         // serves them (SQLite's default holds up to 2 MiB, most of a
         // --once's peak memory over 20,000 files). Dirty pages are spilled
-        // before the commit only past 1 MiB (256 pages).
-        let _ = conn.execute_batch("PRAGMA cache_size = -256; PRAGMA cache_spill = 256");
+        // before the commit only past 512 KiB (128 pages).
+        let _ = conn.execute_batch("PRAGMA cache_size = -256; PRAGMA cache_spill = 128");
         let failed = |e: String| format!("pair state {}: {e}", self.pair.path().display());
         match layout(&conn).map_err(|e| failed(e.to_string()))? {
             Layout::Known => Ok(Link::Open(conn)),
