@@ -78,8 +78,13 @@ fn try_run(cli: Cli) -> Result<Exit, Error> {
     for spec in &specs {
         PairExcludes::load(Arc::clone(&patterns), &spec.source)?;
     }
-    let state =
-        State::resolve(cli.state_dir.as_deref()).and_then(|dir| State::open(dir, cli.dry_run))?;
+    let state_dir = State::resolve(cli.state_dir.as_deref())?;
+    // Before the state folder is made: a refused one is not created.
+    let resolved = config::resolve(&state_dir).unwrap_or_else(|_| state_dir.clone());
+    for spec in &specs {
+        crate::state::check_place(&resolved, spec)?;
+    }
+    let state = State::open(state_dir, cli.dry_run)?;
     let level = if cli.quiet {
         LevelFilter::Warn
     } else if cli.verbose {

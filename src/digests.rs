@@ -44,7 +44,7 @@ pub fn fill(ctx: &PairContext<'_>, cache: &mut Cache, files: Vec<Unhashed>) {
         }
     };
     let (caps, network) = {
-        let mounts = ctx.mounts.lock().expect("mounts poisoned");
+        let mounts = crate::mounts::lock(ctx.mounts);
         (mounts.caps(), mounts.replica_on_network())
     };
     let next = AtomicUsize::new(0);

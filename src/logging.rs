@@ -18,7 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use simplelog::{CombinedLogger, SharedLogger};
@@ -109,7 +109,11 @@ impl Logs {
     /// Sends pair `id`'s records to `path` from now on (several pairs may
     /// share one file). Opens it now, so a bad path is reported at once.
     pub fn attach(&self, id: usize, path: &Path) -> io::Result<()> {
-        let mut by_pair = self.files.by_pair.write().expect("log registry poisoned");
+        let mut by_pair = self
+            .files
+            .by_pair
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let shared = by_pair.values().find(|f| f.path == path).cloned();
         let file = match shared {
             Some(file) => file,
@@ -120,7 +124,7 @@ impl Logs {
                 };
                 file.open
                     .lock()
-                    .expect("log file poisoned")
+                    .unwrap_or_else(PoisonError::into_inner)
                     .replace(OpenLog::open(path)?);
                 Arc::new(file)
             }
@@ -167,7 +171,7 @@ impl OpenLog {
 
 impl LogFile {
     fn write_line(&self, line: &[u8]) {
-        let mut open = self.open.lock().expect("log file poisoned");
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if open.as_ref().is_some_and(|o| !o.still_at(&self.path)) {
             *open = None;
         }
@@ -331,7 +335,7 @@ impl Log for FileLogger {
             .0
             .by_pair
             .read()
-            .expect("log registry poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
             .cloned();
         let Some(file) = file else { return };

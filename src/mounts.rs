@@ -18,6 +18,15 @@ mod root;
 pub use caps::*;
 pub use root::*;
 
+/// A pair's mounts, recovered from a lock a panicking thread left
+/// poisoned (what they hold is whole at every step): the one way every
+/// direction takes them.
+pub fn lock(mounts: &std::sync::Mutex<Mounts>) -> std::sync::MutexGuard<'_, Mounts> {
+    mounts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// What a pair remembers between passes (and, through
 /// [`crate::state`], across restarts: the roots' devices).
 #[derive(Default)]

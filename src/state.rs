@@ -90,6 +90,35 @@ impl State {
     }
 }
 
+/// Refuses a state folder `dir` (resolved) that is, contains or lies inside
+/// a folder of the pair `spec`: a pass would copy its live database to the
+/// other side, or delete it as an extra in a replica. Every pair, from the
+/// command line, a pairs file or the menu, is checked by this.
+pub fn check_place(dir: &Path, spec: &crate::config::PairSpec) -> Result<(), String> {
+    for (folder, role) in [(&spec.source, "source"), (&spec.replica, "replica")] {
+        let how = if dir == folder.as_path() {
+            "is"
+        } else if dir.starts_with(folder) {
+            "is inside"
+        } else if folder.starts_with(dir) {
+            "contains"
+        } else {
+            continue;
+        };
+        let why = match (role, spec.two_way) {
+            ("replica", false) => "where a pass would delete its files",
+            _ => "whose passes would copy its live files to the other folder",
+        };
+        return Err(format!(
+            "state folder {} {how} the {role} folder {} of a pair, {why}; \
+             name a state folder outside every pair's folders with --state-dir",
+            dir.display(),
+            folder.display()
+        ));
+    }
+    Ok(())
+}
+
 /// FNV-1a, 64 bits: stable across versions and platforms, unlike std's
 /// hasher, so a pair finds its file again after an upgrade.
 fn fnv1a(bytes: &[u8]) -> u64 {

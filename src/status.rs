@@ -62,8 +62,8 @@ pub struct PassReport {
     pub outcome: Outcome,
     pub counts: Counts,
     pub duration: Duration,
-    /// Removals held back by `--max-delete` (none made), waiting for the
-    /// user's approval.
+    /// Removals held back (none made) by `--max-delete`, or by a two-way
+    /// side emptied of its files, waiting for the user's approval.
     pub held_deletions: u64,
 }
 
@@ -97,6 +97,18 @@ pub enum State {
         next: Instant,
     },
     Stopped,
+    /// Its worker panicked outside a pass and ended (`PairStatus::crashed`
+    /// says why); menu option 5 starts it again.
+    Crashed,
+}
+
+/// One pair's status, recovered from a lock a panicking thread left
+/// poisoned: the status is plain data, whole at every step, and one
+/// panic must not spread to every thread that reads it.
+pub fn lock(status: &std::sync::Mutex<PairStatus>) -> std::sync::MutexGuard<'_, PairStatus> {
+    status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One pair's status as the menu shows it.
@@ -119,6 +131,8 @@ pub struct PairStatus {
     pub exclude_patterns: usize,
     /// A watched pair's watch, for the list; `None` for an unwatched pair.
     pub watch: Option<WatchStatus>,
+    /// What the worker's panic said, when it crashed.
+    pub crashed: Option<String>,
 }
 
 /// What a watched pair's watch is doing.
@@ -144,6 +158,7 @@ impl Default for PairStatus {
             device_refused: None,
             exclude_patterns: 0,
             watch: None,
+            crashed: None,
         }
     }
 }

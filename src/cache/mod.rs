@@ -285,11 +285,6 @@ impl Cache {
         self.entries
     }
 
-    /// Whether no file is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.entries == 0
-    }
-
     /// Approximate memory used, in bytes.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -130,9 +130,9 @@ impl Entry {
     /// The entry alone, as the stored cache keeps it
     /// ([`crate::cache_store`]): its record against a zero base, so it
     /// needs nothing else to be read back.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
-        encode(&mut out, self, &Base::default());
+        encode(&mut out, &self, &Base::default());
         out
     }
 

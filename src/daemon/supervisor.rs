@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::Sender;
-use log::info;
+use log::{error, info};
 
 use crate::config::{PairSpec, SyncOptions, check_overlaps};
 use crate::daemon::gate::Gate;
@@ -15,7 +15,7 @@ use crate::excludes::{PairExcludes, Patterns};
 use crate::logging::{Logs, display_root, pair_target};
 use crate::pair::Cancel;
 use crate::state::State as StateDir;
-use crate::status::{PairStatus, State};
+use crate::status::{self, PairStatus, State};
 
 /// A pair as the supervisor keeps it.
 struct Pair {
@@ -95,7 +95,7 @@ impl Supervisor {
     }
 
     /// Whether a pair may join the running ones: its folders overlap none
-    /// of theirs and the state folder is not in its replica. Checks only:
+    /// of theirs and the state folder is neither in nor around them. Checks only:
     /// the menu asks it before its last question.
     pub fn check(&self, spec: &PairSpec) -> Result<(), String> {
         let running: Vec<&PairSpec> = self
@@ -105,14 +105,8 @@ impl Supervisor {
             .map(|p| &p.spec)
             .collect();
         check_overlaps(&running, std::slice::from_ref(spec))?;
-        if let Some(state) = &self.state
-            && state.dir().starts_with(&spec.replica)
-        {
-            return Err(format!(
-                "state folder {} is inside the replica folder {}, where a pass would delete it",
-                state.dir().display(),
-                spec.replica.display()
-            ));
+        if let Some(state) = &self.state {
+            crate::state::check_place(state.dir(), spec)?;
         }
         Ok(())
     }
@@ -134,7 +128,7 @@ impl Supervisor {
     fn spawn(&mut self, id: usize, worker: Worker) -> Result<usize, String> {
         match thread::Builder::new()
             .name(format!("pair-{id}"))
-            .spawn(move || worker.run())
+            .spawn(move || run_guarded(worker))
         {
             Ok(thread) => {
                 let pair = self.pairs.iter_mut().find(|p| p.id == id);
@@ -145,7 +139,7 @@ impl Supervisor {
                 // The worker was dropped unstarted: it never ran a pass.
                 self.gate.leave(id);
                 if let Some(pair) = self.pairs.iter().find(|p| p.id == id) {
-                    pair.status.lock().expect("status poisoned").state = State::Stopped;
+                    status::lock(&pair.status).state = State::Stopped;
                 }
                 Err(format!("cannot start a thread for pair {id}: {e}"))
             }
@@ -158,7 +152,7 @@ impl Supervisor {
     /// a no-change pass over a small tree (2.7 ms against 1.7 ms).
     pub fn run_here(&mut self, spec: PairSpec) -> Result<bool, String> {
         let (_, worker) = self.enlist(spec)?;
-        self.all_clean &= worker.run();
+        self.all_clean &= run_guarded(worker);
         Ok(self.all_clean)
     }
 
@@ -173,12 +167,26 @@ impl Supervisor {
         self.logs
             .attach(id, &spec.log_file)
             .map_err(|e| format!("log file {}: {e}", spec.log_file.display()))?;
-        let (triggers, receiver) = crossbeam_channel::unbounded();
-        let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(Mutex::new(PairStatus {
             exclude_patterns: patterns,
             ..PairStatus::default()
         }));
+        let (worker, pair) = self.worker(id, spec, excludes, status);
+        self.pairs.push(pair);
+        Ok((id, worker))
+    }
+
+    /// A pair's worker, and the supervisor's side of it (not running yet).
+    fn worker(
+        &self,
+        id: usize,
+        spec: PairSpec,
+        excludes: PairExcludes,
+        status: Arc<Mutex<PairStatus>>,
+    ) -> (Worker, Pair) {
+        let patterns = excludes.matcher().len();
+        let (triggers, receiver) = crossbeam_channel::unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             id,
             spec: spec.clone(),
@@ -211,15 +219,40 @@ impl Supervisor {
                 n => format!(", {n} exclude patterns"),
             },
         );
-        self.pairs.push(Pair {
+        let pair = Pair {
             id,
             spec,
             status,
             triggers,
             stop,
             thread: None,
-        });
-        Ok((id, worker))
+        };
+        (worker, pair)
+    }
+
+    /// Starts again a pair whose worker crashed: a new worker on the same
+    /// pair, status and log, whose first pass starts now.
+    fn restart(&mut self, id: usize) -> Result<(), String> {
+        let at = self
+            .pairs
+            .iter()
+            .position(|p| p.id == id)
+            .ok_or_else(|| format!("there is no pair {id}"))?;
+        if let Some(thread) = self.pairs[at].thread.take() {
+            // It ended with its panic, which its log has said.
+            let _ = thread.join();
+        }
+        let spec = self.pairs[at].spec.clone();
+        let excludes = PairExcludes::load(Arc::clone(&self.patterns), &spec.source)?;
+        let status = Arc::clone(&self.pairs[at].status);
+        {
+            let mut status = status::lock(&status);
+            status.crashed = None;
+            status.state = State::Starting;
+        }
+        let (worker, pair) = self.worker(id, spec, excludes, status);
+        self.pairs[at] = pair;
+        self.spawn(id, worker).map(drop)
     }
 
     fn running(&mut self, id: usize) -> Result<&mut Pair, String> {
@@ -239,14 +272,24 @@ impl Supervisor {
         let pair = self.running(id)?;
         let thread = pair.thread.take().expect("a running pair has a thread");
         let clean = join(thread);
+        {
+            let mut status = status::lock(&pair.status);
+            if matches!(status.state, State::Crashed) {
+                status.state = State::Stopped;
+            }
+        }
         self.all_clean &= clean;
         Ok(())
     }
 
-    /// Starts a pair's next pass now. Says so if it is syncing already.
+    /// Starts a pair's next pass now, or the pair again when its worker
+    /// crashed. Says so if it is syncing already.
     pub fn sync_now(&mut self, id: usize) -> Result<(), String> {
         let pair = self.running(id)?;
-        let state = pair.status.lock().expect("status poisoned").state;
+        let state = status::lock(&pair.status).state;
+        if matches!(state, State::Crashed) {
+            return self.restart(id);
+        }
         if matches!(state, State::Syncing { .. } | State::Starting) {
             return Err(format!("pair {id} is syncing already"));
         }
@@ -259,7 +302,7 @@ impl Supervisor {
     /// pass through, in a pass that starts now. Returns how many.
     pub fn approve_deletions(&mut self, id: usize) -> Result<u64, String> {
         let pair = self.running(id)?;
-        let status = pair.status.lock().expect("status poisoned").clone();
+        let status = status::lock(&pair.status).clone();
         let held = status.last.map_or(0, |l| l.held_deletions);
         if held == 0 {
             return Err(format!("pair {id} holds no deletions"));
@@ -281,7 +324,7 @@ impl Supervisor {
     /// refused.
     pub fn accept_new_devices(&mut self, id: usize) -> Result<String, String> {
         let pair = self.running(id)?;
-        let status = pair.status.lock().expect("status poisoned").clone();
+        let status = status::lock(&pair.status).clone();
         let Some(refused) = status.device_refused else {
             return Err(format!("pair {id} has no new device to accept"));
         };
@@ -303,7 +346,7 @@ impl Supervisor {
             .map(|p| PairView {
                 id: p.id,
                 spec: p.spec.clone(),
-                status: p.status.lock().expect("status poisoned").clone(),
+                status: status::lock(&p.status).clone(),
             })
             .collect()
     }
@@ -328,6 +371,29 @@ impl Supervisor {
         self.gate.wake();
         self.wait_all()
     }
+}
+
+/// Runs a worker, catching a panic anywhere in it (a pass catches its
+/// own): the pair says `crashed: MESSAGE` in its log and in the list, and
+/// the process and the other pairs run on. Returns whether its last pass
+/// was clean; a crash is not.
+fn run_guarded(worker: Worker) -> bool {
+    let (id, status) = (worker.id, Arc::clone(&worker.status));
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
+    ran.unwrap_or_else(|panic| {
+        let why = crate::pass::panic_message(panic.as_ref());
+        // The list first: whoever reads the log line finds it said there.
+        {
+            let mut status = status::lock(&status);
+            status.crashed = Some(why.clone());
+            status.state = State::Crashed;
+        }
+        error!(
+            target: &pair_target(id),
+            "pair {id}: crashed: {why}; the other pairs run on. Menu option 5 starts it again. Please report this"
+        );
+        false
+    })
 }
 
 /// Joins a worker; a panicked worker counts as unclean.

@@ -148,7 +148,7 @@ impl Worker {
         // Why a watched pair is not watching, for the list.
         let mut fell_back = None;
         let mut watch = self.start_watch(&target, &mut fell_back);
-        self.status.lock().expect("status poisoned").watch =
+        crate::status::lock(&self.status).watch =
             watch_status(watch.as_ref(), fell_back.as_deref());
         let mut said_lost = false;
         // `None`: a full pass; otherwise where a watch saw changes.
@@ -179,7 +179,7 @@ impl Worker {
                 copied: 0,
                 bytes: 0,
             });
-            lock(&mounts).refused = None;
+            crate::mounts::lock(&mounts).refused = None;
             let mut progress = |counts: &crate::status::Counts| {
                 self.set_state(State::Syncing {
                     since: started,
@@ -210,7 +210,7 @@ impl Worker {
             drop(in_pass);
             replica_lock.end_pass();
             approved = false;
-            let refused = lock(&mounts).refused.clone();
+            let refused = crate::mounts::lock(&mounts).refused.clone();
             let now = Instant::now();
             // Only a full pass starts the interval again.
             let late = full && started + self.spec.interval <= now;
@@ -224,7 +224,7 @@ impl Worker {
             {
                 // One update, so the menu never sees a finished pass still
                 // marked as syncing.
-                let mut status = self.status.lock().expect("status poisoned");
+                let mut status = crate::status::lock(&self.status);
                 status.last = Some(report);
                 status.totals.add(&report.counts);
                 status.passes += 1;
@@ -241,6 +241,7 @@ impl Worker {
                 status.device_refused = refused;
                 status.watch = watch_status(watch.as_ref(), fell_back.as_deref());
             }
+            panic_test_hook();
             if let Some(store) = &store {
                 let mut store = cache_store::lock(store);
                 // Before the roots' write, which waits for this one.
@@ -253,7 +254,7 @@ impl Worker {
             }
             // After the status: the menu shows the pass ended at once.
             if report.outcome == Outcome::Finished && !self.options.dry_run {
-                let records = lock(&mounts).records();
+                let records = crate::mounts::lock(&mounts).records();
                 memory.save(records, &target, self.id);
             }
             // A run that could not keep its devices is not clean: cron
@@ -291,7 +292,7 @@ impl Worker {
             if self.spec.watch && watch.is_none() && fell_back.is_none() {
                 // A two-way replica made by this pass: both sides now.
                 watch = self.start_watch(&target, &mut fell_back);
-                self.status.lock().expect("status poisoned").watch =
+                crate::status::lock(&self.status).watch =
                     watch_status(watch.as_ref(), fell_back.as_deref());
             }
             let trigger = match &mut watch {
@@ -321,7 +322,7 @@ impl Worker {
                         "pair {}: new devices confirmed: this pass takes the devices it finds and remembers them",
                         self.id
                     );
-                    lock(&mounts).accept_new = true;
+                    crate::mounts::lock(&mounts).accept_new = true;
                 }
                 Trigger::Stop => break,
             }
@@ -356,12 +357,8 @@ impl Worker {
     }
 
     fn set_state(&self, state: State) {
-        self.status.lock().expect("status poisoned").state = state;
+        crate::status::lock(&self.status).state = state;
     }
-}
-
-fn lock(mounts: &Mutex<Mounts>) -> std::sync::MutexGuard<'_, Mounts> {
-    mounts.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A pair's roots as kept in its state, and whether keeping them failed.
@@ -422,6 +419,18 @@ impl Memory {
             error!(target: target, "pair {id}: error {line}");
         }
         self.failed = true;
+    }
+}
+
+/// Debug builds only: with `FOLDERSYNC_TEST_PANIC_AFTER_PASS` naming a
+/// file that exists, the worker removes it and panics after its pass,
+/// outside it, so a test can prove the crash is caught and said.
+fn panic_test_hook() {
+    #[cfg(debug_assertions)]
+    if let Some(flag) = std::env::var_os("FOLDERSYNC_TEST_PANIC_AFTER_PASS")
+        && std::fs::remove_file(&flag).is_ok()
+    {
+        panic!("a test panic after a pass");
     }
 }
 

@@ -72,7 +72,7 @@ pub enum RootChange {
 
 impl RootChange {
     /// What changed, without the advice (for a change the user confirmed).
-    fn what(&self) -> String {
+    pub fn what(&self) -> String {
         match self {
             RootChange::Missing => "was there at an earlier pass and is now missing".into(),
             RootChange::OtherDevice { before, now } => {
@@ -103,6 +103,14 @@ impl fmt::Display for RootChange {
 }
 
 impl RootWatch {
+    /// A watch on a folder last seen on device `dev`, as `mount`: a disk
+    /// mounted inside a two-way side (see `crate::twoway::nested`).
+    pub fn seen_on(dev: u64, mount: Option<MountInfo>) -> RootWatch {
+        RootWatch {
+            seen: Some(Seen { dev, mount }),
+        }
+    }
+
     /// Whether a root that cannot be found may be created: when no earlier
     /// pass saw it, or when its parent folder, on `parent_dev`, is on the
     /// file system the root was on (the folder was deleted, not unmounted

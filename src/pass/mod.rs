@@ -21,7 +21,7 @@ use std::time::{Instant, SystemTime};
 use crate::cache::{Cache, Entry};
 use crate::excludes::Matcher;
 use crate::fsops::Meta;
-use crate::mounts::{Caps, Mounts};
+use crate::mounts::Caps;
 use crate::pair::{PairContext, Unhashed};
 use crate::status::{Counts, Outcome, PassReport};
 
@@ -264,7 +264,7 @@ fn walk_with(
     };
     let outcome = walk::walk(&shared, starts);
     if outcome == Outcome::Finished {
-        lock_mounts(ctx).passed(shared.replica_dev.get().copied());
+        crate::mounts::lock(ctx.mounts).passed(shared.replica_dev.get().copied());
     }
     let cache = shared.cache.into_inner().unwrap_or_else(|e| e.into_inner());
     shared
@@ -286,10 +286,6 @@ fn walk_with(
 }
 
 /// The pair's knowledge of its file systems, for this worker's turn.
-fn lock_mounts<'a>(ctx: &'a PairContext<'_>) -> std::sync::MutexGuard<'a, Mounts> {
-    ctx.mounts.lock().expect("mounts poisoned")
-}
-
 #[cfg(test)]
 mod tests {
     use std::fs;

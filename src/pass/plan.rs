@@ -361,7 +361,7 @@ mod tests {
         digest: bool,
     }
 
-    /// The rules as the README states them, one by one.
+    /// The rules as docs/how-it-decides.md states them, one by one.
     fn expected(r: Row) -> Plan {
         if !r.same_size {
             return Plan::Copy;

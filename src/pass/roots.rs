@@ -11,7 +11,6 @@ use crate::fsops::{self, Meta, join_rel};
 use crate::logging::display_root;
 use crate::mounts::Note;
 
-use super::lock_mounts;
 use super::report::Done;
 use super::schedule::{Open, Task};
 use super::starts::{Start, fewest};
@@ -108,7 +107,7 @@ impl Walker<'_, '_> {
         };
         // Before anything is created: a source on another device than at
         // its first good pass is most likely a bare mountpoint.
-        if let Err(e) = lock_mounts(self.ctx).check_source(src_root.1.dev) {
+        if let Err(e) = crate::mounts::lock(self.ctx.mounts).check_source(src_root.1.dev) {
             self.error_line(format_args!(
                 "source folder {} {e}",
                 display_root(&spec.source)
@@ -125,7 +124,9 @@ impl Walker<'_, '_> {
                     .parent()
                     .and_then(|p| std::fs::metadata(p).ok())
                     .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
-                if let Err(e) = lock_mounts(self.ctx).check_replica_missing(parent_dev) {
+                if let Err(e) =
+                    crate::mounts::lock(self.ctx.mounts).check_replica_missing(parent_dev)
+                {
                     self.error_line(format_args!(
                         "replica folder {} {e}",
                         display_root(&spec.replica)
@@ -176,7 +177,7 @@ impl Walker<'_, '_> {
                 return None;
             }
         }
-        for accepted in lock_mounts(self.ctx).take_accepted() {
+        for accepted in crate::mounts::lock(self.ctx.mounts).take_accepted() {
             self.ctx.warn_line(format_args!("{accepted}"));
         }
         let (src, src_meta) = src_root;
@@ -208,7 +209,7 @@ impl Walker<'_, '_> {
         let shown = display_root(&self.ctx.spec.replica);
         // The probe writes: not in a dry run.
         let probe = self.shared.replica.writes();
-        let checked = lock_mounts(self.ctx).check_replica(dst.as_fd(), probe);
+        let checked = crate::mounts::lock(self.ctx.mounts).check_replica(dst.as_fd(), probe);
         let replica = match checked {
             Ok(replica) => replica,
             Err(e) => {

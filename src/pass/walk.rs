@@ -21,7 +21,7 @@ use super::report::Done;
 use super::roots;
 use super::schedule::{DirNode, Finish, Job, Open, Queue, Task};
 use super::starts::Start;
-use super::{Shared, Totals, lock_mounts};
+use super::{Shared, Totals};
 use crate::pair::PairContext;
 use crate::pair::jobs;
 
@@ -95,7 +95,7 @@ pub(super) fn run_workers(shared: &Shared<'_>) {
         std::thread::scope(|scope| {
             // Named, so a profile tells the workers apart; one that cannot
             // be started only makes the pass use fewer.
-            let network = lock_mounts(shared.ctx).replica_on_network();
+            let network = crate::mounts::lock(shared.ctx.mounts).replica_on_network();
             for n in 2..=jobs(&shared.ctx.options, network) {
                 let builder =
                     std::thread::Builder::new().name(format!("pair-{}-w{n}", shared.ctx.id));

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 
-use crate::fsops::Time;
 use crate::state::PairState;
 
-use super::reconcile::{Record, Stamp, What};
+use super::row::{Record, Stamp, UNKNOWN_CTIME, What};
 
 /// Writes waiting for their transaction; flushed at this many or after
 /// [`FLUSH_AFTER`].
@@ -60,6 +59,27 @@ impl<'s> Archive<'s> {
             pending: Vec::new(),
             since: Instant::now(),
         })
+    }
+
+    /// The pair's state database, for the other tables two-way keeps
+    /// there (see [`super::nested`]); `None` in a dry run of a pair with
+    /// no state yet.
+    pub fn connection(&mut self) -> Option<&mut Connection> {
+        self.conn.as_deref_mut()
+    }
+
+    /// Whether the last sync left a folder at `path` (see
+    /// [`super::nested`]); `false` too when that cannot be read.
+    pub fn had_folder(&mut self, path: &[u8]) -> bool {
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return false;
+        };
+        conn.query_row(
+            "SELECT what FROM archive WHERE tree_key = ?1",
+            [tree_key(path)],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|what| what == 1)
     }
 
     /// How many entries the archive holds.
@@ -153,6 +173,17 @@ impl<'s> Archive<'s> {
             return Ok(());
         };
         conn.execute("DELETE FROM temp_tags", [])
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Forgets one pass's tag: a pass that ended, even early, dropped its
+    /// temporaries as it went; only a kill leaves some.
+    pub fn forget_temp_tag(&mut self, tag: u64) -> Result<(), String> {
+        let Some(conn) = self.conn.as_deref_mut().filter(|_| !self.dry_run) else {
+            return Ok(());
+        };
+        conn.execute("DELETE FROM temp_tags WHERE tag = ?1", [tag as i64])
             .map(drop)
             .map_err(|e| e.to_string())
     }
@@ -281,8 +312,10 @@ fn decode(row: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
     let target: Option<Vec<u8>> = row.get(3)?;
     let stamp = |at: usize, ctime_at: usize| -> rusqlite::Result<Stamp> {
         Ok(Stamp {
-            mtime: from_ns(row.get(at)?),
-            ctime: row.get::<_, Option<i64>>(ctime_at)?.map(from_ns),
+            mtime: row.get(at)?,
+            ctime: row
+                .get::<_, Option<i64>>(ctime_at)?
+                .unwrap_or(UNKNOWN_CTIME),
             ino: row.get::<_, i64>(at + 1)? as u64,
             mode: row.get::<_, i64>(at + 2)? as u32,
         })
@@ -292,7 +325,7 @@ fn decode(row: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
         Record {
             what,
             size: row.get::<_, i64>(2)? as u64,
-            target: target.map(Vec::into_boxed_slice),
+            target: target.map(Box::new),
             a: stamp(4, 11)?,
             b: stamp(7, 12)?,
             racy: row.get(10)?,
@@ -324,16 +357,16 @@ fn write_all(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
                         what,
                         r.size as i64,
                         r.target.as_deref(),
-                        to_ns(r.a.mtime),
+                        r.a.mtime,
                         r.a.ino as i64,
                         i64::from(r.a.mode),
-                        to_ns(r.b.mtime),
+                        r.b.mtime,
                         r.b.ino as i64,
                         i64::from(r.b.mode),
                         r.racy,
                         tree_key(path),
-                        r.a.ctime.map(to_ns),
-                        r.b.ctime.map(to_ns),
+                        ctime_column(r.a.ctime),
+                        ctime_column(r.b.ctime),
                     ])?;
                 }
                 Write::Forget(path) => {
@@ -345,22 +378,15 @@ fn write_all(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn to_ns(t: Time) -> i64 {
-    t.sec
-        .saturating_mul(1_000_000_000)
-        .saturating_add(i64::from(t.nsec))
-}
-
-fn from_ns(ns: i64) -> Time {
-    Time {
-        sec: ns.div_euclid(1_000_000_000),
-        nsec: ns.rem_euclid(1_000_000_000) as u32,
-    }
+/// A ctime as stored: NULL when not known.
+fn ctime_column(ctime: i64) -> Option<i64> {
+    (ctime != UNKNOWN_CTIME).then_some(ctime)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsops::Time;
 
     #[test]
     fn an_archive_without_ctimes_gains_them_and_reads_them_as_unknown() {
@@ -386,14 +412,19 @@ mod tests {
         };
         let (path, rec) = read(&conn);
         assert_eq!(
-            (&path[..], rec.size, rec.a.ctime, rec.b.ctime),
-            (&b"a"[..], 3, None, None)
+            (
+                &path[..],
+                rec.size,
+                rec.a.ctime == UNKNOWN_CTIME,
+                rec.b.ctime == UNKNOWN_CTIME
+            ),
+            (&b"a"[..], 3, true, true)
         );
-        let ctime = Time { sec: 7, nsec: 9 };
+        let ctime = 7_000_000_009;
         let mut rec = rec;
-        rec.a.ctime = Some(ctime);
+        rec.a.ctime = ctime;
         write_all(&mut conn, &[Write::Put(path, rec)]).unwrap();
-        assert_eq!(read(&conn).1.a.ctime, Some(ctime));
+        assert_eq!(read(&conn).1.a.ctime, ctime);
     }
 
     #[test]
@@ -406,7 +437,7 @@ mod tests {
             },
             Time { sec: -1, nsec: 5 },
         ] {
-            assert_eq!(from_ns(to_ns(t)), t);
+            assert_eq!(Time::from_nanos(Time::nanos(t)), t);
         }
     }
 }

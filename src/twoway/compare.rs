@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::fsops::{self, Buffers, Compared};
 use crate::pair::PairContext;
 
-use super::reconcile::{self, Row, Side, parent};
+use super::reconcile;
 use super::report::Log;
 use super::roots::Roots;
+use super::row::{Row, Side, parent};
 
 /// Reads both sides' bytes where the planner needs to know whether they
 /// are the same, on `--jobs` threads. A row whose files cannot be read is

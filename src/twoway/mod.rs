@@ -5,8 +5,10 @@
 //! - [`scan`]: both sides walked at once, each into a list in tree order.
 //! - [`archive`]: what both sides held after the last sync (SQLite, in the
 //!   pair's state file).
+//! - [`merge`]: the archive and both scans, one row a path.
 //! - [`reconcile`]: the pure planner, per path, from those three; the
-//!   bytes of two files are compared first where it needs to know.
+//!   bytes of two files are compared first where it needs to know
+//!   ([`compare`]); [`holds`] keeps back removals the user must approve.
 //! - [`apply`]: doing it, re-checking each target right before it is
 //!   touched, and recording each result once done; conflict copies are
 //!   named by [`conflict`].
@@ -28,16 +30,21 @@ mod apply;
 mod archive;
 mod compare;
 mod conflict;
+mod excluded;
+mod holds;
+mod merge;
+mod nested;
 pub mod reconcile;
 mod report;
 mod roots;
+mod row;
 mod scan;
 
 use apply::Apply;
-use archive::{Archive, Recorded};
-use reconcile::{Action, Row, Side, What, parent};
+use archive::Archive;
 use report::Log;
-use scan::{Scan, tree_order};
+use row::{Row, Side};
+use scan::Scan;
 
 /// What a two-way pair keeps from pass to pass.
 pub struct TwoWay {
@@ -49,6 +56,8 @@ pub struct TwoWay {
     /// What the source's file system keeps, probed at the first pass that
     /// may write.
     source_caps: Option<Caps>,
+    /// The tag of the running pass's temporaries, once recorded.
+    tag: Option<u64>,
 }
 
 impl TwoWay {
@@ -57,6 +66,7 @@ impl TwoWay {
             state,
             source_lock: ReplicaLock::default(),
             source_caps: None,
+            tag: None,
         }
     }
 
@@ -74,13 +84,22 @@ impl TwoWay {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.run(ctx, approved, &mut log, progress)
         }));
-        let (outcome, held) = ran.unwrap_or_else(|panic| {
-            let why = crate::pass::panic_message(panic.as_ref());
-            log.pass_error(format_args!(
-                "internal: the two-way pass panicked ({why}); it ended there. Please report this"
-            ));
-            (Outcome::Failed, 0)
-        });
+        if ran.is_ok() {
+            // However it ended, the pass dropped its temporaries: its tag
+            // goes, so only kills, never failing passes, add tags.
+            self.forget_tag(&mut log);
+        }
+        let (outcome, held) = match ran {
+            Ok(Ok(held)) => (Outcome::Finished, held),
+            Ok(Err(Ended(outcome))) => (outcome, 0),
+            Err(panic) => {
+                let why = crate::pass::panic_message(panic.as_ref());
+                log.pass_error(format_args!(
+                    "internal: the two-way pass panicked ({why}); it ended there. Please report this"
+                ));
+                (Outcome::Failed, 0)
+            }
+        };
         self.source_lock.end_pass();
         let report = PassReport {
             outcome,
@@ -92,201 +111,79 @@ impl TwoWay {
         report
     }
 
+    /// The pass's stages: the archive and this pass's tag, the roots, both
+    /// scans, the guards, the plan, the apply. A stage that ends the pass
+    /// early has said why ([`Ended`]).
     fn run(
         &mut self,
         ctx: &PairContext<'_>,
         approved: bool,
         log: &mut Log<'_>,
         progress: &mut (dyn FnMut(&Counts) + Send),
-    ) -> (Outcome, u64) {
-        let spec = ctx.spec;
+    ) -> Result<u64, Ended> {
         let dry_run = ctx.options.dry_run;
         let Some(state) = self.state.as_mut() else {
             log.pass_error(format_args!(
                 "a two-way pair needs a state folder for its archive; nothing changed"
             ));
-            return (Outcome::Failed, 0);
+            return Err(Ended(Outcome::Failed));
         };
-        let mut archive = match Archive::open(state, dry_run) {
-            Ok(archive) => archive,
-            Err(e) => {
-                log.pass_error(format_args!("{e}; nothing changed on either side"));
-                return (Outcome::Failed, 0);
-            }
-        };
-        let recorded = match archive.count() {
-            Ok(n) => n,
-            Err(e) => {
-                log.pass_error(format_args!(
-                    "reading the archive: {e}; nothing changed on either side"
-                ));
-                return (Outcome::Failed, 0);
-            }
-        };
+        let (mut archive, recorded) = open_archive(state, dry_run, log)?;
         // Before anything is written: the tag of this pass's temporaries,
         // and those of earlier passes whose leftovers the scan removes.
-        let tags = match temp_tags(&mut archive) {
-            Ok(tags) => tags,
-            Err(e) => {
-                log.pass_error(format_args!(
-                    "pair state: {e}; nothing changed on either side"
-                ));
-                return (Outcome::Failed, 0);
-            }
-        };
-        let _tagged = fsops::tag_temporaries(tags.1);
-        let tags = tags.0;
-        let Some(roots) = roots::open_roots(ctx, &self.source_lock, recorded > 0, log) else {
-            return (Outcome::Failed, 0);
-        };
-        let b_caps = match roots.b.as_ref() {
-            Some(b) => {
-                let checked = lock_mounts(ctx).check_replica(b.as_fd(), !dry_run);
-                match checked {
-                    Ok(replica) => {
-                        for note in replica.notes {
-                            if let Note::Limits(what) = note {
-                                log.info(format_args!(
-                                    "replica folder {} {what}",
-                                    display_root(&spec.replica)
-                                ));
-                            }
-                        }
-                        replica.caps
-                    }
-                    Err(e) => {
-                        log.pass_error(format_args!(
-                            "replica folder {} {e}",
-                            display_root(&spec.replica)
-                        ));
-                        return (Outcome::Failed, 0);
-                    }
-                }
-            }
-            None => Caps::EXACT,
-        };
-        let a_caps = if dry_run {
-            Caps::EXACT
-        } else {
-            *self.source_caps.get_or_insert_with(|| {
-                crate::mounts::probe(roots.a.as_fd()).map_or(Caps::EXACT, |(caps, _)| caps)
-            })
-        };
-        let excludes = {
-            let mut pair = ctx.excludes.lock().expect("excludes poisoned");
-            if let Err(e) = pair.refresh() {
-                log.pass_error(format_args!("{e}; the patterns read before stay in force"));
-            }
-            pair.matcher()
-        };
-
-        // Both sides at once: on two disks, or a disk and a share, each
-        // waits on its own.
-        let (sa, sb) = std::thread::scope(|s| {
-            let b = s.spawn(|| {
-                roots
-                    .b
-                    .as_ref()
-                    .map(|b| scan::scan(b.as_fd(), &excludes, &tags, ctx.cancel))
-                    .unwrap_or_default()
-            });
-            let a = scan::scan(roots.a.as_fd(), &excludes, &tags, ctx.cancel);
-            (a, b.join())
-        });
-        let Ok(sb) = sb else {
+        let (tags, tag) = temp_tags(&mut archive).map_err(|e| {
             log.pass_error(format_args!(
-                "internal: the scan of the replica panicked; nothing changed. Please report this"
+                "pair state: {e}; nothing changed on either side"
             ));
-            return (Outcome::Failed, 0);
-        };
-        let stable = [
-            scan::stable_inodes(roots.a.as_fd()),
-            roots
-                .b
-                .as_ref()
-                .is_none_or(|b| scan::stable_inodes(b.as_fd())),
-        ];
-        let (mut sa, mut sb) = (sa, sb);
-        for (scan, stable) in [(&mut sa, stable[0]), (&mut sb, stable[1])] {
-            if !stable {
-                // Compared as 0 = 0 against the archive, which keeps 0 too.
-                scan.entries.iter_mut().for_each(|(_, s)| s.ino = 0);
-            }
+            Ended(Outcome::Failed)
+        })?;
+        if !dry_run {
+            self.tag = Some(tag);
         }
-        if sa.stopped || sb.stopped || ctx.cancel.is_set() {
-            return (Outcome::Stopped, 0);
-        }
-        for (scan, side) in [(&sa, Side::A), (&sb, Side::B)] {
-            for (path, op, e) in &scan.errors {
-                log.scan_error(path, side, op, e);
-            }
-            for (path, kind) in &scan.special {
-                log.special(path, side, kind);
-            }
-        }
-        if recorded > 0 && !ctx.options.allow_empty_source {
-            for (scan, root, name) in [
-                (&sa, &spec.source, "source"),
-                (&sb, &spec.replica, "replica"),
-            ] {
-                if scan.entries.is_empty() && scan.unknown.is_empty() {
-                    log.pass_error(format_args!(
-                        "{name} folder {} is empty, while the last sync left {} entries in it: is its disk unmounted? \
-                         Nothing was deleted on either side; --allow-empty-source syncs it anyway, deleting them on the other side",
-                        display_root(root),
-                        recorded
-                    ));
-                    return (Outcome::Failed, 0);
-                }
-            }
-        }
-
-        let stale = (std::mem::take(&mut sa.stale), std::mem::take(&mut sb.stale));
+        let _tagged = fsops::tag_temporaries(tag);
+        let roots = roots::open_roots(ctx, &self.source_lock, recorded > 0, log)
+            .ok_or(Ended(Outcome::Failed))?;
+        let caps = caps(&mut self.source_caps, ctx, &roots, log)?;
+        let (mut sa, mut sb, stable) = scan_both(ctx, &roots, &tags, log)?;
+        refuse_empty(ctx, recorded, [&sa, &sb], log)?;
+        nested::check(ctx, &mut archive, [&mut sa, &mut sb], devices(&roots), log);
+        let stale = [std::mem::take(&mut sa.stale), std::mem::take(&mut sb.stale)];
+        let excluded = excluded::Excluded::new(
+            std::mem::take(&mut sa.excluded),
+            std::mem::take(&mut sb.excluded),
+        );
         // Leftovers below what could not be read may still carry a tag.
         let whole_scans = sa.unknown.is_empty() && sb.unknown.is_empty();
-        let mut rows = match archive.read_reverse(|recorded| merge(recorded, sa, sb)) {
-            Ok(rows) => rows,
-            Err(e) => {
+        let mut rows = archive
+            .read_reverse(|recorded| merge::merge(recorded, sa, sb))
+            .map_err(|e| {
                 log.pass_error(format_args!(
                     "reading the archive: {e}; nothing changed on either side"
                 ));
-                return (Outcome::Failed, 0);
-            }
-        };
+                Ended(Outcome::Failed)
+            })?;
         compare::compare(ctx, &roots, &mut rows, log);
-        reconcile::plan(&mut rows);
-        let held = hold_wipe(ctx, &rows_files(&rows), &mut rows, approved, log)
-            + hold_deletions(ctx, &mut rows, approved, log);
+        reconcile::plan_with(&mut rows, &excluded);
+        let held = holds::hold_wipe(ctx, &holds::rows_files(&rows), &mut rows, approved, log)
+            + holds::hold_deletions(ctx, &mut rows, approved, log);
         pause_test_hook();
 
         let mut apply = Apply::new(
             ctx,
             [Some(&roots.a), roots.b.as_ref()],
-            [a_caps, b_caps],
+            caps,
             &mut archive,
             Log::new(ctx),
         );
         apply.stable_inodes = stable;
+        apply.excluded = excluded;
         let mut stale_left = false;
-        for (scan_stale, side) in [(&stale.0, Side::A), (&stale.1, Side::B)] {
-            for path in scan_stale {
+        for (paths, side) in stale.iter().zip([Side::A, Side::B]) {
+            for path in paths {
                 stale_left |= !apply.remove_stale(side, path);
             }
         }
-        let mut outcome = Outcome::Finished;
-        for (i, row) in rows.iter().enumerate() {
-            if ctx.cancel.is_set() {
-                outcome = Outcome::Stopped;
-                break;
-            }
-            crate::pass::crash_test_hook(&row.path);
-            apply.row(row);
-            if i % 1024 == 1023 {
-                let mut counts = apply.counts();
-                counts.checked = i as u64 + 1;
-                progress(&counts);
-            }
-        }
+        let outcome = apply_rows(ctx, &mut apply, &rows, progress);
         apply.finish();
         if outcome == Outcome::Finished && whole_scans && !stale_left {
             // This pass's own temporaries were removed as it went.
@@ -297,12 +194,210 @@ impl TwoWay {
         let mut counts = apply.counts();
         counts.checked = rows.len() as u64;
         log.counts.add(&counts);
-        if outcome == Outcome::Finished && !dry_run {
-            let b_dev = roots.b.as_ref().and_then(|b| fsops::device(b.as_fd()).ok());
-            lock_mounts(ctx).passed(b_dev);
+        if outcome != Outcome::Finished {
+            return Err(Ended(outcome));
         }
-        (outcome, held)
+        if !dry_run {
+            let b_dev = roots.b.as_ref().and_then(|b| fsops::device(b.as_fd()).ok());
+            crate::mounts::lock(ctx.mounts).passed(b_dev);
+        }
+        Ok(held)
     }
+}
+
+/// What each side's file system keeps: the replica's checked (and its
+/// device with it) at every pass, the source's probed once.
+fn caps(
+    source_caps: &mut Option<Caps>,
+    ctx: &PairContext<'_>,
+    roots: &roots::Roots,
+    log: &mut Log<'_>,
+) -> Result<[Caps; 2], Ended> {
+    let dry_run = ctx.options.dry_run;
+    let replica = &ctx.spec.replica;
+    let b_caps = match roots.b.as_ref() {
+        Some(b) => {
+            let checked = crate::mounts::lock(ctx.mounts).check_replica(b.as_fd(), !dry_run);
+            let checked = checked.map_err(|e| {
+                log.pass_error(format_args!("replica folder {} {e}", display_root(replica)));
+                Ended(Outcome::Failed)
+            })?;
+            for note in checked.notes {
+                if let Note::Limits(what) = note {
+                    log.info(format_args!(
+                        "replica folder {} {what}",
+                        display_root(replica)
+                    ));
+                }
+            }
+            checked.caps
+        }
+        None => Caps::EXACT,
+    };
+    let a_caps = if dry_run {
+        Caps::EXACT
+    } else {
+        *source_caps.get_or_insert_with(|| {
+            crate::mounts::probe(roots.a.as_fd()).map_or(Caps::EXACT, |(caps, _)| caps)
+        })
+    };
+    Ok([a_caps, b_caps])
+}
+
+impl TwoWay {
+    fn forget_tag(&mut self, log: &mut Log<'_>) {
+        let (Some(tag), Some(state)) = (self.tag.take(), self.state.as_mut()) else {
+            return;
+        };
+        let forgot = Archive::open(state, false).and_then(|mut a| a.forget_temp_tag(tag));
+        if let Err(e) = forgot {
+            log.state_error(&e);
+        }
+    }
+}
+
+/// A pass that ended before its end, with this outcome; what ended it is
+/// in the log already.
+struct Ended(Outcome);
+
+/// The archive, and how many entries it holds.
+fn open_archive<'s>(
+    state: &'s mut PairState,
+    dry_run: bool,
+    log: &mut Log<'_>,
+) -> Result<(Archive<'s>, u64), Ended> {
+    let mut archive = Archive::open(state, dry_run).map_err(|e| {
+        log.pass_error(format_args!("{e}; nothing changed on either side"));
+        Ended(Outcome::Failed)
+    })?;
+    let recorded = archive.count().map_err(|e| {
+        log.pass_error(format_args!(
+            "reading the archive: {e}; nothing changed on either side"
+        ));
+        Ended(Outcome::Failed)
+    })?;
+    Ok((archive, recorded))
+}
+
+/// Both sides scanned at once (on two disks, or a disk and a share, each
+/// waits on its own), what they could not read said, and whether each
+/// side's file system keeps inode numbers.
+fn scan_both(
+    ctx: &PairContext<'_>,
+    roots: &roots::Roots,
+    tags: &HashSet<u64>,
+    log: &mut Log<'_>,
+) -> Result<(Scan, Scan, [bool; 2]), Ended> {
+    let excludes = {
+        let mut pair = ctx.excludes.lock().expect("excludes poisoned");
+        if let Err(e) = pair.refresh() {
+            log.pass_error(format_args!("{e}; the patterns read before stay in force"));
+        }
+        pair.matcher()
+    };
+    let (sa, sb) = std::thread::scope(|s| {
+        let b = s.spawn(|| {
+            roots
+                .b
+                .as_ref()
+                .map(|b| scan::scan(b.as_fd(), &excludes, tags, ctx.cancel))
+                .unwrap_or_default()
+        });
+        let a = scan::scan(roots.a.as_fd(), &excludes, tags, ctx.cancel);
+        (a, b.join())
+    });
+    let Ok(sb) = sb else {
+        log.pass_error(format_args!(
+            "internal: the scan of the replica panicked; nothing changed. Please report this"
+        ));
+        return Err(Ended(Outcome::Failed));
+    };
+    let stable = [
+        scan::stable_inodes(roots.a.as_fd()),
+        roots
+            .b
+            .as_ref()
+            .is_none_or(|b| scan::stable_inodes(b.as_fd())),
+    ];
+    let (mut sa, mut sb) = (sa, sb);
+    for (scan, stable) in [(&mut sa, stable[0]), (&mut sb, stable[1])] {
+        if !stable {
+            // Compared as 0 = 0 against the archive, which keeps 0 too.
+            scan.entries.iter_mut().for_each(|(_, s)| s.ino = 0);
+        }
+    }
+    if sa.stopped || sb.stopped || ctx.cancel.is_set() {
+        return Err(Ended(Outcome::Stopped));
+    }
+    for (scan, side) in [(&sa, Side::A), (&sb, Side::B)] {
+        for (path, op, e) in &scan.errors {
+            log.scan_error(path, side, op, e);
+        }
+        for (path, kind) in &scan.special {
+            log.special(path, side, kind);
+        }
+    }
+    Ok((sa, sb, stable))
+}
+
+/// The empty-side guard: a side wholly empty while the archive says the
+/// last sync left entries there (an unmounted disk) ends the pass before
+/// anything is planned, unless `--allow-empty-source`.
+fn refuse_empty(
+    ctx: &PairContext<'_>,
+    recorded: u64,
+    scans: [&Scan; 2],
+    log: &mut Log<'_>,
+) -> Result<(), Ended> {
+    if recorded == 0 || ctx.options.allow_empty_source {
+        return Ok(());
+    }
+    let sides = [(&ctx.spec.source, "source"), (&ctx.spec.replica, "replica")];
+    for (scan, (root, name)) in scans.into_iter().zip(sides) {
+        if scan.entries.is_empty() && scan.unknown.is_empty() {
+            log.pass_error(format_args!(
+                "{name} folder {} is empty, while the last sync left {recorded} entries in it: is its disk unmounted? \
+                 Nothing was deleted on either side; --allow-empty-source syncs it anyway, deleting them on the other side",
+                display_root(root),
+            ));
+            return Err(Ended(Outcome::Failed));
+        }
+    }
+    Ok(())
+}
+
+/// The devices of both roots (0 where not known), for the nested mounts.
+fn devices(roots: &roots::Roots) -> [u64; 2] {
+    [
+        fsops::device(roots.a.as_fd()).unwrap_or(0),
+        roots
+            .b
+            .as_ref()
+            .map_or(0, |b| fsops::device(b.as_fd()).unwrap_or(0)),
+    ]
+}
+
+/// Does every row's action in tree order, saying the progress now and
+/// then; a stop ends it between two rows.
+fn apply_rows(
+    ctx: &PairContext<'_>,
+    apply: &mut Apply<'_>,
+    rows: &[Row],
+    progress: &mut (dyn FnMut(&Counts) + Send),
+) -> Outcome {
+    for (i, row) in rows.iter().enumerate() {
+        if ctx.cancel.is_set() {
+            return Outcome::Stopped;
+        }
+        crate::pass::crash_test_hook(&row.path);
+        apply.row(row);
+        if i % 1024 == 1023 {
+            let mut counts = apply.counts();
+            counts.checked = i as u64 + 1;
+            progress(&counts);
+        }
+    }
+    Outcome::Finished
 }
 
 /// The tags of earlier passes' temporaries, with a new one for this pass
@@ -314,199 +409,6 @@ fn temp_tags(archive: &mut Archive<'_>) -> Result<(HashSet<u64>, u64), String> {
     archive.add_temp_tag(tag)?;
     tags.insert(tag);
     Ok((tags, tag))
-}
-
-pub(super) fn lock_mounts<'a>(
-    ctx: &'a PairContext<'_>,
-) -> std::sync::MutexGuard<'a, crate::mounts::Mounts> {
-    ctx.mounts.lock().expect("mounts poisoned")
-}
-
-/// The archive's entries and both scans, merged path by path in tree
-/// order; paths under anything a scan could not read are left out, so
-/// nothing is done there on either side.
-///
-/// The inputs are taken from their ends (the archive's straight from
-/// SQLite, last first), and the scans' buffers are shrunk as the rows
-/// grow, so the inputs and the rows are not all held at once (at 100,000
-/// entries that was a third of the pass's peak memory).
-fn merge(recorded: &mut dyn Iterator<Item = Recorded>, sa: Scan, sb: Scan) -> Vec<Row> {
-    /// Rows between two shrinks of the inputs.
-    const SHRINK_EVERY: usize = 4096;
-    let unknown: HashSet<Box<[u8]>> = sa.unknown.into_iter().chain(sb.unknown).collect();
-    let (mut a, mut b) = (sa.entries, sb.entries);
-    let mut recorded = recorded.peekable();
-    let mut rows = Vec::with_capacity(a.len().max(b.len()));
-    let mut taken = 0usize;
-    loop {
-        // The last path in tree order, and where it is.
-        let last = [
-            recorded.peek().map(|(p, _)| p),
-            a.last().map(|(p, _)| p),
-            b.last().map(|(p, _)| p),
-        ]
-        .into_iter()
-        .flatten()
-        .max_by(|x, y| tree_order(x, y))
-        .cloned();
-        let Some(last) = last else { break };
-        let last = &last;
-        let (in_rec, in_a, in_b) = (
-            recorded.peek().is_some_and(|(p, _)| p == last),
-            a.last().is_some_and(|(p, _)| p == last),
-            b.last().is_some_and(|(p, _)| p == last),
-        );
-        // The path is kept from the first list that holds it.
-        let mut path = None;
-        let take_rec = in_rec
-            .then(|| recorded.next().expect("peeked"))
-            .map(|(p, r)| {
-                path = Some(p);
-                r
-            });
-        let take_a = in_a.then(|| a.pop().expect("last")).map(|(p, s)| {
-            path.get_or_insert(p);
-            s
-        });
-        let take_b = in_b.then(|| b.pop().expect("last")).map(|(p, s)| {
-            path.get_or_insert(p);
-            s
-        });
-        let path = path.expect("taken from one of them");
-        taken += 1;
-        if taken % SHRINK_EVERY == 0 {
-            a.shrink_to_fit();
-            b.shrink_to_fit();
-        }
-        if !unknown.is_empty() && under_unknown(&path, &unknown) {
-            continue;
-        }
-        rows.push(Row {
-            path,
-            rec: take_rec,
-            a: take_a,
-            b: take_b,
-            same: None,
-            action: Action::Keep,
-        });
-    }
-    rows.reverse();
-    rows
-}
-
-/// Whether `path` or a folder above it is unknown.
-fn under_unknown(path: &[u8], unknown: &HashSet<Box<[u8]>>) -> bool {
-    let mut p = path;
-    loop {
-        if unknown.contains(p) {
-            return true;
-        }
-        if p.is_empty() {
-            return false;
-        }
-        p = parent(p);
-    }
-}
-
-/// How many files the archive recorded, and how many each side holds now
-/// (`.foldersyncignore` files left out: one left on an emptied side says
-/// nothing about the rest).
-fn rows_files(rows: &[Row]) -> [u64; 3] {
-    let mut n = [0u64; 3];
-    let ignore_file =
-        |p: &[u8]| p.rsplit(|&c| c == b'/').next() == Some(crate::excludes::IGNORE_FILE.as_bytes());
-    for row in rows.iter().filter(|r| !ignore_file(&r.path)) {
-        let file = |what: Option<What>| u64::from(what == Some(What::File));
-        n[0] += file(row.rec.as_ref().map(|r| r.what));
-        n[1] += file(row.a.as_ref().map(|s| s.what));
-        n[2] += file(row.b.as_ref().map(|s| s.what));
-    }
-    n
-}
-
-/// The emptied-side guard: a side that holds none of the files the last
-/// sync left (its folders may be left, as `find -type f -delete` leaves
-/// them) is far more often a mistake or a half-gone disk than a wish, so
-/// nothing is deleted on the other side until the user approves it (menu
-/// option 6) or runs with `--allow-empty-source`. The rest of the pass
-/// goes on. Returns how many removals were held.
-fn hold_wipe(
-    ctx: &PairContext<'_>,
-    files: &[u64; 3],
-    rows: &mut [Row],
-    approved: bool,
-    log: &mut Log<'_>,
-) -> u64 {
-    let [recorded, on_a, on_b] = *files;
-    if approved || ctx.options.allow_empty_source || recorded == 0 {
-        return 0;
-    }
-    let mut held = 0;
-    for (emptied, left, other) in [(Side::A, on_a, Side::B), (Side::B, on_b, Side::A)] {
-        if left > 0 {
-            continue;
-        }
-        let mut count = 0u64;
-        for row in rows.iter_mut() {
-            if row.action == (Action::Delete { on: other }) {
-                row.action = Action::Keep;
-                count += 1;
-            }
-        }
-        if count == 0 {
-            continue;
-        }
-        let (name, root) = match emptied {
-            Side::A => ("source", &ctx.spec.source),
-            Side::B => ("replica", &ctx.spec.replica),
-        };
-        log.pass_error(format_args!(
-            "{name} folder {} holds none of the {recorded} files the last sync left in it: were they deleted by mistake, \
-             or is part of its disk gone? None of the {count} entries this would remove from the other side were removed. \
-             Approve the removals with menu option 6, or run once with --allow-empty-source",
-            display_root(root)
-        ));
-        held += count;
-    }
-    held
-}
-
-/// `--max-delete`: when the plan removes more entries than allowed and the
-/// user has not approved them, none are removed (the rest of the pass goes
-/// on) and the pass says which. Returns how many were held.
-fn hold_deletions(
-    ctx: &PairContext<'_>,
-    rows: &mut [Row],
-    approved: bool,
-    log: &mut Log<'_>,
-) -> u64 {
-    let Some(limit) = ctx.options.max_delete.filter(|_| !approved) else {
-        return 0;
-    };
-    let removals: Vec<usize> = (0..rows.len())
-        .filter(|&i| matches!(rows[i].action, Action::Delete { .. }))
-        .collect();
-    let count = removals.len() as u64;
-    if count <= limit {
-        return 0;
-    }
-    let mut named: Vec<String> = removals
-        .iter()
-        .take(5)
-        .map(|&i| crate::logging::display_path(&rows[i].path))
-        .collect();
-    if count > 5 {
-        named.push(format!("and {} more", count - 5));
-    }
-    for i in removals {
-        rows[i].action = Action::Keep;
-    }
-    log.pass_error(format_args!(
-        "this pass would remove {count} entries, more than --max-delete {limit}: {}; none were removed. \
-         Approve them with menu option 6, or run once with a higher --max-delete",
-        named.join(", ")
-    ));
-    count
 }
 
 /// Debug builds only: with `FOLDERSYNC_TEST_PAUSE_TWOWAY` set to a path,

@@ -10,87 +10,8 @@
 
 use std::collections::HashMap;
 
-use crate::fsops::Time;
-
-/// What an entry is, as far as two-way sync cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum What {
-    File,
-    Dir,
-    Link,
-}
-
-impl What {
-    /// What a file system entry is; `None` for a FIFO, socket or device,
-    /// which two-way sync never touches.
-    pub fn of(kind: crate::fsops::Kind) -> Option<What> {
-        use crate::fsops::Kind;
-        match kind {
-            Kind::File => Some(What::File),
-            Kind::Dir => Some(What::Dir),
-            Kind::Symlink => Some(What::Link),
-            Kind::Special(_) => None,
-        }
-    }
-}
-
-/// One side's entry as this pass's scan saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Seen {
-    pub what: What,
-    pub size: u64,
-    pub mtime: Time,
-    /// Moves with every write and every change of the inode, even one that
-    /// keeps the size and the mtime (a tool that restores the mtime).
-    pub ctime: Time,
-    pub ino: u64,
-    /// Permission bits.
-    pub mode: u32,
-    /// A symlink's target.
-    pub target: Option<Box<[u8]>>,
-}
-
-/// What identifies one side's copy of an entry at the last sync. The mode
-/// is each side's own: a file system that keeps none (FAT) shows one of
-/// its own, which must not look like an edit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stamp {
-    pub mtime: Time,
-    /// `None` in an archive written before ctimes were kept: not known.
-    pub ctime: Option<Time>,
-    pub ino: u64,
-    pub mode: u32,
-}
-
-/// An archive entry: the path as both sides held it after the last sync.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
-    pub what: What,
-    pub size: u64,
-    pub target: Option<Box<[u8]>>,
-    pub a: Stamp,
-    pub b: Stamp,
-    /// Recorded within a timestamp tick of a file's mtime: an edit in the
-    /// same tick would leave the same stamp, so the next pass compares
-    /// the two sides' bytes before it trusts the stamps.
-    pub racy: bool,
-}
-
-/// The two folders of a pair: SOURCE (first) and REPLICA (second).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Side {
-    A,
-    B,
-}
-
-impl Side {
-    pub fn other(self) -> Side {
-        match self {
-            Side::A => Side::B,
-            Side::B => Side::A,
-        }
-    }
-}
+use super::excluded::{self, Excluded};
+use super::row::{Action, Record, Row, Seen, Side, Stamp, UNKNOWN_CTIME, What, parent};
 
 /// How one side's entry stands against the archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,49 +34,6 @@ impl Change {
     }
 }
 
-/// What the pass does at one path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Nothing; the archive stays as it is.
-    Keep,
-    /// Both sides agree: write the archive entry from what was seen.
-    Record,
-    /// Make side `to` hold what the other side holds (create, replace,
-    /// change type, or set a folder's mode).
-    Copy { to: Side },
-    /// Remove the entry on side `on` (the other side deleted it).
-    Delete { on: Side },
-    /// Gone from both sides: drop the archive entry.
-    Forget,
-    /// Changed differently on both sides: `winner` keeps the name on both
-    /// sides; the other version is kept beside it, under a conflict name,
-    /// on both sides.
-    Conflict { winner: Side },
-}
-
-/// One path of the pass: the archive's entry, both sides', and, once
-/// planned, the action.
-#[derive(Clone, Debug)]
-pub struct Row {
-    pub path: Box<[u8]>,
-    pub rec: Option<Record>,
-    pub a: Option<Seen>,
-    pub b: Option<Seen>,
-    /// Whether both sides' files hold the same bytes, when that had to be
-    /// read to decide (see [`needs_compare`]).
-    pub same: Option<bool>,
-    pub action: Action,
-}
-
-impl Row {
-    pub fn seen(&self, side: Side) -> Option<&Seen> {
-        match side {
-            Side::A => self.a.as_ref(),
-            Side::B => self.b.as_ref(),
-        }
-    }
-}
-
 /// How `seen` on `side` stands against `rec`.
 pub fn change(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> Change {
     match (rec, seen) {
@@ -172,7 +50,7 @@ pub fn change(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> Change {
                 };
             if !same {
                 Change::Changed
-            } else if s.what == What::File && stamp.ctime.is_some_and(|c| c != s.ctime) {
+            } else if s.what == What::File && known(stamp.ctime).is_some_and(|c| c != s.ctime) {
                 Change::Touched
             } else {
                 Change::Same
@@ -181,10 +59,15 @@ pub fn change(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> Change {
     }
 }
 
+/// A recorded ctime, unless it is not known.
+fn known(ctime: i64) -> Option<i64> {
+    (ctime != UNKNOWN_CTIME).then_some(ctime)
+}
+
 /// Whether a file's size, mtime and inode are as recorded (its mode and
 /// ctime aside).
 fn same_bytes_stamps(r: &Record, stamp: &Stamp, s: &Seen) -> bool {
-    s.size == r.size && s.mtime == stamp.mtime && s.ino == stamp.ino
+    s.size == r.size && s.mtime.nanos() == stamp.mtime && s.ino == stamp.ino
 }
 
 /// Whether the stamps cannot vouch for a file's bytes on `side`: its
@@ -200,7 +83,7 @@ pub fn stamps_unsure(rec: Option<&Record>, seen: Option<&Seen>, side: Side) -> b
     r.what == What::File
         && s.what == What::File
         && same_bytes_stamps(r, &stamp, s)
-        && (s.mode != stamp.mode || stamp.ctime.is_some_and(|c| c != s.ctime))
+        && (s.mode != stamp.mode || known(stamp.ctime).is_some_and(|c| c != s.ctime))
 }
 
 impl Record {
@@ -214,7 +97,7 @@ impl Record {
 
     /// Whether it was written before ctimes were kept.
     fn lacks_ctime(&self) -> bool {
-        self.what == What::File && (self.a.ctime.is_none() || self.b.ctime.is_none())
+        self.what == What::File && (known(self.a.ctime).is_none() || known(self.b.ctime).is_none())
     }
 }
 
@@ -331,37 +214,37 @@ pub fn decide(row: &Row) -> Action {
 fn leaves(row: &Row) -> (bool, bool) {
     match row.action {
         Action::Keep | Action::Record => (row.a.is_some(), row.b.is_some()),
-        Action::Copy { .. } | Action::Conflict { .. } => (true, true),
+        Action::Copy { .. } | Action::Conflict { .. } | Action::Excluded { .. } => (true, true),
         Action::Delete { .. } | Action::Forget => (false, false),
     }
 }
 
-/// The parent of a relative path (empty for a top-level entry).
-pub fn parent(path: &[u8]) -> &[u8] {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => &path[..i],
-        None => b"",
-    }
+/// Plans every row. `rows` are in tree order (see
+/// [`crate::twoway::row::tree_order`]): a folder before its contents,
+/// each subtree contiguous. Contents are planned first (from the end), so
+/// a folder's fate can follow from what must survive inside it. The
+/// tests' entry: a pass plans with what it excluded ([`plan_with`]).
+#[cfg(test)]
+pub fn plan(rows: &mut [Row]) {
+    plan_with(rows, &Excluded::default());
 }
 
-/// Plans every row. `rows` are in tree order (see
-/// [`crate::twoway::scan::tree_order`]): a folder before its contents,
-/// each subtree contiguous. Contents are planned first (from the end), so
-/// a folder's fate can follow from what must survive inside it.
-pub fn plan(rows: &mut [Row]) {
+/// [`plan`], leaving alone what each side excludes (`excluded`).
+pub fn plan_with(rows: &mut [Row], excluded: &Excluded) {
     // For each folder path: whether something inside stays on A, on B.
     let mut inside: HashMap<Box<[u8]>, (bool, bool)> = HashMap::new();
     for row in rows.iter_mut().rev() {
         let needs = inside.remove(&row.path).unwrap_or((false, false));
         let dir_a = row.a.as_ref().is_some_and(|s| s.what == What::Dir);
         let dir_b = row.b.as_ref().is_some_and(|s| s.what == What::Dir);
-        row.action = if dir_a == dir_b {
+        let action = if dir_a == dir_b {
             decide(row)
         } else if dir_a {
             decide_folder(row, Side::A, needs)
         } else {
             decide_folder(row, Side::B, needs)
         };
+        row.action = excluded::keep(row, action, excluded);
         let (on_a, on_b) = leaves(row);
         if on_a || on_b {
             let up = inside.entry(parent(&row.path).into()).or_default();
@@ -369,6 +252,7 @@ pub fn plan(rows: &mut [Row]) {
             up.1 |= on_b;
         }
     }
+    excluded::keep_below_blocked(rows);
 }
 
 /// The action at a path where side `dir` holds a folder and the other side

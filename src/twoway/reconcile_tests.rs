@@ -7,7 +7,8 @@
 //! must survive inside a folder decides the folder's fate.
 
 use super::*;
-use crate::twoway::scan::tree_order;
+use crate::fsops::Time;
+use crate::twoway::row::tree_order;
 
 /// One side's state against the archive, as the issue names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +78,7 @@ fn file(size: u64, mtime: i64, mode: u32, ino: u64) -> Seen {
         what: File,
         size,
         mtime: t(mtime),
-        ctime: t(mtime),
+        ctime: t(mtime).nanos(),
         ino,
         mode,
         target: None,
@@ -89,7 +90,7 @@ fn dir(mode: u32, mtime: i64, ino: u64) -> Seen {
         what: Dir,
         size: 4096,
         mtime: t(mtime),
-        ctime: t(mtime),
+        ctime: t(mtime).nanos(),
         ino,
         mode,
         target: None,
@@ -101,10 +102,10 @@ fn link(target: &[u8], mtime: i64, ino: u64) -> Seen {
         what: Link,
         size: target.len() as u64,
         mtime: t(mtime),
-        ctime: t(mtime),
+        ctime: t(mtime).nanos(),
         ino,
         mode: 0o777,
-        target: Some(target.into()),
+        target: Some(Box::new(target.to_vec())),
     }
 }
 
@@ -117,8 +118,8 @@ fn record(what: What, racy: bool) -> Record {
         Link => link(b"t", 100, 0),
     };
     let stamp = |ino| Stamp {
-        mtime: seen.mtime,
-        ctime: Some(seen.ctime),
+        mtime: seen.mtime.nanos(),
+        ctime: seen.ctime,
         ino,
         mode: seen.mode,
     };
@@ -147,7 +148,7 @@ fn seen(rec: Option<&Record>, side: Side, state: State) -> Option<Seen> {
         (Longer, Some(File)) => file(30, 250, 0o644, ino),
         (Touched, Some(File)) => file(10, 150, 0o644, ino),
         (Ctime, Some(File)) => Seen {
-            ctime: t(170),
+            ctime: t(170).nanos(),
             ..file(10, 100, 0o644, ino)
         },
         (Mode, Some(File)) => file(10, 100, 0o600, ino),
@@ -515,3 +516,25 @@ fn a_folder_whose_mode_changed_survives_the_other_sides_deletion_or_replacement(
         want(&[("d", Action::Conflict { winner: Side::B }), ("d/x", DEL_B)])
     );
 }
+
+/// A pass holds a `Seen` for every entry of both sides and a `Record` for
+/// every entry of the archive: their sizes are most of its memory (the
+/// two-way benchmark's target is half of Unison's peak).
+#[test]
+fn the_per_entry_values_stay_small() {
+    assert!(
+        std::mem::size_of::<Seen>() <= 56,
+        "{}",
+        std::mem::size_of::<Seen>()
+    );
+    assert!(
+        std::mem::size_of::<Record>() <= 96,
+        "{}",
+        std::mem::size_of::<Record>()
+    );
+}
+
+/// Excluded entries meeting others: the same helpers, in a file of their
+/// own.
+#[path = "excluded_tests.rs"]
+mod excluded;

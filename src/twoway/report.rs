@@ -11,7 +11,7 @@ use crate::logging::display_path;
 use crate::pair::PairContext;
 use crate::status::{Counts, Outcome, PassReport};
 
-use super::reconcile::{Side, What};
+use super::row::{Side, What};
 
 /// Something done to one side.
 pub enum Did<'t> {
@@ -109,6 +109,51 @@ impl<'p> Log<'p> {
             side_name(winner),
             side_name(winner.other()),
             display_path(aside)
+        );
+    }
+
+    /// The other side's entry at `path` went aside as `aside`, since side
+    /// `holder` holds `held` there, which a pass never replaces.
+    pub fn excluded_aside(&mut self, path: &[u8], holder: Side, held: &str, aside: &[u8]) {
+        warn!(
+            target: self.ctx.target,
+            "pair {}: {}excluded: {} in the {} is {held}, which a pass never deletes or replaces; it keeps the name, and the {}'s entry there is kept beside it as {} on both sides",
+            self.ctx.id,
+            self.prefix(),
+            display_path(path),
+            side_name(holder),
+            side_name(holder.other()),
+            display_path(aside)
+        );
+    }
+
+    /// The folder `path`, deleted on the other side, holds excluded
+    /// entries on side `holder`: made again on the other side.
+    pub fn excluded_remade(&mut self, path: &[u8], holder: Side, held: &str) {
+        warn!(
+            target: self.ctx.target,
+            "pair {}: {}excluded: {} was deleted in the {}, but in the {} it is {held}, which a pass never deletes; the folder is kept and made again in the {}",
+            self.ctx.id,
+            self.prefix(),
+            display_path(path),
+            side_name(holder.other()),
+            side_name(holder),
+            side_name(holder.other())
+        );
+    }
+
+    /// Side `holder` excludes what is at `path`, and the other side holds
+    /// a folder there: neither is touched, every pass, until the user
+    /// settles it.
+    pub fn excluded_blocked(&mut self, path: &[u8], holder: Side, held: &str) {
+        self.counts.errors += 1;
+        error!(
+            target: self.ctx.target,
+            "pair {}: error {} cannot be synced: in the {} it is {held}, in the {} a folder; neither is touched. Rename one of them",
+            self.ctx.id,
+            display_path(path),
+            side_name(holder),
+            side_name(holder.other())
         );
     }
 

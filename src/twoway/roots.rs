@@ -10,7 +10,6 @@ use crate::logging::display_root;
 use crate::pair::PairContext;
 use crate::replica_lock::ReplicaLock;
 
-use super::lock_mounts;
 use super::report::Log;
 
 /// Both roots, open and locked.
@@ -32,66 +31,66 @@ pub(super) fn open_roots(
 ) -> Option<Roots> {
     let spec = ctx.spec;
     let dry_run = ctx.options.dry_run;
-    let a = match fsops::open_root(&spec.source).and_then(|fd| {
+    let a = open_source(ctx, log)?;
+    let b = open_replica(ctx, had_entries, log)?;
+    let locked = b
+        .as_ref()
+        .map_or(Ok(()), |b| ctx.replica_lock.hold(b, &spec.replica, dry_run))
+        .and_then(|()| source_lock.hold(&a, &spec.source, dry_run));
+    if let Err(e) = locked {
+        log.pass_error(format_args!("{e}; this pass is skipped, nothing changed"));
+        return None;
+    }
+    Some(Roots { a, b })
+}
+
+/// The source, on the device it was on.
+fn open_source(ctx: &PairContext<'_>, log: &mut Log<'_>) -> Option<OwnedFd> {
+    let source = &ctx.spec.source;
+    let opened = fsops::open_root(source).and_then(|fd| {
         let dev = fsops::stat_fd(fd.as_fd())?.dev;
         Ok((fd, dev))
-    }) {
+    });
+    let (fd, dev) = match opened {
         Ok(a) => a,
         Err(e) => {
             log.pass_error(format_args!(
                 "source folder {} unavailable: {e}; nothing changed on either side",
-                display_root(&spec.source)
+                display_root(source)
             ));
             return None;
         }
     };
-    if let Err(e) = lock_mounts(ctx).check_source(a.1) {
-        log.pass_error(format_args!(
-            "source folder {} {e}",
-            display_root(&spec.source)
-        ));
+    if let Err(e) = crate::mounts::lock(ctx.mounts).check_source(dev) {
+        log.pass_error(format_args!("source folder {} {e}", display_root(source)));
         return None;
     }
-    let b = match fsops::open_root(&spec.replica) {
-        Ok(fd) => Some(fd),
+    Some(fd)
+}
+
+/// The replica: `Some(None)` in a dry run of a first sync that would
+/// create it.
+fn open_replica(
+    ctx: &PairContext<'_>,
+    had_entries: bool,
+    log: &mut Log<'_>,
+) -> Option<Option<OwnedFd>> {
+    let replica = &ctx.spec.replica;
+    match fsops::open_root(replica) {
+        Ok(fd) => Some(Some(fd)),
         Err(e) if e.kind() == io::ErrorKind::NotFound && !had_entries => {
-            let parent_dev = spec
-                .replica
+            let parent_dev = replica
                 .parent()
                 .and_then(|p| std::fs::metadata(p).ok())
                 .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
-            if let Err(e) = lock_mounts(ctx).check_replica_missing(parent_dev) {
-                log.pass_error(format_args!(
-                    "replica folder {} {e}",
-                    display_root(&spec.replica)
-                ));
+            if let Err(e) = crate::mounts::lock(ctx.mounts).check_replica_missing(parent_dev) {
+                log.pass_error(format_args!("replica folder {} {e}", display_root(replica)));
                 return None;
             }
-            if dry_run {
-                None
+            if ctx.options.dry_run {
+                Some(None)
             } else {
-                if let Err(e) = ctx.replica_lock.hold_ancestors(&spec.replica) {
-                    log.pass_error(format_args!("{e}; this pass is skipped, nothing changed"));
-                    return None;
-                }
-                match std::fs::create_dir(&spec.replica)
-                    .and_then(|()| fsops::open_root(&spec.replica))
-                {
-                    Ok(fd) => {
-                        log.info(format_args!(
-                            "created replica folder {}",
-                            display_root(&spec.replica)
-                        ));
-                        Some(fd)
-                    }
-                    Err(e) => {
-                        log.pass_error(format_args!(
-                            "cannot create replica folder {}: {e}",
-                            display_root(&spec.replica)
-                        ));
-                        return None;
-                    }
-                }
+                create_replica(ctx, log).map(Some)
             }
         }
         Err(e) => {
@@ -102,18 +101,35 @@ pub(super) fn open_roots(
             };
             log.pass_error(format_args!(
                 "replica folder {} {why}",
-                display_root(&spec.replica)
+                display_root(replica)
             ));
-            return None;
+            None
         }
-    };
-    let locked = b
-        .as_ref()
-        .map_or(Ok(()), |b| ctx.replica_lock.hold(b, &spec.replica, dry_run))
-        .and_then(|()| source_lock.hold(&a.0, &spec.source, dry_run));
-    if let Err(e) = locked {
+    }
+}
+
+/// Creates the replica of a first sync, its parent's chain held against
+/// other processes meanwhile.
+fn create_replica(ctx: &PairContext<'_>, log: &mut Log<'_>) -> Option<OwnedFd> {
+    let replica = &ctx.spec.replica;
+    if let Err(e) = ctx.replica_lock.hold_ancestors(replica) {
         log.pass_error(format_args!("{e}; this pass is skipped, nothing changed"));
         return None;
     }
-    Some(Roots { a: a.0, b })
+    match std::fs::create_dir(replica).and_then(|()| fsops::open_root(replica)) {
+        Ok(fd) => {
+            log.info(format_args!(
+                "created replica folder {}",
+                display_root(replica)
+            ));
+            Some(fd)
+        }
+        Err(e) => {
+            log.pass_error(format_args!(
+                "cannot create replica folder {}: {e}",
+                display_root(replica)
+            ));
+            None
+        }
+    }
 }

@@ -7,7 +7,6 @@
 //! socket, device) are *unknown*, and the pass leaves those paths, and
 //! everything below them, alone on both sides.
 
-use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::io;
@@ -18,7 +17,7 @@ use crate::excludes::Matcher;
 use crate::fsops::{self, Kind, join_rel};
 use crate::pair::Cancel;
 
-use super::reconcile::{Seen, What};
+use super::row::{Seen, What, tree_order};
 
 /// One side's tree as the scan saw it.
 #[derive(Default)]
@@ -35,20 +34,37 @@ pub struct Scan {
     /// recorded: left by a pass that was killed, never synced, removed by
     /// the next. Other names of that form are the user's, synced as any.
     pub stale: Vec<Box<[u8]>>,
+    /// Entries left out by the exclude patterns (the outermost ones: an
+    /// excluded folder is not entered), so that a pass never deletes or
+    /// replaces them (see [`super::excluded`]).
+    pub excluded: Vec<(Box<[u8]>, What)>,
+    /// Folders on another device than the folder they are in (a disk
+    /// mounted inside the side), with that device: checked at the next
+    /// pass (see [`super::nested`]).
+    pub mounts: Vec<(Box<[u8]>, u64)>,
     /// Stopped before the end (quit or stop).
     pub stopped: bool,
 }
 
-/// Compares two relative paths in tree order: a folder right before its
-/// contents, each subtree contiguous (`a`, `a/x`, `a!`), which is the
-/// order of a depth-first walk over name-sorted listings.
-pub fn tree_order(a: &[u8], b: &[u8]) -> Ordering {
-    let key = |c: u8| if c == b'/' { 0 } else { c };
-    a.iter().map(|&c| key(c)).cmp(b.iter().map(|&c| key(c)))
-}
-
 /// Where a folder is: its parent's handle and its name there.
 type At = (Rc<OwnedFd>, CString);
+
+/// A folder still to list: its path, and its parent's handle and its name
+/// there (opened only when listed, so a folder with thousands of
+/// sub-folders holds one handle, not thousands), and its device, to find
+/// the folders a disk is mounted on.
+struct Folder {
+    rel: Vec<u8>,
+    at: Option<At>,
+    dev: u64,
+}
+
+/// What a scan leaves out besides `excludes`: our own temporaries (those
+/// whose tag is in `tags`).
+struct Filters<'a> {
+    excludes: &'a Matcher,
+    tags: &'a HashSet<u64>,
+}
 
 /// Walks the tree below `root`, leaving out what `excludes` names and our
 /// own temporary files (those whose tag is in `tags`).
@@ -59,92 +75,24 @@ pub fn scan(
     cancel: &Cancel,
 ) -> Scan {
     let mut scan = Scan::default();
-    // Folders still to list: their path, and their parent's handle and
-    // their name there (opened only when listed, so a folder with
-    // thousands of sub-folders holds one handle, not thousands).
-    let mut stack: Vec<(Vec<u8>, Option<At>)> = vec![(Vec::new(), None)];
-    while let Some((rel, at)) = stack.pop() {
+    let filters = Filters { excludes, tags };
+    let dev = fsops::stat_fd(root).map_or(0, |m| m.dev);
+    let mut stack = vec![Folder {
+        rel: Vec::new(),
+        at: None,
+        dev,
+    }];
+    while let Some(folder) = stack.pop() {
         if cancel.is_set() {
             scan.stopped = true;
             return scan;
         }
-        let opened = match &at {
-            None => fsops::open_dir_at(root, c"."),
-            Some((parent, name)) => fsops::open_dir_at(parent.as_fd(), name),
-        };
-        let listing = opened.and_then(|dir| Ok((fsops::list(dir.as_fd())?, dir)));
-        let (listing, dir) = match listing {
-            Ok(listed) => listed,
-            Err(e) => {
-                scan.errors.push((rel.clone().into(), "list folder", e));
-                scan.unknown.push(rel.into());
-                continue;
-            }
+        let Some((listing, dir)) = scan.list(root, &folder) else {
+            continue;
         };
         let dir = Rc::new(dir);
         for entry in listing {
-            let path = join_rel(&rel, entry.name.to_bytes());
-            let ours = fsops::temp_tag(entry.name.to_bytes()).is_some_and(|t| tags.contains(&t));
-            if ours {
-                if entry
-                    .meta
-                    .as_ref()
-                    .is_ok_and(|m| matches!(m.kind, Kind::File | Kind::Symlink))
-                {
-                    scan.stale.push(path.into());
-                }
-                continue;
-            }
-            let meta = match entry.meta {
-                Ok(meta) => meta,
-                // Gone since it was listed: absent, as it now is.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    scan.errors.push((path.clone().into(), "stat", e));
-                    scan.unknown.push(path.into());
-                    continue;
-                }
-            };
-            let what = match meta.kind {
-                Kind::File => What::File,
-                Kind::Dir => What::Dir,
-                Kind::Symlink => What::Link,
-                Kind::Special(kind) => {
-                    scan.special.push((path.clone().into(), kind));
-                    scan.unknown.push(path.into());
-                    continue;
-                }
-            };
-            if excludes.excludes(&path, what == What::Dir) {
-                continue;
-            }
-            let target = match what {
-                What::Link => match fsops::read_link(dir.as_fd(), &entry.name) {
-                    Ok(t) => Some(t.into_bytes().into_boxed_slice()),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        scan.errors.push((path.clone().into(), "read link", e));
-                        scan.unknown.push(path.into());
-                        continue;
-                    }
-                },
-                _ => None,
-            };
-            if what == What::Dir {
-                stack.push((path.clone(), Some((Rc::clone(&dir), entry.name))));
-            }
-            scan.entries.push((
-                path.into(),
-                Seen {
-                    what,
-                    size: meta.size,
-                    mtime: meta.mtime,
-                    ctime: meta.ctime,
-                    ino: meta.ino,
-                    mode: meta.mode,
-                    target,
-                },
-            ));
+            stack.extend(scan.take(&folder, &dir, entry, &filters));
         }
     }
     // Listed folder by folder; the planner needs tree order.
@@ -157,6 +105,103 @@ pub fn scan(
     scan
 }
 
+impl Scan {
+    /// `path` could not be read: said, and unknown (never taken for absent).
+    fn unreadable(&mut self, path: Vec<u8>, op: &'static str, e: io::Error) {
+        self.errors.push((path.clone().into(), op, e));
+        self.unknown.push(path.into());
+    }
+
+    /// The folder's listing and handle; `None` when it cannot be listed.
+    fn list(
+        &mut self,
+        root: BorrowedFd<'_>,
+        folder: &Folder,
+    ) -> Option<(Vec<fsops::Entry>, OwnedFd)> {
+        let opened = match &folder.at {
+            None => fsops::open_dir_at(root, c"."),
+            Some((parent, name)) => fsops::open_dir_at(parent.as_fd(), name),
+        };
+        match opened.and_then(|dir| Ok((fsops::list(dir.as_fd())?, dir))) {
+            Ok(listed) => Some(listed),
+            Err(e) => {
+                self.unreadable(folder.rel.clone(), "list folder", e);
+                None
+            }
+        }
+    }
+
+    /// Takes one listed entry of `folder` (open as `dir`) into the scan;
+    /// a folder to list comes back.
+    fn take(
+        &mut self,
+        folder: &Folder,
+        dir: &Rc<OwnedFd>,
+        entry: fsops::Entry,
+        filters: &Filters<'_>,
+    ) -> Option<Folder> {
+        let path = join_rel(&folder.rel, entry.name.to_bytes());
+        let tag = fsops::temp_tag(entry.name.to_bytes());
+        if tag.is_some_and(|t| filters.tags.contains(&t)) {
+            if entry
+                .meta
+                .as_ref()
+                .is_ok_and(|m| matches!(m.kind, Kind::File | Kind::Symlink))
+            {
+                self.stale.push(path.into());
+            }
+            return None;
+        }
+        let meta = match entry.meta {
+            Ok(meta) => meta,
+            // Gone since it was listed: absent, as it now is.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                self.unreadable(path, "stat", e);
+                return None;
+            }
+        };
+        let what = match meta.kind {
+            Kind::File => What::File,
+            Kind::Dir => What::Dir,
+            Kind::Symlink => What::Link,
+            Kind::Special(kind) => {
+                self.special.push((path.clone().into(), kind));
+                self.unknown.push(path.into());
+                return None;
+            }
+        };
+        if filters.excludes.excludes(&path, what == What::Dir) {
+            self.excluded.push((path.into(), what));
+            return None;
+        }
+        let target = match what {
+            What::Link => match fsops::read_link(dir.as_fd(), &entry.name) {
+                Ok(t) => Some(Box::new(t.into_bytes())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+                Err(e) => {
+                    self.unreadable(path, "read link", e);
+                    return None;
+                }
+            },
+            _ => None,
+        };
+        let sub = (what == What::Dir).then(|| {
+            if meta.dev != folder.dev {
+                self.mounts.push((path.clone().into(), meta.dev));
+            }
+            Folder {
+                rel: path.clone(),
+                at: Some((Rc::clone(dir), entry.name)),
+                dev: meta.dev,
+            }
+        });
+        self.entries
+            .push((path.into(), Seen::of(&meta, what, target)));
+        sub
+    }
+}
+
 /// Whether the file system of the folder `root` keeps a file's inode
 /// number from one look to the next. FUSE file systems (sshfs without
 /// `-o use_ino`, rclone) make numbers up and may hand out new ones once
@@ -165,31 +210,4 @@ pub fn scan(
 pub fn stable_inodes(root: BorrowedFd<'_>) -> bool {
     const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
     rustix::fs::fstatfs(root).map_or(true, |s| s.f_type as u64 != FUSE_SUPER_MAGIC)
-}
-
-/// Whether `path` is `prefix` or lies inside it.
-pub fn is_under(path: &[u8], prefix: &[u8]) -> bool {
-    prefix.is_empty()
-        || (path.starts_with(prefix) && (path.len() == prefix.len() || path[prefix.len()] == b'/'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tree_order_puts_a_folder_before_its_contents_and_keeps_subtrees_together() {
-        let mut paths: Vec<&[u8]> = vec![b"a!", b"a/x", b"a", b"b", b"a/x/y", b"a.txt", b"a/z"];
-        paths.sort_by(|a, b| tree_order(a, b));
-        let want: Vec<&[u8]> = vec![b"a", b"a/x", b"a/x/y", b"a/z", b"a!", b"a.txt", b"b"];
-        assert_eq!(paths, want);
-    }
-
-    #[test]
-    fn under_means_the_path_or_below_it() {
-        assert!(is_under(b"a/b", b"a"));
-        assert!(is_under(b"a", b"a"));
-        assert!(!is_under(b"ab", b"a"));
-        assert!(is_under(b"x", b""));
-    }
 }

@@ -33,7 +33,7 @@ pub fn show(supervisor: &Supervisor, logs: &Logs) {
         let views = supervisor.views();
         if views
             .iter()
-            .all(|v| matches!(v.status.state, State::Stopped))
+            .all(|v| matches!(v.status.state, State::Stopped | State::Crashed))
         {
             logs.set_console_sink(None);
             bar.finish_and_clear();

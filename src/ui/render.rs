@@ -45,7 +45,7 @@ pub fn list(views: &[PairView]) -> String {
             }
             if last.held_deletions > 0 {
                 text += &format!(
-                    "  held: {} deletions over --max-delete, none made; option 6 approves them\n",
+                    "  held: {} deletions, none made (the log says why); option 6 approves them\n",
                     last.held_deletions
                 );
             }
@@ -143,6 +143,10 @@ fn state_line(s: &PairStatus, now: Instant) -> String {
             )
         }
         State::Stopped => "stopped".into(),
+        State::Crashed => format!(
+            "crashed: {}; option 5 starts it again",
+            s.crashed.as_deref().unwrap_or("unknown cause")
+        ),
     }
 }
 

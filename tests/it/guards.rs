@@ -168,7 +168,7 @@ fn held_deletions_are_listed_and_approved_from_the_menu_for_one_pass() {
     wait_log(&env.log(), "pass finished", 1);
     session.send("1");
     session.wait_stdout(
-        "held: 5 deletions over --max-delete, none made",
+        "held: 5 deletions, none made (the log says why)",
         1,
         PATIENCE,
     );

@@ -80,7 +80,7 @@ fn read(path: impl AsRef<Path>) -> String {
 }
 
 /// The conflict copies beside `name` in `dir`.
-fn conflict_copies(dir: &Path, stem: &str) -> Vec<String> {
+pub(crate) fn conflict_copies(dir: &Path, stem: &str) -> Vec<String> {
     let mut found: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -17,7 +17,19 @@ use crate::two_way_rules::{Tree, descends_from};
 /// A file no edit touches, so neither side is ever empty (an empty side
 /// is refused by the unmounted-disk guard, a different property).
 const ANCHOR: &[u8] = b"anchor.txt";
-const NAMES: [&str; 6] = ["a", "b", "c.txt", "d e", "caf\u{e9}", ".hidden"];
+/// Names of files and folders; the last two are named like temporaries of
+/// ours (not of a two-way pass: those carry the pass's tag), which are the
+/// user's and synced like any other.
+const NAMES: [&str; 8] = [
+    "a",
+    "b",
+    "c.txt",
+    "d e",
+    "caf\u{e9}",
+    ".hidden",
+    ".foldersync-0123456789abcdef.tmp",
+    ".foldersync-12-3.tmp",
+];
 const TARGETS: [&str; 4] = ["a", "../b", "/nonexistent/x", "dangling"];
 const FILE_MODES: [u32; 4] = [0o644, 0o600, 0o755, 0o640];
 
@@ -62,6 +74,10 @@ pub enum Op {
     Delete {
         entry: usize,
     },
+    /// Every file on the side, its folders and links left (`find -type f
+    /// -delete`): the emptied-side guard holds the other side's removals
+    /// until the user approves.
+    DeleteAllFiles,
     FileToDir {
         file: usize,
         len: usize,
@@ -101,7 +117,7 @@ impl Op {
             Op::NewSymlink { target, .. } | Op::Retarget { target, .. } => {
                 *target = (*target + 1) % TARGETS.len()
             }
-            Op::NewDir { .. } | Op::Touch { .. } | Op::Delete { .. } => {}
+            Op::NewDir { .. } | Op::Touch { .. } | Op::Delete { .. } | Op::DeleteAllFiles => {}
         }
         op
     }
@@ -128,6 +144,7 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         1 => i().prop_map(|file| Op::Touch { file }),
         1 => (i(), 0..FILE_MODES.len()).prop_map(|(file, mode)| Op::Chmod { file, mode }),
         2 => i().prop_map(|entry| Op::Delete { entry }),
+        1 => proptest::strategy::Just(Op::DeleteAllFiles),
         1 => (i(), len_strategy(), any::<u64>())
             .prop_map(|(file, len, seed)| Op::FileToDir { file, len, seed }),
         1 => (i(), len_strategy(), any::<u64>())
@@ -380,6 +397,19 @@ impl Sides {
                     return false;
                 };
                 self.remove(side, &rel);
+            }
+            Op::DeleteAllFiles => {
+                let files: Vec<Vec<u8>> = self.cur[side]
+                    .iter()
+                    .filter(|(_, n)| matches!(n, Node::File { .. }))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                if files.is_empty() {
+                    return false;
+                }
+                for rel in files {
+                    self.remove(side, &rel);
+                }
             }
             Op::FileToDir { file: f, len, seed } => {
                 let Some(rel) = self.pick(side, f, file) else {

@@ -8,7 +8,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::support::*;
-use crate::two_way_pause::{paused_pass, synced_env, two_way_once};
+use crate::two_way::conflict_copies;
+use crate::two_way_pause::{paused_at, paused_pass, synced_env, two_way_once};
 
 /// Rewrites the file at `path` with `bytes` of its size and puts its
 /// mtime back, as an editor or a tool that restores mtimes does: only
@@ -46,17 +47,6 @@ fn ok(env: &TestEnv) {
         describe(&out.status),
         env.log_text()
     );
-}
-
-/// The names in `dir` that start with `stem.conflict-`.
-fn conflict_copies(dir: &Path, stem: &str) -> Vec<String> {
-    let mut found: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("{stem}.conflict-")))
-        .collect();
-    found.sort();
-    found
 }
 
 /// What `doc.txt` and its conflict copies hold on one side, sorted.
@@ -247,7 +237,7 @@ fn a_side_emptied_of_its_files_does_not_wipe_the_other() {
     }
     assert!(
         env.log_text().contains(&format!(
-            "replica folder {} holds none of the 4 files the last sync left in it",
+            "replica folder {} holds none of the files the last sync left in it (4)",
             env.dst().display()
         )),
         "{}",
@@ -266,35 +256,16 @@ fn a_side_emptied_of_its_files_does_not_wipe_the_other() {
 fn a_file_written_to_while_it_is_being_deleted_is_kept() {
     let env = synced_doc();
     fs::remove_file(env.src().join("doc.txt")).unwrap();
-    let flag = env.path("removing");
-    let mut child = std::process::Command::new(bin())
-        .args(["--once", "--two-way"])
-        .args([env.src(), env.dst()])
-        .arg("1")
-        .arg(env.log())
-        .current_dir(env.root())
-        .env("XDG_STATE_HOME", env.state_home())
-        .env("FOLDERSYNC_TEST_PAUSE_REMOVE", &flag)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(
-        std::time::Duration::from_secs(60),
-        || flag.exists(),
-        || format!("the removal never paused: {}", env.log_text()),
-    );
     // Appended after the pass's last look at it, before the removal.
-    use std::io::Write;
-    let mut f = fs::OpenOptions::new()
-        .append(true)
-        .open(env.dst().join("doc.txt"))
-        .unwrap();
-    f.write_all(b" and more").unwrap();
-    drop(f);
-    fs::remove_file(&flag).unwrap();
-    assert!(child.wait().unwrap().success(), "{}", env.log_text());
+    let out = paused_at(&env, "FOLDERSYNC_TEST_PAUSE_REMOVE", || {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(env.dst().join("doc.txt"))
+            .unwrap();
+        f.write_all(b" and more").unwrap();
+    });
+    assert!(out.status.success(), "{}", env.log_text());
     assert_eq!(read_text(&env.dst().join("doc.txt")), "version 0 and more");
     assert!(
         env.log_text()
@@ -307,4 +278,20 @@ fn a_file_written_to_while_it_is_being_deleted_is_kept() {
     assert_eq!(read_text(&env.src().join("doc.txt")), "version 0 and more");
     assert_no_temps(&env.src());
     assert_no_temps(&env.dst());
+}
+
+#[test]
+fn a_pass_that_ends_early_leaves_no_tag_behind() {
+    let env = synced_env();
+    // The replica gone while the archive has entries: refused after the
+    // pass recorded its tag, on every pass.
+    fs::rename(env.dst(), env.path("elsewhere")).unwrap();
+    for _ in 0..3 {
+        assert!(!two_way_once(&env).status.success());
+    }
+    let conn = rusqlite::Connection::open(state_file(&env)).unwrap();
+    let tags: i64 = conn
+        .query_row("SELECT count(*) FROM temp_tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tags, 0, "failing passes add no tags");
 }

@@ -77,6 +77,7 @@ struct Stats {
     killed_mid_pass: AtomicUsize,
     paused: AtomicUsize,
     conflicts: AtomicUsize,
+    wipes_held: AtomicUsize,
 }
 
 /// Both sides, what the harness wrote there, and what the last sync left.
@@ -102,7 +103,7 @@ impl World<'_> {
     fn real(&self) -> [Tree; 2] {
         self.roots().map(|r| {
             let mut t = snapshot(&r);
-            t.retain(|k, _| !is_temp_name(base_name(k)));
+            t.retain(|k, _| !is_tagged_temp_name(base_name(k)));
             t
         })
     }
@@ -147,9 +148,18 @@ impl World<'_> {
     /// version lost.
     fn clean_pass(&mut self) -> Result<[Tree; 2], TestCaseError> {
         let started = Instant::now();
-        let out = once_quick(self.env, &["--two-way"]);
+        let before = self.real();
+        let log_before = self.env.log_text().len();
+        let mut out = once_quick(self.env, &["--two-way"]);
         self.pass_len = started.elapsed();
         self.stats.passes.fetch_add(1, Ordering::Relaxed);
+        if !out.status.success() && wipe_refused(&self.env.log_text()[log_before..]) {
+            // A side emptied of its files: nothing deleted on either side
+            // until the user approves, which they do here.
+            files_kept(&before, &self.real())?;
+            self.stats.wipes_held.fetch_add(1, Ordering::Relaxed);
+            out = once_quick(self.env, &["--two-way", "--allow-empty-source"]);
+        }
         if !out.status.success() {
             return Err(fail(format!(
                 "--once --two-way failed ({}):\n{}",
@@ -166,9 +176,9 @@ impl World<'_> {
             )));
         }
         // A killed pass's temporary files are removed by the next pass.
-        let temps: Vec<_> = find_temps(&self.env.src())
+        let temps: Vec<_> = find_tagged_temps(&self.env.src())
             .into_iter()
-            .chain(find_temps(&self.env.dst()))
+            .chain(find_tagged_temps(&self.env.dst()))
             .map(|t| show(&t))
             .collect();
         if !temps.is_empty() {
@@ -212,6 +222,7 @@ impl World<'_> {
     fn kill(&mut self, permille: u16) -> Result<(), TestCaseError> {
         let before = self.before()?;
         let delay = self.pass_len * u32::from(permille) / 1000;
+        let log_before = self.env.log_text().len();
         let mut child = self
             .cmd()
             .stderr(Stdio::null())
@@ -227,6 +238,8 @@ impl World<'_> {
                 self.stats.killed_mid_pass.fetch_add(1, Ordering::Relaxed);
             }
             _ if status.success() => {}
+            // Held a wipe; the clean pass below approves it.
+            _ if wipe_refused(&self.env.log_text()[log_before..]) => {}
             _ => {
                 return Err(fail(format!(
                     "unkilled pass ended with {}",
@@ -246,7 +259,7 @@ impl World<'_> {
         for (side, t) in self.real().iter().enumerate() {
             for (p, n) in t {
                 if let Node::File { bytes, .. } = n {
-                    if !is_temp_name(base_name(p)) && !whole.contains(bytes) {
+                    if !is_tagged_temp_name(base_name(p)) && !whole.contains(bytes) {
                         return Err(fail(format!(
                             "after a kill, side {side}'s {} is torn",
                             show(p)
@@ -262,6 +275,7 @@ impl World<'_> {
     fn paused(&mut self, edits: &[(u8, Op)]) -> Result<(), TestCaseError> {
         let before = self.before()?;
         let flag = self.env.path("paused");
+        let log_before = self.env.log_text().len();
         let child = self
             .cmd()
             .env("FOLDERSYNC_TEST_PAUSE_TWOWAY", &flag)
@@ -270,7 +284,16 @@ impl World<'_> {
         let mut child = child;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !flag.exists() {
-            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let ended = child.try_wait().unwrap().is_some();
+            if ended && wipe_refused(&self.env.log_text()[log_before..]) {
+                // A wholly empty side refused before any plan: nothing
+                // changed, so the edits come between passes.
+                for (side, op) in edits {
+                    self.edit(*side, op);
+                }
+                return self.pass();
+            }
+            if Instant::now() > deadline || ended {
                 let _ = child.kill();
                 return Err(fail("the pass never paused".into()));
             }
@@ -283,7 +306,8 @@ impl World<'_> {
         fs::remove_file(&flag).unwrap();
         let out = child.wait_with_output().unwrap();
         self.stats.paused.fetch_add(1, Ordering::Relaxed);
-        if !out.status.success() {
+        // A wipe held is no failure here: the clean pass below approves it.
+        if !out.status.success() && !wipe_refused(&self.env.log_text()[log_before..]) {
             return Err(fail(format!(
                 "paused pass failed: {}",
                 String::from_utf8_lossy(&out.stderr)
@@ -308,6 +332,28 @@ impl World<'_> {
         self.synced(&after);
         Ok(())
     }
+}
+
+/// Whether a pass's log lines say it held a wipe: a side emptied of its
+/// files, or wholly empty.
+fn wipe_refused(log: &str) -> bool {
+    log.contains("holds none of the files the last sync left")
+        || log.contains("is empty, while the last sync left")
+}
+
+/// A pass that held a wipe removed no file on either side.
+fn files_kept(before: &[Tree; 2], after: &[Tree; 2]) -> Result<(), TestCaseError> {
+    for (side, (b, a)) in before.iter().zip(after).enumerate() {
+        for (p, n) in b {
+            if matches!(n, Node::File { .. }) && !a.contains_key(p) {
+                return Err(fail(format!(
+                    "a pass that held a wipe removed side {side}'s {}",
+                    show(p)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Each conflict copy in `after` that none of `before` holds (both sides
@@ -407,7 +453,7 @@ fn random_edits_on_both_sides_kills_and_edits_during_passes_lose_nothing() {
     });
     let n = |a: &AtomicUsize| a.load(Ordering::Relaxed);
     println!(
-        "two-way model: {} cases, {} edits between passes and {} during {} paused passes, {} clean passes, {} kills ({} mid-pass), {} conflict copies checked, {:.1} s",
+        "two-way model: {} cases, {} edits between passes and {} during {} paused passes, {} clean passes, {} kills ({} mid-pass), {} conflict copies checked, {} wipes held, {:.1} s",
         n(&cases),
         n(&stats.edits) - n(&stats.mid_pass_edits),
         n(&stats.mid_pass_edits),
@@ -416,6 +462,7 @@ fn random_edits_on_both_sides_kills_and_edits_during_passes_lose_nothing() {
         n(&stats.kills),
         n(&stats.killed_mid_pass),
         n(&stats.conflicts),
+        n(&stats.wipes_held),
         started.elapsed().as_secs_f64()
     );
     if let Err(e) = result {

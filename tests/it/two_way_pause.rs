@@ -18,6 +18,12 @@ pub(crate) fn two_way_once(env: &TestEnv) -> std::process::Output {
 /// Runs one two-way pass paused after its plan; `during` edits the sides
 /// meanwhile. Returns the pass's output.
 pub(crate) fn paused_pass(env: &TestEnv, during: impl FnOnce()) -> std::process::Output {
+    paused_at(env, "FOLDERSYNC_TEST_PAUSE_TWOWAY", during)
+}
+
+/// Runs one two-way pass paused where the debug-only `hook` variable says
+/// (the first time it gets there); `during` runs meanwhile.
+pub(crate) fn paused_at(env: &TestEnv, hook: &str, during: impl FnOnce()) -> std::process::Output {
     let flag = env.path("paused");
     let mut child = Command::new(bin())
         .args(["--once", "--two-way"])
@@ -26,7 +32,7 @@ pub(crate) fn paused_pass(env: &TestEnv, during: impl FnOnce()) -> std::process:
         .arg(env.log())
         .current_dir(env.root())
         .env("XDG_STATE_HOME", env.state_home())
-        .env("FOLDERSYNC_TEST_PAUSE_TWOWAY", &flag)
+        .env(hook, &flag)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -171,7 +171,7 @@ impl Apply<'_> {
     }
 
     pub(super) fn put_link(&mut self, path: &[u8], to: Side, src: &Seen) -> bool {
-        let target = src.target.as_deref().unwrap_or_default();
+        let target: &[u8] = src.target.as_deref().map_or(&[], Vec::as_slice);
         if !self.ctx.options.dry_run {
             let name = name_of(path);
             let target = CString::new(target).expect("a link target holds no NUL");

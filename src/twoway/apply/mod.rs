@@ -24,12 +24,13 @@ use crate::status::Counts;
 
 use super::archive::Archive;
 use super::conflict;
-use super::reconcile::{Action, Record, Row, Seen, Side, Stamp, What, parent};
+use super::excluded::Excluded;
 use super::report::{Did, Log};
-use super::scan::is_under;
+use super::row::{Action, Record, Row, Seen, Side, Stamp, What, is_under, parent};
 
 mod conflicts;
 mod entries;
+mod excluded;
 mod folders;
 mod record;
 
@@ -51,6 +52,8 @@ pub struct Apply<'p> {
     /// Whether each side's file system keeps inode numbers (see
     /// [`super::scan::stable_inodes`]); where not, they are recorded as 0.
     pub stable_inodes: [bool; 2],
+    /// What each side's scan left out, to name it in the log.
+    pub excluded: Excluded,
     bufs: Buffers,
     /// The last folder opened on each side, by path.
     open: [Option<(Vec<u8>, OwnedFd)>; 2],
@@ -99,6 +102,7 @@ impl<'p> Apply<'p> {
             log,
             started: SystemTime::now(),
             stable_inodes: [true, true],
+            excluded: Excluded::default(),
             bufs: Buffers::default(),
             open: [None, None],
             after: Vec::new(),
@@ -130,6 +134,7 @@ impl<'p> Apply<'p> {
             Action::Copy { to } => self.copy(row, to),
             Action::Delete { on } => self.delete(row, on),
             Action::Conflict { winner } => self.conflict(row, winner),
+            Action::Excluded { holder } => self.excluded(row, holder),
         }
     }
 
@@ -319,7 +324,7 @@ fn mode_only(row: &Row, from: Side) -> bool {
     };
     rec.what == What::File
         && seen.size == rec.size
-        && seen.mtime == stamp.mtime
+        && seen.mtime.nanos() == stamp.mtime
         && seen.ino == stamp.ino
         && seen.mode != stamp.mode
 }
@@ -332,23 +337,11 @@ fn gone(e: &io::Error) -> bool {
         || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
-/// What the scan would have seen of `meta`.
-pub fn seen_of(meta: &Meta, what: What, target: Option<Box<[u8]>>) -> Seen {
-    Seen {
-        what,
-        size: meta.size,
-        mtime: meta.mtime,
-        ctime: meta.ctime,
-        ino: meta.ino,
-        mode: meta.mode,
-        target,
-    }
-}
-
 /// Whether `meta`, stat-ed now, is the entry the scan saw as `seen`. A
 /// file's ctime counts: a rewrite that put the old mtime back moved it.
 fn matches_seen(meta: &Meta, seen: &Seen) -> bool {
-    matches_seen_but_ctime(meta, seen) && (seen.what != What::File || meta.ctime == seen.ctime)
+    matches_seen_but_ctime(meta, seen)
+        && (seen.what != What::File || meta.ctime.nanos() == seen.ctime)
 }
 
 /// [`matches_seen`] where the ctime moved by our own doing (a rename).

@@ -22,16 +22,11 @@ impl Apply<'_> {
             let target = if what == What::Link {
                 let name = name_of(path);
                 let dir = self.dir(side, parent(path)).ok()?;
-                Some(
-                    fsops::read_link(dir, &name)
-                        .ok()?
-                        .into_bytes()
-                        .into_boxed_slice(),
-                )
+                Some(Box::new(fsops::read_link(dir, &name).ok()?.into_bytes()))
             } else {
                 None
             };
-            let mut seen = seen_of(m, what, target);
+            let mut seen = Seen::of(m, what, target);
             if !self.stable_inodes[idx(side)] {
                 seen.ino = 0;
             }
@@ -66,8 +61,8 @@ impl Apply<'_> {
             return;
         }
         let stamp = |s: &Seen| Stamp {
-            mtime: s.mtime,
-            ctime: Some(s.ctime),
+            mtime: s.mtime.nanos(),
+            ctime: s.ctime,
             ino: s.ino,
             mode: s.mode,
         };

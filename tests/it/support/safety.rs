@@ -116,6 +116,21 @@ pub fn is_temp_name(name: &[u8]) -> bool {
             .all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
 }
 
+/// Whether a name is a two-way pass's temporary: the tagged form
+/// `.foldersync-<16 hex tag>-<16 hex>.tmp`. Other names of a temporary's
+/// form in a two-way pair's folders are the user's.
+pub fn is_tagged_temp_name(name: &[u8]) -> bool {
+    is_temp_name(name) && name.len() == b".foldersync-".len() + 33 + b".tmp".len()
+}
+
+/// Every tagged temporary (see [`is_tagged_temp_name`]) below `root`.
+pub fn find_tagged_temps(root: &Path) -> Vec<Vec<u8>> {
+    find_temps(root)
+        .into_iter()
+        .filter(|t| is_tagged_temp_name(base_name(t)))
+        .collect()
+}
+
 /// The last component of a relative path given as bytes.
 pub fn base_name(rel: &[u8]) -> &[u8] {
     match rel.iter().rposition(|&b| b == b'/') {
