@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --release --example bench -- [--quick] [--seed N]
 //! [--dir DIR] [--reps N] [--workloads small,large] [--keep] [--files N]
-//! [--generate-only]`.
+//! [--generate-only] [--baseline BIN] [--no-cache-limit]`.
 //! Linux only (ptrace, /proc). See bench/README.md.
 //!
 //! Tools, each run as its own process tree with stdout and stderr sent to
@@ -12,7 +12,12 @@
 //! - foldersync: `target/release/foldersync --once SRC DST 1 LOG`, LOG on
 //!   /dev/shm. Every run is a fresh process with an empty cache, as a cron
 //!   job would run it (the cache-limit scenario, below, runs it as a
-//!   daemon).
+//!   daemon), with `XDG_STATE_HOME=DIR/state/foldersync`: its state file
+//!   is kept from run to run, on the trees' file system.
+//! - baseline (`--baseline BIN`): another foldersync build, run the same
+//!   way right after foldersync, with a state folder of its own
+//!   (`DIR/state/baseline`), so any change can be shown against the build
+//!   before it in one run, under the same load.
 //! - rsync: `rsync -a --delete SRC/ DST/`.
 //! - cp: `cp -a SRC/. DST/` (initial scenario only).
 //! - stat-walk (lower bound): `find SRC DST -printf '%s %T@\n' > /dev/null`.
@@ -139,12 +144,17 @@ struct Args {
     files: Option<usize>,
     /// Generate SRC (and its pristine copy) under --dir, then stop.
     generate_only: bool,
+    /// A second foldersync binary (an older build) run side by side.
+    baseline: Option<PathBuf>,
+    /// Leave out the cache-limit scenario (a daemon, foldersync only).
+    no_cache_limit: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo run --release --example bench -- [--quick] [--seed N] [--dir DIR] \
-         [--reps N] [--workloads small,large] [--keep] [--files N] [--generate-only]"
+         [--reps N] [--workloads small,large] [--keep] [--files N] [--generate-only] \
+         [--baseline BIN] [--no-cache-limit]"
     );
     std::process::exit(2)
 }
@@ -159,6 +169,8 @@ fn parse_args() -> Args {
         keep: false,
         files: None,
         generate_only: false,
+        baseline: None,
+        no_cache_limit: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -167,6 +179,8 @@ fn parse_args() -> Args {
             "--quick" => args.quick = true,
             "--keep" => args.keep = true,
             "--generate-only" => args.generate_only = true,
+            "--no-cache-limit" => args.no_cache_limit = true,
+            "--baseline" => args.baseline = Some(PathBuf::from(value())),
             "--files" => args.files = Some(value().parse().unwrap_or_else(|_| usage())),
             "--seed" => args.seed = value().parse().unwrap_or_else(|_| usage()),
             "--dir" => args.dir = PathBuf::from(value()),
@@ -579,12 +593,15 @@ struct Measured {
 struct Cmd {
     argv: Vec<OsString>,
     pipe_to_next: bool,
+    /// One variable set for it (foldersync's state folder).
+    env: Option<(OsString, OsString)>,
 }
 
 fn cmd(argv: &[&dyn AsRef<std::ffi::OsStr>]) -> Cmd {
     Cmd {
         argv: argv.iter().map(|a| a.as_ref().to_os_string()).collect(),
         pipe_to_next: false,
+        env: None,
     }
 }
 
@@ -651,6 +668,9 @@ fn measure(cmds: Vec<Cmd>, stderr_path: &Path) -> io::Result<Measured> {
     for c in cmds {
         let mut command = Command::new(&c.argv[0]);
         command.args(&c.argv[1..]).stderr(stderr.try_clone()?);
+        if let Some((key, value)) = &c.env {
+            command.env(key, value);
+        }
         command.stdin(match prev_stdout.take() {
             Some(out) => Stdio::from(out),
             None => Stdio::null(),
@@ -808,6 +828,9 @@ fn measure(cmds: Vec<Cmd>, stderr_path: &Path) -> io::Result<Measured> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Tool {
     Foldersync,
+    /// `--baseline BIN`: another foldersync build, run exactly as
+    /// foldersync is.
+    Baseline,
     Rsync,
     Cp,
     StatWalk,
@@ -818,6 +841,7 @@ impl Tool {
     fn name(self) -> &'static str {
         match self {
             Tool::Foldersync => "foldersync",
+            Tool::Baseline => "baseline",
             Tool::Rsync => "rsync",
             Tool::Cp => "cp",
             Tool::StatWalk => "stat-walk",
@@ -826,12 +850,26 @@ impl Tool {
     }
     /// Whether it changes the replica.
     fn writes(self) -> bool {
-        matches!(self, Tool::Foldersync | Tool::Rsync | Tool::Cp)
+        matches!(
+            self,
+            Tool::Foldersync | Tool::Baseline | Tool::Rsync | Tool::Cp
+        )
+    }
+    /// Whether it is a foldersync build (with a log file and a state
+    /// folder of its own).
+    fn is_foldersync(self) -> bool {
+        matches!(self, Tool::Foldersync | Tool::Baseline)
     }
 }
 
 struct Env {
     foldersync: PathBuf,
+    /// `--baseline BIN`.
+    baseline: Option<PathBuf>,
+    /// Each foldersync build's state folder (`XDG_STATE_HOME`) lives
+    /// under this, on the trees' file system, so the two builds never
+    /// share a pair's state file.
+    state: PathBuf,
     /// Files per md5sum call: enough batches for both cores to stay busy
     /// (500 for the small workload, 1 or 2 for the large one).
     md5_batch: std::cell::Cell<usize>,
@@ -842,6 +880,17 @@ struct Env {
 impl Env {
     fn log(&self) -> PathBuf {
         self.shm.join("foldersync.log")
+    }
+    fn tool_log(&self, tool: Tool) -> PathBuf {
+        self.shm.join(format!("{}.log", tool.name()))
+    }
+    /// The tools of a scenario, with the baseline right after foldersync.
+    fn tools(&self, s: Scenario) -> Vec<Tool> {
+        let mut t = s.tools();
+        if self.baseline.is_some() {
+            t.insert(1, Tool::Baseline);
+        }
+        t
     }
     fn stderr(&self, tool: Tool) -> PathBuf {
         self.shm.join(format!("{}.stderr", tool.name()))
@@ -856,14 +905,15 @@ fn with_slash(p: &Path, tail: &str) -> OsString {
 
 fn tool_cmds(env: &Env, tool: Tool, src: &Path, dst: &Path) -> Vec<Cmd> {
     match tool {
-        Tool::Foldersync => vec![cmd(&[
-            &env.foldersync,
-            &"--once",
-            &src,
-            &dst,
-            &"1",
-            &env.log(),
-        ])],
+        Tool::Foldersync | Tool::Baseline => {
+            let bin = match tool {
+                Tool::Baseline => env.baseline.as_ref().expect("--baseline"),
+                _ => &env.foldersync,
+            };
+            let mut c = cmd(&[&bin, &"--once", &src, &dst, &"1", &env.tool_log(tool)]);
+            c.env = Some(("XDG_STATE_HOME".into(), env.state.join(tool.name()).into()));
+            vec![c]
+        }
         Tool::Rsync => vec![cmd(&[
             &"rsync",
             &"-a",
@@ -896,8 +946,8 @@ fn tool_cmds(env: &Env, tool: Tool, src: &Path, dst: &Path) -> Vec<Cmd> {
 }
 
 fn run_tool(env: &Env, tool: Tool, src: &Path, dst: &Path) -> io::Result<Measured> {
-    if tool == Tool::Foldersync {
-        let _ = fs::remove_file(env.log());
+    if tool.is_foldersync() {
+        let _ = fs::remove_file(env.tool_log(tool));
     }
     let m = measure(tool_cmds(env, tool, src, dst), &env.stderr(tool))?;
     if !m.ok {
@@ -1207,6 +1257,7 @@ fn run_daemon(
     let log = env.log();
     let _ = fs::remove_file(&log);
     let mut command = Command::new(&env.foldersync);
+    command.env("XDG_STATE_HOME", env.state.join(Tool::Foldersync.name()));
     command.args(["--no-menu", "-v"]);
     if let Some(limit) = limit {
         command.arg("--cache-limit").arg(limit.to_string());
@@ -1439,9 +1490,9 @@ fn bench_workload(
         sync_all();
         run_tool(env, Tool::Md5, &p.src, &p.dst)?;
         let mut dirty = true;
-        let tools = s.tools();
+        let tools = env.tools(s);
         let mut results: HashMap<&'static str, Vec<Measured>> = HashMap::new();
-        let mut verified = false;
+        let mut verified = Vec::new();
         for rep in 0..args.reps {
             if s == Scenario::Churn {
                 apply_churn(w, &p.src)?;
@@ -1488,9 +1539,9 @@ fn bench_workload(
                 );
                 io::stdout().flush()?;
                 dirty = tool.writes() && s != Scenario::NoChange;
-                if tool == Tool::Foldersync && !verified {
-                    verified = true;
-                    let what = format!("foldersync {} {}", w.name, s.name());
+                if tool.is_foldersync() && !verified.contains(&tool) {
+                    verified.push(tool);
+                    let what = format!("{} {} {}", tool.name(), w.name, s.name());
                     check_mirror(&what, &p.src, &p.dst, true)?;
                 }
                 results.entry(tool.name()).or_default().push(m);
@@ -1519,7 +1570,7 @@ fn bench_workload(
             });
         }
         print_scenario(rows, w.name, s);
-        if s == Scenario::NoChange && w.name == "small" {
+        if s == Scenario::NoChange && w.name == "small" && !args.no_cache_limit {
             // The replica is the mirror just checked: nothing to reset.
             *cache_limit = Some(bench_cache_limit(args, env, w, &p)?);
         }
@@ -1733,8 +1784,18 @@ fn main() -> io::Result<()> {
     }
     let shm = PathBuf::from(format!("/dev/shm/foldersync-bench-{}", std::process::id()));
     fs::create_dir_all(&shm)?;
+    if let Some(b) = &args.baseline {
+        if !b.exists() {
+            return Err(io::Error::other(format!(
+                "--baseline {}: not found",
+                b.display()
+            )));
+        }
+    }
     let env = Env {
         foldersync,
+        baseline: args.baseline.as_ref().map(fs::canonicalize).transpose()?,
+        state: args.dir.join("state"),
         md5_batch: std::cell::Cell::new(500),
         shm,
     };
@@ -1818,29 +1879,10 @@ fn main() -> io::Result<()> {
         args.reps
     );
 
-    // foldersync's memory with nothing to do, for bytes-per-file figures.
-    let empty = args.dir.join("baseline");
-    remove_tree(&empty)?;
-    fs::create_dir_all(empty.join("src"))?;
-    let mut base_rss = Vec::new();
-    let mut base_wall = Vec::new();
-    for _ in 0..3 {
-        remove_tree(&empty.join("dst"))?;
-        let m = run_tool(
-            &env,
-            Tool::Foldersync,
-            &empty.join("src"),
-            &empty.join("dst"),
-        )?;
-        base_rss.push(m.rss_kb as f64);
-        base_wall.push(m.wall);
-    }
-    remove_tree(&empty)?;
-    let baseline_kb = median(&mut base_rss);
-    println!(
-        "# foldersync on an empty source (baseline): RSS {baseline_kb} KiB, wall {:.3} s",
-        median(&mut base_wall)
-    );
+    remove_tree(&env.state)?;
+    // foldersync's memory with nothing to do, for bytes-per-file figures,
+    // and with one tiny file to copy.
+    let (baseline_kb, tiny) = small_runs(&args, &env)?;
 
     let mut rows = Vec::new();
     let mut touch_floor = HashMap::new();
@@ -1883,10 +1925,126 @@ fn main() -> io::Result<()> {
         targets(&rows, baseline_kb, &touch_floor, cache_limit.as_ref())
     );
     println!();
+    print!("{}", issue21_targets(&rows, &tiny));
+    if env.baseline.is_some() {
+        println!();
+        print!("{}", against_baseline(&rows, &tiny));
+    }
+    println!();
     println!(
         "# load average at end: {}; total time {:.0} s",
         loadavg(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Peak RSS (KiB) of each foldersync build: on an empty source (the
+/// baseline of the bytes-per-file figures, foldersync's only) and on a
+/// first sync of one 100-byte file (median of 3 each).
+fn small_runs(args: &Args, env: &Env) -> io::Result<(f64, Vec<(Tool, f64)>)> {
+    let dir = args.dir.join("baseline");
+    let mut builds = vec![Tool::Foldersync];
+    builds.extend(env.baseline.as_ref().map(|_| Tool::Baseline));
+    let mut empty_kb = 0.0;
+    let mut tiny = Vec::new();
+    for tool in builds {
+        for files in [0, 1] {
+            remove_tree(&dir)?;
+            fs::create_dir_all(dir.join("src"))?;
+            if files == 1 {
+                fs::write(dir.join("src/tiny.txt"), [b'x'; 100])?;
+            }
+            let (mut rss, mut wall) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                remove_tree(&dir.join("dst"))?;
+                let m = run_tool(env, tool, &dir.join("src"), &dir.join("dst"))?;
+                rss.push(m.rss_kb as f64);
+                wall.push(m.wall);
+            }
+            let (kb, wall) = (median(&mut rss), median(&mut wall));
+            let what = ["an empty source", "one tiny file"][files];
+            println!(
+                "# {} on {what}: RSS {kb} KiB, wall {wall:.3} s",
+                tool.name()
+            );
+            match (files, tool) {
+                (0, Tool::Foldersync) => empty_kb = kb,
+                (1, _) => tiny.push((tool, kb)),
+                _ => {}
+            }
+        }
+    }
+    remove_tree(&dir)?;
+    Ok((empty_kb, tiny))
+}
+
+/// Issue 21's targets: the small workload's ratios and peak memory.
+fn issue21_targets(rows: &[Row], tiny: &[(Tool, f64)]) -> String {
+    let mut out =
+        String::from("| issue 21 target | measured | limit | met |\n|---|---:|---:|---|\n");
+    let mut line = |name: &str, value: f64, limit: f64| {
+        let met = if value <= limit { "yes" } else { "NO" };
+        let _ = writeln!(out, "| {name} | {value:.3} | {limit} | {met} |");
+    };
+    let get = |s, t| find_row(rows, "small", s, t);
+    let checks = [
+        (Scenario::Initial, Tool::Cp, 0.7),
+        (Scenario::Churn, Tool::Rsync, 0.4),
+        (Scenario::Touch, Tool::Rsync, 0.15),
+        (Scenario::NoChange, Tool::Rsync, 0.3),
+        (Scenario::NoChange, Tool::StatWalk, 1.0),
+    ];
+    for (s, t, limit) in checks {
+        if let (Some(f), Some(o)) = (get(s, Tool::Foldersync), get(s, t)) {
+            let name = format!("small {}: foldersync ÷ {}", s.name(), t.name());
+            line(&name, f.wall / o.wall, limit);
+        }
+    }
+    let peak = SCENARIOS
+        .iter()
+        .filter_map(|&s| get(s, Tool::Foldersync))
+        .map(|r| r.rss_kb)
+        .fold(0.0, f64::max);
+    if peak > 0.0 {
+        line("small: peak RSS of any scenario (MiB)", peak / 1024.0, 8.0);
+    }
+    if let Some((_, kb)) = tiny.iter().find(|(t, _)| *t == Tool::Foldersync) {
+        line("one tiny file: peak RSS (MiB)", kb / 1024.0, 4.0);
+    }
+    out
+}
+
+/// foldersync against `--baseline`, scenario by scenario: the ratios of
+/// their medians, measured in the same run.
+fn against_baseline(rows: &[Row], tiny: &[(Tool, f64)]) -> String {
+    let mut out = String::from(
+        "| workload | scenario | foldersync (s) | baseline (s) | wall ÷ baseline | RSS ÷ baseline |\n\
+         |---|---|---:|---:|---:|---:|\n",
+    );
+    for f in rows.iter().filter(|r| r.tool == Tool::Foldersync) {
+        if let Some(b) = find_row(rows, f.workload, f.scenario, Tool::Baseline) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.2} | {:.2} |",
+                f.workload,
+                f.scenario.name(),
+                secs(f.wall),
+                secs(b.wall),
+                f.wall / b.wall,
+                f.rss_kb / b.rss_kb
+            );
+        }
+    }
+    let kb = |tool| tiny.iter().find(|(t, _)| *t == tool).map(|(_, kb)| *kb);
+    if let (Some(f), Some(b)) = (kb(Tool::Foldersync), kb(Tool::Baseline)) {
+        let _ = writeln!(
+            out,
+            "| one tiny file | initial | | | | {:.2} ({:.1} vs {:.1} MiB) |",
+            f / b,
+            f / 1024.0,
+            b / 1024.0
+        );
+    }
+    out
 }

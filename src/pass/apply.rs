@@ -106,8 +106,15 @@ impl Walker<'_, '_> {
 
     /// Whether digests are worth their CPU: only when a cache outlives the
     /// pass (a daemon's, or the pair's stored cache) and consults them.
+    /// A `--once` without `--checksum` takes none: its next run settles an
+    /// unchanged file by its stamps alone, so a digest pays only for a
+    /// touched file (read on one side instead of two), while taking it
+    /// costs MD5 over every byte copied or compared and turns the kernel's
+    /// copy into reads and writes through this process (issue 21: 70% of
+    /// a first sync's instructions). Its entries keep their stamps, so it
+    /// still notices a same-stamp rewrite.
     pub(super) fn digests_wanted(&self) -> bool {
-        self.ctx.lasting_cache
+        self.ctx.lasting_cache && (self.shared.fills_later || self.ctx.options.checksum)
     }
 
     /// Whether a file's bytes are hashed as they pass through: when digests

@@ -27,12 +27,13 @@ use super::walk::Walker;
 impl Walker<'_, '_> {
     /// Removals first, then each source entry; returns the sub-folders to
     /// queue (in name order): all of them when `deep`, else only those new
-    /// to the replica.
+    /// to the replica. `made`: this pass made the replica folder.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn sync_entries(
         &mut self,
         rel: &[u8],
         deep: bool,
+        made: bool,
         src: &Arc<OwnedFd>,
         dst: Option<&Arc<OwnedFd>>,
         mut src_entries: Vec<fsops::Entry>,
@@ -61,10 +62,13 @@ impl Walker<'_, '_> {
             .take_dir(rel);
         // Not in memory: what an earlier run stored, if anything.
         let in_memory = old.iter().next().is_some();
-        let old = match in_memory {
+        let old = match in_memory || made {
             true => old,
             false => cache_store::lookup(self.ctx.store, rel).unwrap_or(old),
         };
+        if made && rel.is_empty() {
+            self.forget_stored(rel);
+        }
         let mut new = DirEntries::with_room_of(&old);
         let mut subdirs = Vec::new();
         let mut big = Vec::new();
@@ -128,6 +132,9 @@ impl Walker<'_, '_> {
                             dst_meta.as_ref(),
                         );
                     } else if let Some(fresh) = fresh {
+                        if fresh && !made {
+                            self.forget_stored(&child);
+                        }
                         subdirs.push(Job::Dir(Task {
                             open: Open::Child {
                                 src_parent: Arc::clone(src),
@@ -286,6 +293,17 @@ impl Walker<'_, '_> {
             self.record(&task.dir_rel, &task.name, entry);
         }
         self.release(Some(task.node));
+    }
+
+    /// Drops what the store holds at and below `rel`, a replica folder this
+    /// pass made below one it did not (or the replica's root): no file
+    /// there can match those rows, so its folders read none (see
+    /// [`Self::sync_entries`]), and rows their new entries do not replace
+    /// would stay for good.
+    fn forget_stored(&self, rel: &[u8]) {
+        if let Some(store) = self.ctx.store {
+            cache_store::lock(store).forget_tree(rel);
+        }
     }
 
     /// Records a file's cache entry from outside its folder's own work (a

@@ -304,6 +304,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         let subdirs = self.sync_entries(
             &rel,
             deep,
+            fresh,
             &src,
             dst.as_ref(),
             src_entries,
