@@ -7,4 +7,5 @@ pub mod shutdown;
 pub mod supervisor;
 mod waiting;
 pub mod watch;
+mod watched_folders;
 pub mod worker;
