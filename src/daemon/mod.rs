@@ -3,6 +3,7 @@
 //! chained pairs' passes apart; shutdown turns signals into the quit flag.
 
 pub mod gate;
+mod root_guard;
 pub mod shutdown;
 pub mod supervisor;
 mod waiting;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, select};
 use log::{debug, info, warn};
 
-use crate::daemon::watch::{Note, Watch};
+use crate::daemon::watch::{Note, Renewal, Watch};
 use crate::daemon::worker::{Trigger, Worker, format_interval};
 use crate::pass::{self, Start};
 use crate::status::WatchStatus;
@@ -95,6 +95,78 @@ impl Worker {
         *said = true;
     }
 
+    /// What starts the next pass of a pair that may be watched: its watch's
+    /// notes, its triggers or the interval. After a full pass (`look`),
+    /// and when told, it looks whether a root's path holds a new folder:
+    /// that one is watched, and a full pass looks at it.
+    pub(super) fn next_trigger(
+        &self,
+        next: Instant,
+        look: bool,
+        watching: &mut Watching,
+    ) -> Trigger {
+        let mut look = look;
+        loop {
+            let Some(w) = watching.watch.as_mut() else {
+                return self.wait(next);
+            };
+            if look {
+                look = false;
+                if let Some(trigger) = self.renew(watching) {
+                    return trigger;
+                }
+                continue;
+            }
+            match self.wait_watched(next, w) {
+                Waited::Trigger(t) => return t,
+                Waited::Lost => {
+                    self.say_lost(&watching.target, &mut watching.said_lost);
+                    return Trigger::SyncNow;
+                }
+                Waited::Broken(why) => {
+                    let which = if self.spec.two_way { "pair" } else { "source" };
+                    self.say_unwatched(&watching.target, which, &why);
+                    watching.watch = None;
+                    watching.fell_back = Some(why);
+                    return Trigger::SyncNow;
+                }
+                Waited::Root => look = true,
+            }
+        }
+    }
+
+    /// Watches a new folder at a root's path ([`Watch::renew`]); `Some`
+    /// (a full pass) when the watch changed.
+    fn renew(&self, watching: &mut Watching) -> Option<Trigger> {
+        let w = watching.watch.as_mut()?;
+        let target = &watching.target;
+        let trigger = match w.renew() {
+            Renewal::Same => return None,
+            Renewal::Missing => {
+                let why = w.off().unwrap_or_default();
+                info!(target: target, "pair {}: {why}", self.id);
+                None
+            }
+            Renewal::Renewed(name) => {
+                info!(
+                    target: target,
+                    "pair {}: a new {name} folder is at {}: watching it, and a full pass looks at it",
+                    self.id,
+                    if name == "source" { &self.spec.source } else { &self.spec.replica }.display()
+                );
+                Some(Trigger::SyncNow)
+            }
+            Renewal::Failed(name, why) => {
+                self.say_unwatched(target, &name, &why);
+                watching.watch = None;
+                watching.fell_back = Some(why);
+                Some(Trigger::SyncNow)
+            }
+        };
+        self.status.lock().expect("status poisoned").watch = watching.status();
+        trigger
+    }
+
     /// Like [`Worker::wait`], also woken by the watch. A file closed after
     /// writing or moved in ([`Note::Settled`]) is synced at once: nothing
     /// more is coming for it. Other changes open a window that closes
@@ -144,11 +216,33 @@ impl Worker {
     }
 }
 
+/// A watched pair's watch and what the worker says of it.
+pub(super) struct Watching {
+    /// `None` for a pair not watched, or not watching any more.
+    pub watch: Option<Watch>,
+    /// Why a watched pair is not watching, for the list.
+    pub fell_back: Option<String>,
+    /// Whether lost events were said already (a warning once).
+    pub said_lost: bool,
+    /// The pair's log target.
+    pub target: String,
+}
+
+impl Watching {
+    /// The watch as the list shows it.
+    pub fn status(&self) -> Option<WatchStatus> {
+        watch_status(self.watch.as_ref(), self.fell_back.as_deref())
+    }
+}
+
 /// A watched pair's watch as the list shows it; `None` for a pair not
 /// watched.
 pub(super) fn watch_status(watch: Option<&Watch>, fell_back: Option<&str>) -> Option<WatchStatus> {
     match (watch, fell_back) {
-        (Some(w), _) => Some(WatchStatus::On(w.folders())),
+        (Some(w), _) => Some(match w.off() {
+            Some(why) => WatchStatus::Off(why),
+            None => WatchStatus::On(w.folders()),
+        }),
         (None, Some(why)) => Some(WatchStatus::FellBack(why.to_string())),
         (None, None) => None,
     }
@@ -169,6 +263,7 @@ fn gather(
         }
         Ok(Note::Arrived(folder)) => starts.push(Start::tree(folder)),
         Ok(Note::Lost) => return Err(Waited::Lost),
+        Ok(Note::Root(_)) => return Err(Waited::Root),
         Ok(Note::Broken(why)) => return Err(Waited::Broken(why)),
         Err(_) => return Err(Waited::Broken("the watch ended".into())),
     }
@@ -182,4 +277,6 @@ pub(super) enum Waited {
     Lost,
     /// Watching is over: full passes only, from now on.
     Broken(String),
+    /// The folder at a root's path may be another one now.
+    Root,
 }

@@ -10,13 +10,16 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::daemon::watched_folders::Folders;
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
+
+use crate::daemon::root_guard::{Found, Guard};
+use crate::daemon::watched_folders::Folders;
 
 /// Why a folder cannot be watched when the kernel says ENOSPC: both
 /// limits count, the machine's and, in a container, its user namespace's.
@@ -39,6 +42,9 @@ pub enum Note {
     /// Events were lost (the kernel queue overflowed): only a full pass
     /// knows what changed. Watching goes on.
     Lost,
+    /// The folder at this root's path (0: the source) may be another one
+    /// now, or none: the worker looks ([`Watch::renew`]).
+    Root(usize),
     /// Watching failed (a folder could not be watched, the event queue
     /// could not be read): from now on only full passes see changes.
     Broken(String),
@@ -47,13 +53,37 @@ pub enum Note {
 /// A recursive watch on a pair's source (and, for a two-way pair, its
 /// replica too: both are edited).
 pub struct Watch {
-    _watchers: Vec<notify::INotifyWatcher>,
     pub notes: Receiver<Note>,
-    /// The folders watched under each root, for the list (notify keeps its
-    /// own to itself).
-    folders: Vec<Arc<Mutex<Folders>>>,
-    /// The roots watched, in the order of `folders`.
-    roots: Vec<PathBuf>,
+    sender: Sender<Note>,
+    roots: Vec<Root>,
+}
+
+/// One root watched.
+struct Root {
+    path: PathBuf,
+    /// `source` or `replica`, for the log.
+    name: String,
+    /// `None` while no folder is at `path`.
+    watcher: Option<notify::INotifyWatcher>,
+    /// The folders watched below it, for the list (notify keeps its own to
+    /// itself).
+    folders: Arc<Mutex<Folders>>,
+    guard: Guard,
+}
+
+/// What [`Watch::renew`] found at the roots' paths.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// The folders watched are still there.
+    Same,
+    /// A new folder at a root's path (named) is watched now: a full pass
+    /// must look at it.
+    Renewed(String),
+    /// No folder at a root's path any more ([`Watch::off`] says which):
+    /// watched again once one is back.
+    Missing,
+    /// A new folder could not be watched: the root's name, and why.
+    Failed(String, String),
 }
 
 impl Watch {
@@ -67,19 +97,64 @@ impl Watch {
         }
         let (sender, notes) = crossbeam_channel::unbounded();
         let mut watch = Watch {
-            _watchers: Vec::new(),
             notes,
-            folders: Vec::new(),
+            sender,
             roots: Vec::new(),
         };
-        for (root, name) in roots {
+        for (index, (root, name)) in roots.iter().enumerate() {
+            // The guard first: a folder replaced while the watches are
+            // added is then told of.
+            let guard = Guard::new(root, index, watch.sender.clone());
             let (watcher, folders) =
-                watch_root(root, sender.clone()).map_err(|why| (*name, why))?;
-            watch._watchers.push(watcher);
-            watch.folders.push(folders);
-            watch.roots.push(root.to_path_buf());
+                watch_root(root, index, watch.sender.clone(), Arc::clone(&guard.gone))
+                    .map_err(|why| (*name, why))?;
+            watch.roots.push(Root {
+                path: root.to_path_buf(),
+                name: name.to_string(),
+                watcher: Some(watcher),
+                folders,
+                guard,
+            });
         }
         Ok(watch)
+    }
+
+    /// Looks at the folder at each root's path (after a [`Note::Root`], and
+    /// after each full pass: a disk mounted there tells no event): a new
+    /// one is watched instead of the old one, a missing one is unwatched
+    /// until it is back.
+    pub fn renew(&mut self) -> Renewal {
+        let mut renewal = Renewal::Same;
+        for (index, root) in self.roots.iter_mut().enumerate() {
+            match root.guard.check(&root.path) {
+                Found::Same => {}
+                // Said once, when it goes.
+                Found::Missing if root.watcher.is_none() => {}
+                Found::Missing => {
+                    // The old folder's events no longer name this path.
+                    root.watcher = None;
+                    lock(&root.folders).remove_all();
+                    root.guard.watching(None);
+                    renewal = Renewal::Missing;
+                }
+                Found::New(now) => {
+                    root.watcher = None;
+                    root.guard.watching(Some(now));
+                    let gone = Arc::clone(&root.guard.gone);
+                    match watch_root(&root.path, index, self.sender.clone(), gone) {
+                        Ok((watcher, folders)) => {
+                            root.watcher = Some(watcher);
+                            root.folders = folders;
+                            if renewal == Renewal::Same {
+                                renewal = Renewal::Renewed(root.name.clone());
+                            }
+                        }
+                        Err(why) => return Renewal::Failed(root.name.clone(), why),
+                    }
+                }
+            }
+        }
+        renewal
     }
 
     /// Counts the folders below each of `rels` (in the first root) again,
@@ -88,28 +163,41 @@ impl Watch {
     /// folders made in it meanwhile send no event: a walk at the event
     /// can miss them, a walk after the pass sees what notify saw.
     pub fn recount(&self, rels: &[Vec<u8>]) {
-        let (Some(root), Some(folders)) = (self.roots.first(), self.folders.first()) else {
+        let Some(root) = self.roots.first().filter(|r| r.watcher.is_some()) else {
             return;
         };
         for rel in rels.iter().filter(|r| !r.is_empty()) {
             // Walked before the lock, so the list never waits on a walk.
-            let found = folders_below(root, rel);
-            let mut folders = lock(folders);
+            let found = folders_below(&root.path, rel);
+            let mut folders = lock(&root.folders);
             folders.remove_tree(rel);
             folders.add(found);
         }
     }
 
+    /// Why a root is not watched for now (its folder is gone), if one is
+    /// not.
+    pub fn off(&self) -> Option<String> {
+        let root = self.roots.iter().find(|r| r.watcher.is_none())?;
+        Some(format!(
+            "the {} folder {} is gone (moved or deleted); it is watched again once a folder is back there",
+            root.name,
+            root.path.display()
+        ))
+    }
+
     /// How many folders are watched.
     pub fn folders(&self) -> usize {
-        self.folders.iter().map(|f| lock(f).len()).sum()
+        self.roots.iter().map(|r| lock(&r.folders).len()).sum()
     }
 }
 
 /// One root's recursive watch and the folders it holds.
 fn watch_root(
     root: &Path,
+    index: usize,
     sender: Sender<Note>,
+    gone: Arc<AtomicBool>,
 ) -> Result<(notify::INotifyWatcher, Arc<Mutex<Folders>>), String> {
     if let Some(fs) = silent_file_system(root) {
         return Err(format!(
@@ -123,7 +211,13 @@ fn watch_root(
     // points to is not the pair's to watch (a link to `/` would spend the
     // whole watch limit on it).
     let mut watcher = notify::INotifyWatcher::new(
-        move |event: notify::Result<notify::Event>| forward(&path, &sender, &kept, event),
+        move |event: notify::Result<notify::Event>| {
+            if is_root_gone(&path, &event) {
+                gone.store(true, Ordering::SeqCst);
+                let _ = sender.send(Note::Root(index));
+            }
+            forward(&path, &sender, &kept, event)
+        },
         notify::Config::default().with_follow_symlinks(false),
     )
     .map_err(|e| e.to_string())?;
@@ -222,6 +316,17 @@ fn forward(
             let _ = sender.send(Note::Arrived(rel));
         }
     }
+}
+
+/// Whether `event` says the folder watched at `root` was itself moved or
+/// deleted (notify names it by the root's path).
+fn is_root_gone(root: &Path, event: &notify::Result<notify::Event>) -> bool {
+    let Ok(event) = event else { return false };
+    event.paths.first().is_some_and(|p| p == root)
+        && matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+        )
 }
 
 /// Whether `path` is a folder, symlinks not followed.

@@ -60,6 +60,11 @@ impl Folders {
         }
     }
 
+    /// Drops every folder (the root's folder is gone).
+    pub(super) fn remove_all(&mut self) {
+        *self = Folders::default();
+    }
+
     /// Drops `rel` (not empty) and every folder below it.
     pub(super) fn remove_tree(&mut self, rel: &[u8]) {
         let below = [rel, b"/"].concat();

@@ -20,7 +20,7 @@ pub(crate) fn start_watched(env: &TestEnv, interval: &str, vars: &[(&str, &str)]
 }
 
 /// Waits until the replica is an exact copy of the source.
-fn wait_mirror(env: &TestEnv, what: &str) {
+pub(crate) fn wait_mirror(env: &TestEnv, what: &str) {
     wait_for(
         PATIENCE,
         // The daemon may be writing the replica meanwhile: an entry gone

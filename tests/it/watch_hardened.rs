@@ -1,0 +1,81 @@
+//! Watch mode under a hostile user (issue 20): a watched pair whose
+//! INTERVAL is an hour, so only the watch can sync, keeps the replica
+//! exact when the source folder itself is replaced.
+
+use std::fs;
+
+use crate::support::*;
+use crate::watch::{start_watched, stop_quickly, wait_mirror};
+
+#[test]
+fn a_source_folder_replaced_under_a_running_daemon_is_watched_again() {
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    let session = start_watched(&env, "1h", &[]);
+
+    // Renamed away, and another folder moved to its path.
+    env.write("fresh/d1/a.txt", "a");
+    env.write("fresh/d2/b.txt", "b");
+    fs::rename(env.path("src"), env.path("old")).expect("rename");
+    fs::rename(env.path("fresh"), env.path("src")).expect("rename");
+    wait_log(&env.log(), "a new source folder is at", 1);
+    env.write("src/d2/after-move.txt", "written in the new folder");
+    wait_mirror(&env, "a file in a folder moved to the source's path");
+
+    // Deleted and made again: the new folder may get the old one's inode
+    // back, so only the old one's own event tells them apart.
+    fs::remove_dir_all(env.path("src")).expect("rm -rf");
+    fs::create_dir(env.path("src")).expect("mkdir");
+    wait_log(&env.log(), "a new source folder is at", 2);
+    env.write("src/d3/after-rm.txt", "written in the remade folder");
+    env.write("src/top.txt", "top");
+    wait_mirror(&env, "files in a source folder deleted and made again");
+
+    // The first pass and one for each new folder (the empty one fails on
+    // the empty-source guard): the rest came by the watch.
+    let log = env.log_text();
+    let full = count(&log, "pass finished in") + count(&log, "pass failed in");
+    assert_eq!(full, 3, "{log}");
+    stop_quickly(&env, session);
+}
+
+#[test]
+fn both_folders_of_a_watched_two_way_pair_are_watched_again_when_replaced() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    let session = MenuSession::start(
+        env.root(),
+        [
+            "--no-menu",
+            "--two-way",
+            "--watch",
+            "src",
+            "dst",
+            "1h",
+            "log.txt",
+        ],
+    );
+    wait_log(&env.log(), "watching the source and the replica", 1);
+    wait_log(&env.log(), "pass finished in", 1);
+    for (n, (side, other)) in [("dst", "src"), ("src", "dst")].into_iter().enumerate() {
+        env.write(format!("fresh-{side}/a.txt"), "a");
+        fs::rename(env.path(side), env.path(format!("old-{side}"))).expect("rename");
+        fs::rename(env.path(format!("fresh-{side}")), env.path(side)).expect("rename");
+        let name = if side == "src" { "source" } else { "replica" };
+        wait_log(&env.log(), &format!("a new {name} folder is at"), 1);
+        wait_log(&env.log(), "pass finished in", n + 2);
+        env.write(format!("{side}/from-{side}.txt"), side);
+        let there = env.path(format!("{other}/from-{side}.txt"));
+        wait_for(
+            PATIENCE,
+            || fs::read_to_string(&there).is_ok_and(|t| t == side),
+            || {
+                format!(
+                    "a file in the new {name} never came over:\n{}",
+                    env.log_text()
+                )
+            },
+        );
+    }
+    stop_quickly(&env, session);
+}
