@@ -6,6 +6,9 @@
 //! tells a new folder from the old one by device and inode, or by the old
 //! one's own move, delete or unmount event (a new folder may get the old
 //! one's inode back).
+//!
+//! The same watch on a folder for one name tells of an `--exclude-from`
+//! file's changes.
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
@@ -14,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::Sender;
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::daemon::watch::Note;
@@ -90,8 +94,47 @@ impl Guard {
 /// A watch on `root`'s parent that tells of entries named as `root` made,
 /// removed or moved (not of opens: each pass opens the root).
 fn watch_parent(root: &Path, index: usize, sender: Sender<Note>) -> Option<notify::INotifyWatcher> {
-    let parent = root.parent()?;
-    let name: OsString = root.file_name()?.to_os_string();
+    let moved = |kind: &EventKind| {
+        matches!(
+            kind,
+            EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+        )
+    };
+    watch_entry(root, moved, move || {
+        let _ = sender.send(Note::Root(index));
+    })
+}
+
+/// A watch on a pattern file's folder that tells of the file written,
+/// made, removed or moved: its patterns are read again at the next pass.
+pub(super) fn watch_pattern_file(
+    file: &Path,
+    sender: Sender<Note>,
+) -> Option<notify::INotifyWatcher> {
+    let changed = |kind: &EventKind| {
+        matches!(
+            kind,
+            EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(ModifyKind::Name(_))
+                | EventKind::Access(AccessKind::Close(AccessMode::Write))
+        )
+    };
+    watch_entry(file, changed, move || {
+        let _ = sender.send(Note::Patterns);
+    })
+}
+
+/// A watch on `path`'s folder that calls `tell` on events of the `wanted`
+/// kinds on an entry named as `path`. `None` for `/`, or a folder that
+/// cannot be watched.
+fn watch_entry(
+    path: &Path,
+    wanted: fn(&EventKind) -> bool,
+    tell: impl Fn() + Send + 'static,
+) -> Option<notify::INotifyWatcher> {
+    let parent = path.parent()?;
+    let name: OsString = path.file_name()?.to_os_string();
     let mut watcher = notify::INotifyWatcher::new(
         move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
@@ -99,14 +142,8 @@ fn watch_parent(root: &Path, index: usize, sender: Sender<Note>) -> Option<notif
                 .paths
                 .iter()
                 .any(|p| p.file_name() == Some(name.as_os_str()));
-            let moved = matches!(
-                event.kind,
-                EventKind::Create(_)
-                    | EventKind::Remove(_)
-                    | EventKind::Modify(notify::event::ModifyKind::Name(_))
-            );
-            if ours && moved {
-                let _ = sender.send(Note::Root(index));
+            if ours && wanted(&event.kind) {
+                tell();
             }
         },
         notify::Config::default().with_follow_symlinks(false),

@@ -2,6 +2,7 @@
 //! and, for a watched pair, on its watch, whose change notes are gathered
 //! into one pass.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, select};
@@ -57,7 +58,12 @@ impl Worker {
             }
             roots.push((self.spec.replica.as_path(), "replica"));
         }
-        match Watch::start(&roots) {
+        // Those in a root are watched with it.
+        let patterns: Vec<PathBuf> = (self.excludes.lock().expect("excludes poisoned").files())
+            .into_iter()
+            .filter(|f| !roots.iter().any(|(root, _)| f.starts_with(root)))
+            .collect();
+        match Watch::start(&roots, &patterns) {
             Ok(w) => {
                 info!(
                     target: target,
@@ -264,6 +270,12 @@ fn gather(
         Ok(Note::Arrived(folder)) => starts.push(Start::tree(folder)),
         Ok(Note::Lost) => return Err(Waited::Lost),
         Ok(Note::Root(_)) => return Err(Waited::Root),
+        // A pass over the top folder reads the patterns again, and looks at
+        // every folder if they changed.
+        Ok(Note::Patterns) => {
+            starts.push(Start::folder(Vec::new()));
+            return Ok(true);
+        }
         Ok(Note::Broken(why)) => return Err(Waited::Broken(why)),
         Err(_) => return Err(Waited::Broken("the watch ended".into())),
     }

@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::daemon::root_guard::{Found, Guard};
+use crate::daemon::root_guard::{Found, Guard, watch_pattern_file};
 use crate::daemon::watched_folders::Folders;
 
 /// Why a folder cannot be watched when the kernel says ENOSPC: both
@@ -42,6 +42,9 @@ pub enum Note {
     /// Events were lost (the kernel queue overflowed): only a full pass
     /// knows what changed. Watching goes on.
     Lost,
+    /// A pattern file outside the source changed: the next pass reads the
+    /// patterns again.
+    Patterns,
     /// The folder at this root's path (0: the source) may be another one
     /// now, or none: the worker looks ([`Watch::renew`]).
     Root(usize),
@@ -56,6 +59,8 @@ pub struct Watch {
     pub notes: Receiver<Note>,
     sender: Sender<Note>,
     roots: Vec<Root>,
+    /// The watches on the folders of pattern files outside the roots.
+    _patterns: Vec<notify::INotifyWatcher>,
 }
 
 /// One root watched.
@@ -91,12 +96,20 @@ impl Watch {
     /// one channel. Fails, with the root's name (`source` or `replica`) and
     /// why, on a file system that reports no events (a network share, FUSE)
     /// and when a folder cannot be watched (the `max_user_watches` limit).
-    pub fn start<'n>(roots: &[(&Path, &'n str)]) -> Result<Watch, (&'n str, String)> {
+    /// `patterns`: the pattern files outside the roots, watched too.
+    pub fn start<'n>(
+        roots: &[(&Path, &'n str)],
+        patterns: &[PathBuf],
+    ) -> Result<Watch, (&'n str, String)> {
         if let (Err(why), Some((_, name))) = (test_hook(), roots.first()) {
             return Err((name, why));
         }
         let (sender, notes) = crossbeam_channel::unbounded();
         let mut watch = Watch {
+            _patterns: patterns
+                .iter()
+                .filter_map(|f| watch_pattern_file(f, sender.clone()))
+                .collect(),
             notes,
             sender,
             roots: Vec::new(),

@@ -150,7 +150,19 @@ pub fn run_at(
     } else {
         Mode::Free
     };
-    let (excludes, refresh_error) = report::refresh_excludes(ctx);
+    let refreshed = report::refresh_excludes(ctx);
+    let (excludes, refresh_error) = (refreshed.matcher, refreshed.errors);
+    let everything = [Start::everything()];
+    let starts = if refreshed.changed && starts != everything {
+        // What the patterns select may have changed in any folder, one no
+        // event names among them.
+        ctx.log_info(format_args!(
+            "the exclude patterns changed: this pass looks at every folder"
+        ));
+        &everything[..]
+    } else {
+        starts
+    };
     let starts: Vec<Start> = starts
         .iter()
         .filter(|start| match excluded_prefix(&excludes, &start.rel) {

@@ -79,3 +79,48 @@ fn both_folders_of_a_watched_two_way_pair_are_watched_again_when_replaced() {
     }
     stop_quickly(&env, session);
 }
+
+#[test]
+fn a_pattern_file_edited_at_runtime_resyncs_what_it_selects() {
+    let env = TestEnv::new();
+    env.write("src/.foldersyncignore", "*.log\n");
+    env.write("src/a/cache/x.txt", "x");
+    env.write("src/b/keep.txt", "k");
+    env.write("src/c/y.log", "y");
+    env.write("src/d/z.tmp", "z");
+    env.write("patterns.txt", "*.tmp\n");
+    let args = [
+        "--no-menu",
+        "--watch",
+        "--delete-excluded",
+        "--exclude-from",
+        "patterns.txt",
+        "src",
+        "dst",
+        "1h",
+        "log.txt",
+    ];
+    let session = MenuSession::start(env.root(), args);
+    wait_log(&env.log(), "pass finished in", 1);
+    assert!(env.path("dst/a/cache/x.txt").exists());
+    assert!(!env.path("dst/c/y.log").exists());
+    assert!(!env.path("dst/d/z.tmp").exists());
+
+    // `*.log` dropped, `cache/` added: c/y.log comes over and a/cache goes,
+    // though no event names their folders.
+    env.write("src/.foldersyncignore", "cache/\n");
+    wait_for(
+        PATIENCE,
+        || env.path("dst/c/y.log").exists() && !env.path("dst/a/cache").exists(),
+        || format!("the new patterns never applied:\n{}", env.log_text()),
+    );
+    // An --exclude-from file outside the source, emptied.
+    env.write("patterns.txt", "# none\n");
+    wait_for(
+        PATIENCE,
+        || env.path("dst/d/z.tmp").exists(),
+        || format!("the --exclude-from edit never applied:\n{}", env.log_text()),
+    );
+    assert!(!env.path("dst/a/cache").exists());
+    stop_quickly(&env, session);
+}
