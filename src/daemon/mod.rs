@@ -2,6 +2,7 @@
 //! pair; each worker waits on its triggers and runs passes; the gate keeps
 //! chained pairs' passes apart; shutdown turns signals into the quit flag.
 
+mod coalesce;
 pub mod gate;
 mod root_guard;
 pub mod shutdown;

@@ -3,26 +3,15 @@
 //! into one pass.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{RecvTimeoutError, select};
 use log::{debug, info, warn};
 
+use crate::daemon::coalesce::{Coalesce, Kind};
 use crate::daemon::watch::{Note, Renewal, Watch};
 use crate::daemon::worker::{Trigger, Worker, format_interval};
-use crate::pass::{self, Start};
 use crate::status::WatchStatus;
-
-/// How long a watched pair waits for more events once one came, unless a
-/// file was closed or moved in: a save is several events in a row, and one
-/// pass for all of them is cheaper.
-const QUIET: Duration = Duration::from_millis(5);
-/// The quiet window during a burst (notes came while the last pass ran):
-/// a writer on a busy machine is often descheduled for more than
-/// [`QUIET`], and each such pause would otherwise end a pass.
-const BURST_QUIET: Duration = Duration::from_millis(50);
-/// The longest it gathers events under a stream that never pauses.
-const GATHER_MOST: Duration = Duration::from_secs(1);
 
 impl Worker {
     /// Sleeps until the next trigger: one sent, or the interval's end at
@@ -119,11 +108,17 @@ impl Worker {
             if look {
                 look = false;
                 if let Some(trigger) = self.renew(watching) {
+                    watching.coalesce.clear();
                     return trigger;
                 }
                 continue;
             }
-            match self.wait_watched(next, w) {
+            let waited = self.wait_watched(next, w, &mut watching.coalesce);
+            if !matches!(waited, Waited::Trigger(Trigger::Changed(_)) | Waited::Root) {
+                // A full pass (or the end) covers what waits.
+                watching.coalesce.clear();
+            }
+            match waited {
                 Waited::Trigger(t) => return t,
                 Waited::Lost => {
                     self.say_lost(&watching.target, &mut watching.said_lost);
@@ -173,52 +168,37 @@ impl Worker {
         trigger
     }
 
-    /// Like [`Worker::wait`], also woken by the watch. A file closed after
-    /// writing or moved in ([`Note::Settled`]) is synced at once: nothing
-    /// more is coming for it. Other changes open a window that closes
-    /// after [`QUIET`] without another, or after [`GATHER_MOST`]. Notes
-    /// already waiting when the wait begins came during the last pass: a
-    /// burst is on, so even a settled file waits for the window, which is
-    /// [`BURST_QUIET`] then, and the burst becomes a few passes, not one
-    /// per file. A command sent
-    /// meanwhile wins: its full pass covers the changes.
-    pub(super) fn wait_watched(&self, next: Instant, watch: &Watch) -> Waited {
-        let burst = !watch.notes.is_empty();
-        let mut starts = Vec::new();
+    /// Like [`Worker::wait`], also woken by the watch, whose notes are
+    /// gathered per path ([`Coalesce`]): the wait ends when the first
+    /// path is due, with a pass over the paths due then; the others wait
+    /// on. A command sent meanwhile wins: its full pass covers them all.
+    fn wait_watched(&self, next: Instant, watch: &Watch, coalesce: &mut Coalesce) -> Waited {
         let timeout = crossbeam_channel::at(next);
-        let mut settled = select! {
-            recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-            recv(watch.notes) -> note => match gather(note, &mut starts) {
-                Ok(settled) => settled,
-                Err(waited) => return waited,
-            },
-            recv(timeout) -> _ => return Waited::Trigger(Trigger::Interval),
-        };
-        let most = Instant::now() + GATHER_MOST;
         loop {
-            // What is queued already joins this batch without a wait;
-            // counted first, so a stream cannot keep the loop here.
+            // What is queued already joins without a wait; counted first,
+            // so a stream cannot keep the loop here.
+            let now = Instant::now();
             for note in watch.notes.try_iter().take(watch.notes.len()) {
-                match gather(Ok(note), &mut starts) {
-                    Ok(s) => settled |= s,
-                    Err(waited) => return waited,
+                if let Err(waited) = gather(Ok(note), coalesce, now) {
+                    return waited;
                 }
             }
-            if settled && !burst {
-                break;
+            let due = coalesce.due();
+            if due.is_some_and(|d| d <= now) {
+                return Waited::Trigger(Trigger::Changed(coalesce.take(now)));
             }
-            let window = if burst { BURST_QUIET } else { QUIET };
-            let quiet = crossbeam_channel::at((Instant::now() + window).min(most));
+            let wake = due.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
             select! {
                 recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-                recv(watch.notes) -> note => match gather(note, &mut starts) {
-                    Ok(s) => settled |= s,
-                    Err(waited) => return waited,
+                recv(watch.notes) -> note => {
+                    if let Err(waited) = gather(note, coalesce, Instant::now()) {
+                        return waited;
+                    }
                 },
-                recv(quiet) -> _ => break,
+                recv(wake) -> _ => {},
+                recv(timeout) -> _ => return Waited::Trigger(Trigger::Interval),
             }
         }
-        Waited::Trigger(Trigger::Changed(pass::fewest(starts)))
     }
 }
 
@@ -230,6 +210,8 @@ pub(super) struct Watching {
     pub fell_back: Option<String>,
     /// Whether lost events were said already (a warning once).
     pub said_lost: bool,
+    /// The watch's changes waiting for their pass.
+    pub coalesce: Coalesce,
     /// The pair's log target.
     pub target: String,
 }
@@ -254,32 +236,27 @@ pub(super) fn watch_status(watch: Option<&Watch>, fell_back: Option<&str>) -> Op
     }
 }
 
-/// Adds where a change note says a pass must start to `starts` and says
-/// whether its file is settled; a note that ends the wait (lost events, a
-/// broken watch) is the `Err`.
+/// Adds a change note to `coalesce`; a note that ends the wait (lost
+/// events, a broken watch, a root's folder replaced) is the `Err`.
 fn gather(
     note: Result<Note, crossbeam_channel::RecvError>,
-    starts: &mut Vec<Start>,
-) -> Result<bool, Waited> {
-    match note {
-        Ok(Note::Changed(folder)) => starts.push(Start::folder(folder)),
-        Ok(Note::Settled(folder)) => {
-            starts.push(Start::folder(folder));
-            return Ok(true);
-        }
-        Ok(Note::Arrived(folder)) => starts.push(Start::tree(folder)),
+    coalesce: &mut Coalesce,
+    now: Instant,
+) -> Result<(), Waited> {
+    let (kind, path) = match note {
+        Ok(Note::Changed(path)) => (Kind::Changed, path),
+        Ok(Note::Settled(path)) => (Kind::Settled, path),
+        Ok(Note::Arrived(folder)) => (Kind::Arrived, folder),
+        // The root's entry: a pass over the top folder reads the patterns
+        // again, and looks at every folder if they changed.
+        Ok(Note::Patterns) => (Kind::Settled, Vec::new()),
         Ok(Note::Lost) => return Err(Waited::Lost),
         Ok(Note::Root(_)) => return Err(Waited::Root),
-        // A pass over the top folder reads the patterns again, and looks at
-        // every folder if they changed.
-        Ok(Note::Patterns) => {
-            starts.push(Start::folder(Vec::new()));
-            return Ok(true);
-        }
         Ok(Note::Broken(why)) => return Err(Waited::Broken(why)),
         Err(_) => return Err(Waited::Broken("the watch ended".into())),
-    }
-    Ok(false)
+    };
+    coalesce.note(kind, path, now);
+    Ok(())
 }
 
 /// What a watched pair's wait ended with.

@@ -29,12 +29,11 @@ const LIMIT_REACHED: &str = "the kernel's limit of watches is reached \
 /// What the watcher tells the worker.
 #[derive(Debug)]
 pub enum Note {
-    /// Something in this folder (relative to the source root; empty for
-    /// the root) changed.
+    /// This entry (relative to the source root; empty for the root)
+    /// changed, and more may come.
     Changed(Vec<u8>),
-    /// A file in this folder was closed after writing, or moved in: its
-    /// content is complete, so it can be synced at once, with no quiet
-    /// window.
+    /// This file was closed after writing, or moved in: its content is
+    /// complete, so it can be synced at once, with no quiet window.
     Settled(Vec<u8>),
     /// This folder was made or moved in: nothing below it has been seen,
     /// and what was made in it before its watch was added sends no event.
@@ -318,11 +317,11 @@ fn forward(
     }
     keep_folders(root, folders, &event);
     for path in &event.paths {
-        if let Some(folder) = folder_of(root, path) {
+        if let Some(entry) = entry_of(root, path) {
             let _ = sender.send(if settled {
-                Note::Settled(folder)
+                Note::Settled(entry)
             } else {
-                Note::Changed(folder)
+                Note::Changed(entry)
             });
         }
         if let Some(rel) = arrived.then(|| relative(root, path)).flatten() {
@@ -380,12 +379,11 @@ fn keep_folders(root: &Path, folders: &Mutex<Folders>, event: &notify::Event) {
     }
 }
 
-/// The folder, relative to `root`, whose listing an event on `path`
-/// changed: its parent, or the root itself for an event on the root.
-fn folder_of(root: &Path, path: &Path) -> Option<Vec<u8>> {
+/// The entry an event on `path` names, relative to `root` (empty for the
+/// root itself); a pass syncs its folder's entries.
+fn entry_of(root: &Path, path: &Path) -> Option<Vec<u8>> {
     let rel = path.strip_prefix(root).ok()?;
-    let parent = rel.parent().map_or_else(PathBuf::new, Path::to_path_buf);
-    Some(parent.as_os_str().as_bytes().to_vec())
+    Some(rel.as_os_str().as_bytes().to_vec())
 }
 
 /// The name of the file system `path` is on when it reports no events
@@ -422,11 +420,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_event_names_its_parent_folder() {
+    fn an_event_names_its_entry_relative_to_the_root() {
         let root = Path::new("/s");
-        assert_eq!(folder_of(root, Path::new("/s/a/b")), Some(b"a".to_vec()));
-        assert_eq!(folder_of(root, Path::new("/s/f")), Some(Vec::new()));
-        assert_eq!(folder_of(root, Path::new("/s")), Some(Vec::new()));
-        assert_eq!(folder_of(root, Path::new("/t/f")), None);
+        assert_eq!(entry_of(root, Path::new("/s/a/b")), Some(b"a/b".to_vec()));
+        assert_eq!(entry_of(root, Path::new("/s")), Some(Vec::new()));
+        assert_eq!(entry_of(root, Path::new("/t/f")), None);
     }
 }

@@ -149,6 +149,7 @@ impl Worker {
             watch: None,
             fell_back: None,
             said_lost: false,
+            coalesce: Default::default(),
             target: target.clone(),
         };
         watching.watch = self.start_watch(&target, &mut watching.fell_back);

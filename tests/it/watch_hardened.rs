@@ -124,3 +124,63 @@ fn a_pattern_file_edited_at_runtime_resyncs_what_it_selects() {
     assert!(!env.path("dst/a/cache").exists());
     stop_quickly(&env, session);
 }
+
+#[test]
+fn a_file_written_continuously_holds_back_no_other_change() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let env = TestEnv::new();
+    env.write("src/hot/app.log", "");
+    env.write("src/quiet/keep.txt", "k");
+    let session = start_watched(&env, "1h", &[]);
+    // A program appending to its log every 10 ms, all through the edits.
+    let stop = Arc::new(AtomicBool::new(false));
+    let log_file = env.path("src/hot/app.log");
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let mut f = fs::OpenOptions::new()
+                    .append(true)
+                    .open(&log_file)
+                    .expect("open the log");
+                writeln!(f, "line {n}").expect("append");
+                drop(f);
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    const EDITS: usize = 10;
+    for i in 0..EDITS {
+        let name = format!("quiet/f{i}.txt");
+        env.write(format!("src/{name}"), format!("{i}"));
+        let there = env.path(format!("dst/{name}"));
+        wait_for(
+            PATIENCE,
+            || there.exists(),
+            || format!("{name} never came over:\n{}", env.log_text()),
+        );
+    }
+    // The log itself is synced as it grows, not only once it stops.
+    let grown = fs::metadata(env.path("src/hot/app.log"))
+        .expect("stat")
+        .len();
+    wait_for(
+        PATIENCE,
+        || fs::metadata(env.path("dst/hot/app.log")).is_ok_and(|m| m.len() >= grown),
+        || format!("the log never caught up while written:\n{}", env.log_text()),
+    );
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("the writer");
+    wait_mirror(&env, "the log once its writer stopped");
+    // Each quiet file went in a pass of its own folder, without waiting
+    // for the log's folder to be quiet (then one pass took both).
+    let log = env.log_text();
+    let alone = count(&log, "pass over quiet finished");
+    assert!(alone * 2 >= EDITS, "{alone} of {EDITS} alone:\n{log}");
+    stop_quickly(&env, session);
+}
