@@ -380,6 +380,9 @@ impl Walker<'_, '_> {
                 if let (true, Some(store)) = (finished, self.ctx.store) {
                     cache_store::lock(store).remove_tree(rel);
                 }
+                if finished {
+                    self.shared.gone_dirs(rel);
+                }
                 finished
             }
             Ok(replica::TreeRemoval::Pretended) => {

@@ -91,6 +91,19 @@ struct Shared<'a> {
     /// The in-memory cache keeps entries after the pass, so big files are
     /// hashed after it ([`crate::digests`]); not for `--once`.
     fills_later: bool,
+    /// Replica folders removed whole: their cache entries go after the
+    /// walk ([`Cache::drop_trees`]).
+    gone: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Shared<'_> {
+    /// Notes that the folder at `rel` was removed from the replica.
+    fn gone_dirs(&self, rel: &[u8]) {
+        self.gone
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rel.to_vec());
+    }
 }
 
 /// A file the pass left right (or, in a dry run, would have).
@@ -273,12 +286,14 @@ fn walk_with(
         replica_dev: OnceLock::new(),
         excludes: Arc::clone(excludes),
         starts: OnceLock::new(),
+        gone: Mutex::new(Vec::new()),
     };
     let outcome = walk::walk(&shared, starts);
     if outcome == Outcome::Finished {
         lock_mounts(ctx).passed(shared.replica_dev.get().copied());
     }
     let cache = shared.cache.into_inner().unwrap_or_else(|e| e.into_inner());
+    cache.drop_trees(&shared.gone.into_inner().unwrap_or_else(|e| e.into_inner()));
     shared
         .links
         .restamp(shared.replica_root.get(), cache, ctx.store);

@@ -184,3 +184,38 @@ fn a_file_written_continuously_holds_back_no_other_change() {
     assert!(alone * 2 >= EDITS, "{alone} of {EDITS} alone:\n{log}");
     stop_quickly(&env, session);
 }
+
+/// The N of the last "cache holds N files" line.
+fn cache_files(log: &str) -> usize {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("cache holds "))
+        .unwrap_or_else(|| panic!("no cache line in:\n{log}"));
+    let after = line.split("cache holds ").nth(1).expect("a count");
+    let n = after.split(' ').next().expect("a number");
+    n.parse().unwrap_or_else(|_| panic!("no count in {line}"))
+}
+
+#[test]
+fn the_cache_forgets_folders_deleted_or_moved_away() {
+    let env = TestEnv::new();
+    for i in 0..100 {
+        env.write(format!("src/gone/f{i}.txt"), format!("{i}"));
+        env.write(format!("src/trip/sub/f{i}.txt"), format!("{i}"));
+    }
+    let mut session = start_watched(&env, "1h", &[]);
+    fs::remove_dir_all(env.path("src/gone")).expect("rm -rf");
+    wait_mirror(&env, "a folder deleted");
+    for _ in 0..5 {
+        fs::rename(env.path("src/trip"), env.path("src/away")).expect("rename");
+        wait_mirror(&env, "a folder renamed");
+        fs::rename(env.path("src/away"), env.path("src/trip")).expect("rename");
+        wait_mirror(&env, "a folder renamed back");
+    }
+    signal(session.child.id(), "TERM");
+    assert_eq!(session.wait_exit(PATIENCE).code(), Some(0));
+    // trip/sub's 100 files, and nothing of what is gone.
+    let log = env.log_text();
+    assert_eq!(cache_files(&log), 100, "{log}");
+}
