@@ -4,10 +4,11 @@
 
 mod coalesce;
 pub mod gate;
+mod inotify;
 mod root_guard;
 pub mod shutdown;
 pub mod supervisor;
+mod tree;
 mod waiting;
 pub mod watch;
-mod watched_folders;
 pub mod worker;

@@ -10,16 +10,19 @@
 //! The same watch on a folder for one name tells of an `--exclude-from`
 //! file's changes.
 
-use std::ffi::OsString;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify::{EventKind, RecursiveMode, Watcher};
+use rustix::fs::inotify::{self, Event, ReadFlags, WatchFlags};
 
+use crate::daemon::inotify::{Handler, Reader, instance};
 use crate::daemon::watch::Note;
 
 /// A folder as the kernel knows it.
@@ -31,7 +34,7 @@ pub(super) struct Identity {
 
 /// The identity of the folder at `path` now; `None` when there is no
 /// folder there.
-pub(super) fn identity(path: &Path) -> Option<Identity> {
+fn identity(path: &Path) -> Option<Identity> {
     let m = std::fs::metadata(path).ok()?;
     m.is_dir().then(|| Identity {
         dev: m.dev(),
@@ -50,22 +53,18 @@ pub(super) enum Found {
     Missing,
 }
 
-/// One root's guard: the watch on its parent and the folder watched.
+/// One root's guard: the folder watched.
 pub(super) struct Guard {
-    /// `None` for `/`, or a parent that cannot be watched: then only the
-    /// check after each full pass sees a new folder.
-    _parent: Option<notify::INotifyWatcher>,
     watched: Option<Identity>,
-    /// Set (by the watch's thread) when the kernel said the folder watched
+    /// Set (by the root's tree) when the kernel said the folder watched
     /// was itself moved, deleted or unmounted.
     pub(super) gone: Arc<AtomicBool>,
 }
 
 impl Guard {
-    /// Guards the folder now at `root` (root number `index` of the watch).
-    pub(super) fn new(root: &Path, index: usize, sender: Sender<Note>) -> Guard {
+    /// Guards the folder now at `root`.
+    pub(super) fn new(root: &Path) -> Guard {
         Guard {
-            _parent: watch_parent(root, index, sender),
             watched: identity(root),
             gone: Arc::new(AtomicBool::new(false)),
         }
@@ -83,72 +82,96 @@ impl Guard {
     }
 
     /// Records that `now` is the folder watched from here on, with a new
-    /// flag for its watch (the old watch's thread may still set the old
-    /// one).
+    /// flag for its tree (the old tree may still set the old one).
     pub(super) fn watching(&mut self, now: Option<Identity>) {
         self.watched = now;
         self.gone = Arc::new(AtomicBool::new(false));
     }
 }
 
-/// A watch on `root`'s parent that tells of entries named as `root` made,
-/// removed or moved (not of opens: each pass opens the root).
-fn watch_parent(root: &Path, index: usize, sender: Sender<Note>) -> Option<notify::INotifyWatcher> {
-    let moved = |kind: &EventKind| {
-        matches!(
-            kind,
-            EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
-        )
-    };
-    watch_entry(root, moved, move || {
-        let _ = sender.send(Note::Root(index));
-    })
+/// What an entry watched by name stands for.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Named {
+    /// A root's path (its number): made, removed or moved, it may be
+    /// another folder.
+    Root(usize),
+    /// A pattern file: written, made, removed or moved.
+    Patterns,
 }
 
-/// A watch on a pattern file's folder that tells of the file written,
-/// made, removed or moved: its patterns are read again at the next pass.
-pub(super) fn watch_pattern_file(
-    file: &Path,
+/// The names watched in one folder, and what each stands for.
+type Names = Vec<(Box<[u8]>, Named)>;
+
+/// The entries watched by name, by their folder's watch.
+struct Entries {
+    by_folder: HashMap<i32, Names>,
     sender: Sender<Note>,
-) -> Option<notify::INotifyWatcher> {
-    let changed = |kind: &EventKind| {
-        matches!(
-            kind,
-            EventKind::Create(_)
-                | EventKind::Remove(_)
-                | EventKind::Modify(ModifyKind::Name(_))
-                | EventKind::Access(AccessKind::Close(AccessMode::Write))
-        )
-    };
-    watch_entry(file, changed, move || {
-        let _ = sender.send(Note::Patterns);
-    })
 }
 
-/// A watch on `path`'s folder that calls `tell` on events of the `wanted`
-/// kinds on an entry named as `path`. `None` for `/`, or a folder that
-/// cannot be watched.
-fn watch_entry(
-    path: &Path,
-    wanted: fn(&EventKind) -> bool,
-    tell: impl Fn() + Send + 'static,
-) -> Option<notify::INotifyWatcher> {
-    let parent = path.parent()?;
-    let name: OsString = path.file_name()?.to_os_string();
-    let mut watcher = notify::INotifyWatcher::new(
-        move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            let ours = event
-                .paths
-                .iter()
-                .any(|p| p.file_name() == Some(name.as_os_str()));
-            if ours && wanted(&event.kind) {
-                tell();
-            }
-        },
-        notify::Config::default().with_follow_symlinks(false),
-    )
-    .ok()?;
-    watcher.watch(parent, RecursiveMode::NonRecursive).ok()?;
-    Some(watcher)
+/// Watches the folders of `named` for events on their names, on a thread
+/// of its own; `None` when none can be watched (`/` has no folder; then
+/// only the check after each full pass sees a new root folder).
+pub(super) fn watch_entries(
+    named: &[(PathBuf, Named)],
+    sender: Sender<Note>,
+) -> Option<Reader<()>> {
+    let fd = instance().ok()?;
+    let mask = WatchFlags::CREATE
+        | WatchFlags::DELETE
+        | WatchFlags::MOVED_FROM
+        | WatchFlags::MOVED_TO
+        | WatchFlags::CLOSE_WRITE
+        | WatchFlags::ONLYDIR;
+    let mut by_folder: HashMap<i32, Names> = HashMap::new();
+    for (path, what) in named {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            continue;
+        };
+        if let Ok(wd) = inotify::add_watch(fd.as_fd(), parent, mask) {
+            by_folder
+                .entry(wd)
+                .or_default()
+                .push((name.as_bytes().into(), *what));
+        }
+    }
+    if by_folder.is_empty() {
+        return None;
+    }
+    Reader::spawn("watch-paths", fd, Entries { by_folder, sender }).ok()
+}
+
+impl Handler for Entries {
+    type Command = ();
+
+    fn event(&mut self, _fd: BorrowedFd<'_>, event: &Event<'_>) {
+        let flags = event.events();
+        let (Some(name), Some(names)) = (event.file_name(), self.by_folder.get(&event.wd())) else {
+            return;
+        };
+        let moved =
+            ReadFlags::CREATE | ReadFlags::DELETE | ReadFlags::MOVED_FROM | ReadFlags::MOVED_TO;
+        for (_, what) in names.iter().filter(|(n, _)| &n[..] == name.to_bytes()) {
+            let note = match what {
+                Named::Root(i) if flags.intersects(moved) => Note::Root(*i),
+                Named::Patterns if flags.intersects(moved | ReadFlags::CLOSE_WRITE) => {
+                    Note::Patterns
+                }
+                _ => continue,
+            };
+            let _ = self.sender.send(note);
+        }
+    }
+
+    fn batch_end(&mut self) -> Option<Duration> {
+        None
+    }
+
+    fn idle(&mut self, _fd: BorrowedFd<'_>) {}
+
+    fn command(&mut self, _fd: BorrowedFd<'_>, _command: ()) {}
+
+    fn failed(&mut self, _why: String) {
+        // The trees still watch; only a replaced root goes unseen until
+        // the next full pass's check.
+    }
 }

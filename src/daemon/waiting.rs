@@ -50,9 +50,11 @@ impl Worker {
         // Those in a root are watched with it.
         let patterns: Vec<PathBuf> = (self.excludes.lock().expect("excludes poisoned").files())
             .into_iter()
+            .filter_map(|f| std::path::absolute(f).ok())
             .filter(|f| !roots.iter().any(|(root, _)| f.starts_with(root)))
             .collect();
-        match Watch::start(&roots, &patterns) {
+        let excludes = self.excludes.lock().expect("excludes poisoned").matcher();
+        match Watch::start(&roots, &patterns, excludes) {
             Ok(w) => {
                 info!(
                     target: target,
@@ -101,6 +103,12 @@ impl Worker {
         watching: &mut Watching,
     ) -> Trigger {
         let mut look = look;
+        if let Some(w) = watching.watch.as_mut() {
+            // The patterns the last pass read: watch what they leave in.
+            if w.patterns(self.excludes.lock().expect("excludes poisoned").matcher()) {
+                self.status.lock().expect("status poisoned").watch = watching.status();
+            }
+        }
         loop {
             let Some(w) = watching.watch.as_mut() else {
                 return self.wait(next);

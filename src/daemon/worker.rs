@@ -198,16 +198,7 @@ impl Worker {
                 (Some(two_way), _) => (two_way.pass(&ctx, approved, &mut progress), Vec::new()),
                 (None, None) => pass::run(&ctx, &mut cache, approved, &mut progress),
                 (None, Some(starts)) => {
-                    let done = pass::run_at(&ctx, &mut cache, &starts, approved, &mut progress);
-                    if let Some(watch) = &watching.watch {
-                        let arrived: Vec<Vec<u8>> = starts
-                            .into_iter()
-                            .filter(|s| s.deep)
-                            .map(|s| s.rel)
-                            .collect();
-                        watch.recount(&arrived);
-                    }
-                    done
+                    pass::run_at(&ctx, &mut cache, &starts, approved, &mut progress)
                 }
             };
             drop(in_pass);

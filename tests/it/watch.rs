@@ -293,7 +293,7 @@ fn add_from_menu(session: &mut MenuSession, watch: &str, n: usize) -> String {
 }
 
 /// Lists the pairs until `want` shows, and returns the listing.
-fn list_until(session: &mut MenuSession, want: &str) -> String {
+pub(crate) fn list_until(session: &mut MenuSession, want: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
         session.send("1");

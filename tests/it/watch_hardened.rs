@@ -5,7 +5,7 @@
 use std::fs;
 
 use crate::support::*;
-use crate::watch::{start_watched, stop_quickly, wait_mirror};
+use crate::watch::{list_until, start_watched, stop_quickly, wait_mirror};
 
 #[test]
 fn a_source_folder_replaced_under_a_running_daemon_is_watched_again() {
@@ -154,7 +154,7 @@ fn a_file_written_continuously_holds_back_no_other_change() {
             }
         })
     };
-    const EDITS: usize = 10;
+    const EDITS: usize = 20;
     for i in 0..EDITS {
         let name = format!("quiet/f{i}.txt");
         env.write(format!("src/{name}"), format!("{i}"));
@@ -177,11 +177,15 @@ fn a_file_written_continuously_holds_back_no_other_change() {
     stop.store(true, Ordering::SeqCst);
     writer.join().expect("the writer");
     wait_mirror(&env, "the log once its writer stopped");
-    // Each quiet file went in a pass of its own folder, without waiting
-    // for the log's folder to be quiet (then one pass took both).
+    // The quiet files went in passes of their own folder, not waiting for
+    // the log's folder to be quiet (then every pass took both: 0 of 10
+    // alone before). Some share a pass with the log when it is due at the
+    // same time, more so on a loaded machine (8 or 9 of 10 alone on 2
+    // busy cores, once 4).
     let log = env.log_text();
     let alone = count(&log, "pass over quiet finished");
-    assert!(alone * 2 >= EDITS, "{alone} of {EDITS} alone:\n{log}");
+    println!("{alone} of {EDITS} quiet files in a pass alone");
+    assert!(alone * 4 >= EDITS, "{alone} of {EDITS} alone:\n{log}");
     stop_quickly(&env, session);
 }
 
@@ -218,4 +222,65 @@ fn the_cache_forgets_folders_deleted_or_moved_away() {
     // trip/sub's 100 files, and nothing of what is gone.
     let log = env.log_text();
     assert_eq!(cache_files(&log), 100, "{log}");
+}
+
+/// `src/a`, `src/b` and an excluded `node_modules/` of 31 folders.
+fn tree_with_excluded_modules(env: &TestEnv) {
+    env.write("src/.foldersyncignore", "node_modules/\n");
+    env.write("src/a/f.txt", "a");
+    env.write("src/b/f.txt", "b");
+    for p in 0..10 {
+        for s in 0..2 {
+            env.write(format!("src/node_modules/p{p}/sub{s}/x.js"), "x");
+        }
+    }
+}
+
+#[test]
+fn an_excluded_folder_spends_no_watch_under_a_tight_limit() {
+    let env = TestEnv::new();
+    tree_with_excluded_modules(&env);
+    // 10 watches: enough for src, a and b (and src's parent), not for
+    // the 31 excluded folders.
+    let prefix = match watch_limit_prefix(10) {
+        Ok(prefix) => prefix,
+        Err(why) => return missing_prerequisite(&why),
+    };
+    let session = MenuSession::start_under(
+        env.root(),
+        &prefix,
+        ["--no-menu", "--watch", "src", "dst", "1h", "log.txt"],
+        &[],
+    );
+    wait_log(&env.log(), "pass finished in", 1);
+    env.write("src/a/new.txt", "by the watch");
+    wait_for(
+        PATIENCE,
+        || env.path("dst/a/new.txt").exists(),
+        || format!("never synced by the watch:\n{}", env.log_text()),
+    );
+    let log = env.log_text();
+    assert_eq!(count(&log, "cannot be watched"), 0, "{log}");
+    assert_eq!(count(&log, "pass finished in"), 1, "{log}");
+    stop_quickly(&env, session);
+}
+
+#[test]
+fn watches_follow_the_patterns_as_they_change() {
+    let env = TestEnv::new();
+    tree_with_excluded_modules(&env);
+    let mut session = MenuSession::start(env.root(), ["--watch", "src", "dst", "1h", "log.txt"]);
+    wait_log(&env.log(), "pass finished in", 1);
+    list_until(&mut session, "  watch: on, 3 folders watched\n");
+    // Included now: its 31 folders are watched, and a change in one of
+    // them comes over by the watch.
+    env.write("src/.foldersyncignore", "# nothing\n");
+    wait_mirror(&env, "node_modules once included");
+    list_until(&mut session, "  watch: on, 34 folders watched\n");
+    env.write("src/node_modules/p3/sub1/y.js", "y");
+    wait_mirror(&env, "a new file in a folder included by the new patterns");
+    // Excluded again: its watches go.
+    env.write("src/.foldersyncignore", "node_modules/\n");
+    list_until(&mut session, "  watch: on, 3 folders watched\n");
+    stop_quickly(&env, session);
 }
