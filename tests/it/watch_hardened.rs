@@ -279,8 +279,34 @@ fn watches_follow_the_patterns_as_they_change() {
     list_until(&mut session, "  watch: on, 34 folders watched\n");
     env.write("src/node_modules/p3/sub1/y.js", "y");
     wait_mirror(&env, "a new file in a folder included by the new patterns");
-    // Excluded again: its watches go.
+    // Excluded again: its watches go (src, a, b and a new c: 4).
+    env.write("src/c/f.txt", "c");
     env.write("src/.foldersyncignore", "node_modules/\n");
+    list_until(&mut session, "  watch: on, 4 folders watched\n");
+    stop_quickly(&env, session);
+}
+
+#[test]
+fn the_list_says_the_watch_is_off_while_the_source_folder_is_gone() {
+    let env = TestEnv::new();
+    env.write("src/d1/a.txt", "a");
+    let mut session = MenuSession::start(env.root(), ["--watch", "src", "dst", "1h", "log.txt"]);
+    wait_log(&env.log(), "pass finished in", 1);
+    list_until(&mut session, "  watch: on, 2 folders watched\n");
+    fs::rename(env.path("src"), env.path("old")).expect("rename");
+    list_until(&mut session, "  watch: off (the source folder ");
+    let out = list_until(
+        &mut session,
+        "is gone (moved or deleted); it is watched again once a folder is back there)",
+    );
+    assert!(out.contains("src is gone"), "{out}");
+    // Back: watched again (src, d2 and d3), and what it holds comes over.
+    env.write("fresh/d2/b.txt", "b");
+    env.write("fresh/d3/b.txt", "b");
+    fs::rename(env.path("fresh"), env.path("src")).expect("rename");
     list_until(&mut session, "  watch: on, 3 folders watched\n");
+    wait_log(&env.log(), "a new source folder is at", 1);
+    env.write("src/d2/c.txt", "c");
+    wait_mirror(&env, "a file in the source folder once back");
     stop_quickly(&env, session);
 }
