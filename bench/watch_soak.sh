@@ -90,9 +90,9 @@ def op():
     global dirs, files, made
     kind = rng.choices(
         ["rewrite", "append", "create", "delete", "rename", "chmod", "touch", "mkdirp", "rmrf", "mvdir"],
-        # Deletions weighed so that the tree keeps its size: each
-        # operation adds 0.02 files on average.
-        [25, 10, 12, 25, 10, 6, 6, 8, 5, 8])[0]
+        # Weighed so that the tree keeps its size: as many files deleted
+        # as made, as many `rm -rf` as `mkdir -p`.
+        [25, 10, 12, 12, 10, 6, 6, 8, 8, 8])[0]
     try:
         if kind in ("rewrite", "append") and files:
             with open(rng.choice(files), "ab" if kind == "append" else "wb") as f:

@@ -1,6 +1,6 @@
 //! How a worker waits between passes: on its triggers and the interval,
 //! and, for a watched pair, on its watch, whose change notes are gathered
-//! into one pass.
+//! per path ([`Coalesce`]) into the passes.
 
 use std::path::PathBuf;
 use std::time::Instant;
