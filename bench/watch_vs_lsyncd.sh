@@ -6,7 +6,10 @@
 #   in the replica, over EDITS edits (default 200: one in four a new file,
 #   the rest rewrites) of files picked at random (seed 1) over the whole
 #   tree, 50 ms apart; the poll of the replica adds at most 0.2 ms. Median
-#   and 99th percentile (nearest rank).
+#   and 99th percentile (nearest rank). Then the same again (STEADY
+#   edits, default EDITS) with another file, in the tree's first folder,
+#   appended a line every 10 ms all through them (a program writing its
+#   log): `mode=steady`.
 # - idle CPU: utime + stime of the watching process (/proc/PID/stat) over
 #   IDLE seconds (default 60) with nothing changing, as % of one core.
 # - VmRSS of the watching process once the edits are done.
@@ -44,6 +47,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EDITS=${EDITS:-200}
+STEADY=${STEADY:-$EDITS}
 TREE=${TREE:-small}
 case $TREE in
 small) FILES=${FILES:-100000} ;;
@@ -112,39 +116,63 @@ wait_idle() {
 }
 
 measure() { # TOOL DST PID
-    python3 - "$SRC" "$2" "$1" "$3" "$EDITS" "$IDLE" <<'PY'
-import os, random, sys, time
-src, dst, tool, pid, edits, idle = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+    python3 - "$SRC" "$2" "$1" "$3" "$EDITS" "$IDLE" "$STEADY" <<'PY'
+import os, random, sys, threading, time
+src, dst, tool, pid, edits, idle, steady = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 files = sorted(os.path.relpath(os.path.join(d, f), src)
                for d, _, fs in os.walk(src) for f in fs
                if not os.path.islink(os.path.join(d, f)))
 rng = random.Random(1)
-lat = []
-for i in range(edits):
-    rel = rng.choice(files)
-    if i % 4 == 3:
-        # Named for this run: a kept tree holds earlier runs' new files.
-        rel = os.path.join(os.path.dirname(rel), f"new-{tool}-{os.getpid()}-{i}.txt")
-    body = f"{tool} edit {i} at {time.time()}\n".encode() * rng.randint(1, 100)
-    with open(os.path.join(src, rel), "wb") as f:
-        f.write(body)
-    t0 = time.perf_counter()  # just after close
-    while True:
-        try:
-            with open(os.path.join(dst, rel), "rb") as f:
-                if f.read() == body:
-                    break
-        except FileNotFoundError:
-            pass
-        if time.perf_counter() - t0 > 30:
-            sys.exit(f"{tool}: edit {i} ({rel}) never reached the replica")
-        time.sleep(0.0002)
-    lat.append((time.perf_counter() - t0) * 1000)
-    time.sleep(0.05)
-lat.sort()
-median = lat[len(lat) // 2] if len(lat) % 2 else (lat[len(lat) // 2 - 1] + lat[len(lat) // 2]) / 2
-p99 = lat[max(0, -(-99 * len(lat) // 100) - 1)]
-print(f"RESULT tool={tool} edits={edits} median_ms={median:.1f} p99_ms={p99:.1f} worst_ms={lat[-1]:.1f}")
+
+def stream(mode, edits):
+    lat = []
+    for i in range(edits):
+        rel = rng.choice(files)
+        if i % 4 == 3:
+            # Named for this run: a kept tree holds earlier runs' new files.
+            rel = os.path.join(os.path.dirname(rel), f"new-{tool}-{mode}-{os.getpid()}-{i}.txt")
+        body = f"{tool} edit {i} at {time.time()}\n".encode() * rng.randint(1, 100)
+        with open(os.path.join(src, rel), "wb") as f:
+            f.write(body)
+        t0 = time.perf_counter()  # just after close
+        while True:
+            try:
+                with open(os.path.join(dst, rel), "rb") as f:
+                    if f.read() == body:
+                        break
+            except FileNotFoundError:
+                pass
+            if time.perf_counter() - t0 > 30:
+                sys.exit(f"{tool}: edit {i} ({rel}) never reached the replica")
+            time.sleep(0.0002)
+        lat.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.05)
+    lat.sort()
+    median = lat[len(lat) // 2] if len(lat) % 2 else (lat[len(lat) // 2 - 1] + lat[len(lat) // 2]) / 2
+    p99 = lat[max(0, -(-99 * len(lat) // 100) - 1)]
+    over = sum(1 for l in lat if l > 100)
+    print(f"RESULT tool={tool} mode={mode} edits={edits} median_ms={median:.1f} p99_ms={p99:.1f} worst_ms={lat[-1]:.1f} over_100ms={over}", flush=True)
+
+stream("quiet", edits)
+# Another file appended every 10 ms all through the edits.
+stop = threading.Event()
+def writer():
+    top = sorted(e.path for e in os.scandir(src) if e.is_dir())[0]
+    path = os.path.join(top, f"steady-{tool}-{os.getpid()}.log")
+    n = 0
+    while not stop.is_set():
+        with open(path, "a") as f:
+            f.write(f"line {n} at {time.time()}\n")
+        n += 1
+        time.sleep(0.01)
+w = threading.Thread(target=writer)
+w.start()
+time.sleep(1)
+try:
+    stream("steady", steady)
+finally:
+    stop.set()
+    w.join()
 
 def cpu():
     with open(f"/proc/{pid}/stat") as f:

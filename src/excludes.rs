@@ -39,27 +39,46 @@ pub struct ExcludeLists {
 /// A pair's patterns (the run's, or its config table's), checked at start.
 #[derive(Clone, Debug, Default)]
 pub struct Patterns {
-    lines: Vec<Line>,
+    /// The `--exclude` patterns.
+    given: Vec<Line>,
+    /// The `--exclude-from` files, read again by each pair when they
+    /// change.
+    files: Vec<PathBuf>,
 }
 
 impl Patterns {
     /// The `--exclude` patterns, then those of each `--exclude-from` file;
     /// `Err` (bad input) names the file and line that cannot be used.
     pub fn load(patterns: &[String], files: &[PathBuf]) -> Result<Patterns, String> {
-        let mut lines: Vec<Line> = patterns
+        let given: Vec<Line> = patterns
             .iter()
             .map(|p| Line {
                 origin: "--exclude".into(),
                 text: p.clone(),
             })
             .collect();
-        for file in files {
+        let run = Patterns {
+            given,
+            files: files.to_vec(),
+        };
+        // Parse now, so a bad line stops the run before anything starts.
+        build(&run.lines()?)?;
+        Ok(run)
+    }
+
+    /// The `--exclude` patterns, then those of each `--exclude-from` file
+    /// as it reads now.
+    fn lines(&self) -> Result<Vec<Line>, String> {
+        let mut lines = self.given.clone();
+        for file in &self.files {
             lines.extend(read_lines(file)?);
         }
-        let run = Patterns { lines };
-        // Parse now, so a bad line stops the run before anything starts.
-        build(&run.lines)?;
-        Ok(run)
+        Ok(lines)
+    }
+
+    /// The `--exclude-from` files.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 }
 
@@ -101,15 +120,16 @@ struct Stamp {
     ctime: (i64, i64),
 }
 
-/// One pair's patterns: the run's plus its `.foldersyncignore`, which is
+/// One pair's patterns: the run's plus its `.foldersyncignore`, each file
 /// read again when it changes.
 #[derive(Debug)]
 pub struct PairExcludes {
     run: Arc<Patterns>,
     file: PathBuf,
-    /// The `.foldersyncignore` the patterns were built from; `None` when
-    /// there was none.
-    stamp: Option<Stamp>,
+    /// The stamps of the `--exclude-from` files and then of the
+    /// `.foldersyncignore` the patterns were built from; `None` for a file
+    /// there was not.
+    stamps: Vec<Option<Stamp>>,
     matcher: Arc<Matcher>,
 }
 
@@ -118,26 +138,34 @@ impl PairExcludes {
     /// `Err` (bad input) names the file and line that cannot be used.
     pub fn load(run: Arc<Patterns>, source: &Path) -> Result<PairExcludes, String> {
         let file = source.join(IGNORE_FILE);
-        let (stamp, matcher) = read_pair(&run, &file)?;
+        let (stamps, matcher) = read_pair(&run, &file)?;
         Ok(PairExcludes {
             run,
             file,
-            stamp,
+            stamps,
             matcher: Arc::new(matcher),
         })
     }
 
-    /// Reads `.foldersyncignore` again if it changed (a stat, cheap enough
-    /// for every pass). `Ok(true)`: the patterns changed. On `Err` the
-    /// previous patterns stay in force, and the next call tries again.
+    /// Reads the pattern files again if one changed (a stat each, cheap
+    /// enough for every pass). `Ok(true)`: the patterns changed. On `Err`
+    /// the previous patterns stay in force, and the next call tries again.
     pub fn refresh(&mut self) -> Result<bool, String> {
-        if stamp_of(&self.file)? == self.stamp {
+        if stamps_of(&self.run, &self.file)? == self.stamps {
             return Ok(false);
         }
-        let (stamp, matcher) = read_pair(&self.run, &self.file)?;
-        self.stamp = stamp;
+        let (stamps, matcher) = read_pair(&self.run, &self.file)?;
+        self.stamps = stamps;
         self.matcher = Arc::new(matcher);
         Ok(true)
+    }
+
+    /// The files the patterns come from, for a watch to tell of their
+    /// changes: the `--exclude-from` files and `.foldersyncignore`.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files = self.run.files().to_vec();
+        files.push(self.file.clone());
+        files
     }
 
     pub fn matcher(&self) -> Arc<Matcher> {
@@ -160,12 +188,22 @@ fn stamp_of(file: &Path) -> Result<Option<Stamp>, String> {
     }
 }
 
+/// The stamps of the run's pattern files, then of the pair's own.
+fn stamps_of(run: &Patterns, file: &Path) -> Result<Vec<Option<Stamp>>, String> {
+    let mut stamps = Vec::with_capacity(run.files.len() + 1);
+    for f in &run.files {
+        stamps.push(stamp_of(f)?);
+    }
+    stamps.push(stamp_of(file)?);
+    Ok(stamps)
+}
+
 /// Stats, then reads and builds: a change between the two is seen at the
 /// next refresh, never missed.
-fn read_pair(run: &Patterns, file: &Path) -> Result<(Option<Stamp>, Matcher), String> {
-    let stamp = stamp_of(file)?;
-    let mut lines = run.lines.clone();
-    if stamp.is_some() {
+fn read_pair(run: &Patterns, file: &Path) -> Result<(Vec<Option<Stamp>>, Matcher), String> {
+    let stamps = stamps_of(run, file)?;
+    let mut lines = run.lines()?;
+    if stamps.last().is_some_and(Option::is_some) {
         match read_lines(file) {
             Ok(own) => lines.extend(own),
             // Removed since the stat: no patterns of its own.
@@ -173,7 +211,7 @@ fn read_pair(run: &Patterns, file: &Path) -> Result<(Option<Stamp>, Matcher), St
             Err(e) => return Err(e),
         }
     }
-    Ok((stamp, build(&lines)?))
+    Ok((stamps, build(&lines)?))
 }
 
 /// A pattern file's lines, each with its `FILE:LINE`.

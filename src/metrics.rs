@@ -185,10 +185,10 @@ const METRICS: [(&str, &str, &str, Get); 13] = [
     (
         "watch_up",
         "gauge",
-        "1: the watch runs; 0: it fell back to full passes.",
+        "1: the watch runs; 0: it fell back to full passes, or a root's folder is gone.",
         |v| match v.status.watch {
             Some(WatchStatus::On(_)) => Some(1.0),
-            Some(WatchStatus::FellBack(_)) => Some(0.0),
+            Some(WatchStatus::FellBack(_) | WatchStatus::Off(_)) => Some(0.0),
             None => None,
         },
     ),

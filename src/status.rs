@@ -147,6 +147,9 @@ pub enum WatchStatus {
     /// Watching failed or cannot work here: full passes only, for this
     /// reason.
     FellBack(String),
+    /// Not watching for now, for this reason (a root's folder is gone);
+    /// watched again once it is back.
+    Off(String),
 }
 
 impl Default for PairStatus {

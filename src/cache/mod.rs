@@ -8,7 +8,7 @@
 //! finds, and puts them back, so deleted files drop out on their own. A
 //! folder's entries are packed ([`dir`]): about 45 bytes a small file.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
 use crate::fsops::{Digest, Meta, Time};
@@ -233,6 +233,29 @@ impl Cache {
         }
     }
 
+    /// Drops the folders at `tops` and all below them: a pass removed them
+    /// from the replica, the source having none there any more (deleted,
+    /// moved away). Only a full pass would drop them otherwise, and a
+    /// watched pair's full pass may be an hour away.
+    pub fn drop_trees(&mut self, tops: &[Vec<u8>]) {
+        if tops.is_empty() {
+            return;
+        }
+        let tops: HashSet<&[u8]> = tops.iter().map(Vec::as_slice).collect();
+        // A folder is gone if it or a folder it is in is one of `tops`.
+        let gone = |rel: &[u8]| {
+            tops.contains(rel)
+                || rel
+                    .iter()
+                    .enumerate()
+                    .any(|(at, &b)| b == b'/' && tops.contains(&rel[..at]))
+        };
+        let stale: Vec<Box<[u8]>> = self.dirs.keys().filter(|k| gone(k)).cloned().collect();
+        for rel in stale {
+            self.take_dir(&rel);
+        }
+    }
+
     /// The entry of the file at `rel` (a folder's path, a slash, a name),
     /// without marking its folder as used.
     pub fn get(&self, rel: &[u8]) -> Option<Entry> {
@@ -331,6 +354,22 @@ mod tests {
             blocks: 8,
             mode: 0o644,
         }
+    }
+
+    #[test]
+    fn dropping_a_tree_keeps_its_look_alike_neighbours() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut cache = Cache::new(None);
+        for dir in ["a", "a/b", "a/b/c", "a-b", "a0", "ab", "x/a"] {
+            let mut entries = DirEntries::default();
+            entries.insert(b"f", Entry::new(&meta(1), &meta(1), None, now));
+            cache.put_dir(dir.as_bytes(), entries);
+        }
+        cache.drop_trees(&[b"a".to_vec(), b"nothing".to_vec()]);
+        let mut left: Vec<&[u8]> = cache.dirs.keys().map(|k| &k[..]).collect();
+        left.sort();
+        assert_eq!(left, [&b"a-b"[..], b"a0", b"ab", b"x/a"]);
+        assert_eq!(cache.len(), 4);
     }
 
     #[test]

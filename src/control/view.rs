@@ -41,6 +41,7 @@ fn pair(v: &PairView, now: Instant) -> Value {
         None => Value::Null,
         Some(WatchStatus::On(folders)) => json!({ "on": true, "folders": folders }),
         Some(WatchStatus::FellBack(why)) => json!({ "on": false, "fell_back": why }),
+        Some(WatchStatus::Off(why)) => json!({ "on": false, "off": why }),
     };
     json!({
         "id": v.id,

@@ -4,10 +4,14 @@
 //! actions are what the menu and `ctl` ask of one pair.
 
 pub mod actions;
+mod coalesce;
 pub mod gate;
+mod inotify;
 pub mod reload;
+mod root_guard;
 pub mod shutdown;
 pub mod supervisor;
+mod tree;
 mod waiting;
 pub mod watch;
 pub mod worker;

@@ -1,27 +1,17 @@
 //! How a worker waits between passes: on its triggers and the interval,
 //! and, for a watched pair, on its watch, whose change notes are gathered
-//! into one pass.
+//! per path ([`Coalesce`]) into the passes.
 
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use crossbeam_channel::{RecvTimeoutError, select};
 use log::{debug, info, warn};
 
-use crate::daemon::watch::{Note, Watch};
+use crate::daemon::coalesce::{Coalesce, Kind};
+use crate::daemon::watch::{Note, Renewal, Watch};
 use crate::daemon::worker::{Trigger, Worker, format_interval};
-use crate::pass::{self, Start};
 use crate::status::WatchStatus;
-
-/// How long a watched pair waits for more events once one came, unless a
-/// file was closed or moved in: a save is several events in a row, and one
-/// pass for all of them is cheaper.
-const QUIET: Duration = Duration::from_millis(5);
-/// The quiet window during a burst (notes came while the last pass ran):
-/// a writer on a busy machine is often descheduled for more than
-/// [`QUIET`], and each such pause would otherwise end a pass.
-const BURST_QUIET: Duration = Duration::from_millis(50);
-/// The longest it gathers events under a stream that never pauses.
-const GATHER_MOST: Duration = Duration::from_secs(1);
 
 impl Worker {
     /// Sleeps until the next trigger: one sent, or the interval's end at
@@ -57,7 +47,14 @@ impl Worker {
             }
             roots.push((self.spec.replica.as_path(), "replica"));
         }
-        match Watch::start(&roots) {
+        // Those in a root are watched with it.
+        let patterns: Vec<PathBuf> = (self.excludes.lock().expect("excludes poisoned").files())
+            .into_iter()
+            .filter_map(|f| std::path::absolute(f).ok())
+            .filter(|f| !roots.iter().any(|(root, _)| f.starts_with(root)))
+            .collect();
+        let excludes = self.excludes.lock().expect("excludes poisoned").matcher();
+        match Watch::start(&roots, &patterns, excludes) {
             Ok(w) => {
                 info!(
                     target: target,
@@ -95,52 +92,142 @@ impl Worker {
         *said = true;
     }
 
-    /// Like [`Worker::wait`], also woken by the watch. A file closed after
-    /// writing or moved in ([`Note::Settled`]) is synced at once: nothing
-    /// more is coming for it. Other changes open a window that closes
-    /// after [`QUIET`] without another, or after [`GATHER_MOST`]. Notes
-    /// already waiting when the wait begins came during the last pass: a
-    /// burst is on, so even a settled file waits for the window, which is
-    /// [`BURST_QUIET`] then, and the burst becomes a few passes, not one
-    /// per file. A command sent
-    /// meanwhile wins: its full pass covers the changes.
-    pub(super) fn wait_watched(&self, next: Instant, watch: &Watch) -> Waited {
-        let burst = !watch.notes.is_empty();
-        let mut starts = Vec::new();
-        let timeout = crossbeam_channel::at(next);
-        let mut settled = select! {
-            recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-            recv(watch.notes) -> note => match gather(note, &mut starts) {
-                Ok(settled) => settled,
-                Err(waited) => return waited,
-            },
-            recv(timeout) -> _ => return Waited::Trigger(Trigger::Interval),
-        };
-        let most = Instant::now() + GATHER_MOST;
-        loop {
-            // What is queued already joins this batch without a wait;
-            // counted first, so a stream cannot keep the loop here.
-            for note in watch.notes.try_iter().take(watch.notes.len()) {
-                match gather(Ok(note), &mut starts) {
-                    Ok(s) => settled |= s,
-                    Err(waited) => return waited,
-                }
-            }
-            if settled && !burst {
-                break;
-            }
-            let window = if burst { BURST_QUIET } else { QUIET };
-            let quiet = crossbeam_channel::at((Instant::now() + window).min(most));
-            select! {
-                recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
-                recv(watch.notes) -> note => match gather(note, &mut starts) {
-                    Ok(s) => settled |= s,
-                    Err(waited) => return waited,
-                },
-                recv(quiet) -> _ => break,
+    /// What starts the next pass of a pair that may be watched: its watch's
+    /// notes, its triggers or the interval. After a full pass (`look`),
+    /// and when told, it looks whether a root's path holds a new folder:
+    /// that one is watched, and a full pass looks at it.
+    pub(super) fn next_trigger(
+        &self,
+        next: Instant,
+        look: bool,
+        watching: &mut Watching,
+    ) -> Trigger {
+        let mut look = look;
+        if let Some(w) = watching.watch.as_mut() {
+            // The patterns the last pass read: watch what they leave in.
+            if w.patterns(self.excludes.lock().expect("excludes poisoned").matcher()) {
+                crate::status::lock(&self.status).watch = watching.status();
             }
         }
-        Waited::Trigger(Trigger::Changed(pass::fewest(starts)))
+        loop {
+            let Some(w) = watching.watch.as_mut() else {
+                return self.wait(next);
+            };
+            if look {
+                look = false;
+                if let Some(trigger) = self.renew(watching) {
+                    watching.coalesce.clear();
+                    return trigger;
+                }
+                continue;
+            }
+            let waited = self.wait_watched(next, w, &mut watching.coalesce);
+            if !matches!(waited, Waited::Trigger(Trigger::Changed(_)) | Waited::Root) {
+                // A full pass (or the end) covers what waits.
+                watching.coalesce.clear();
+            }
+            match waited {
+                Waited::Trigger(t) => return t,
+                Waited::Lost => {
+                    self.say_lost(&watching.target, &mut watching.said_lost);
+                    return Trigger::SyncNow;
+                }
+                Waited::Broken(why) => {
+                    let which = if self.spec.two_way { "pair" } else { "source" };
+                    self.say_unwatched(&watching.target, which, &why);
+                    watching.watch = None;
+                    watching.fell_back = Some(why);
+                    return Trigger::SyncNow;
+                }
+                Waited::Root => look = true,
+            }
+        }
+    }
+
+    /// Watches a new folder at a root's path ([`Watch::renew`]); `Some`
+    /// (a full pass) when the watch changed.
+    fn renew(&self, watching: &mut Watching) -> Option<Trigger> {
+        let w = watching.watch.as_mut()?;
+        let target = &watching.target;
+        let trigger = match w.renew() {
+            Renewal::Same => return None,
+            Renewal::Missing => {
+                let why = w.off().unwrap_or_default();
+                info!(target: target, "pair {}: {why}", self.id);
+                None
+            }
+            Renewal::Renewed(name) => {
+                info!(
+                    target: target,
+                    "pair {}: a new {name} folder is at {}: watching it, and a full pass looks at it",
+                    self.id,
+                    if name == "source" { &self.spec.source } else { &self.spec.replica }.display()
+                );
+                Some(Trigger::SyncNow)
+            }
+            Renewal::Failed(name, why) => {
+                self.say_unwatched(target, &name, &why);
+                watching.watch = None;
+                watching.fell_back = Some(why);
+                Some(Trigger::SyncNow)
+            }
+        };
+        crate::status::lock(&self.status).watch = watching.status();
+        trigger
+    }
+
+    /// Like [`Worker::wait`], also woken by the watch, whose notes are
+    /// gathered per path ([`Coalesce`]): the wait ends when the first
+    /// path is due, with a pass over the paths due then; the others wait
+    /// on. A command sent meanwhile wins: its full pass covers them all.
+    fn wait_watched(&self, next: Instant, watch: &Watch, coalesce: &mut Coalesce) -> Waited {
+        let timeout = crossbeam_channel::at(next);
+        loop {
+            // What is queued already joins without a wait; counted first,
+            // so a stream cannot keep the loop here.
+            let now = Instant::now();
+            for note in watch.notes.try_iter().take(watch.notes.len()) {
+                if let Err(waited) = gather(Ok(note), coalesce, now) {
+                    return waited;
+                }
+            }
+            let due = coalesce.due();
+            if due.is_some_and(|d| d <= now) {
+                return Waited::Trigger(Trigger::Changed(coalesce.take(now)));
+            }
+            let wake = due.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+            select! {
+                recv(self.triggers) -> t => return Waited::Trigger(t.unwrap_or(Trigger::Stop)),
+                recv(watch.notes) -> note => {
+                    if let Err(waited) = gather(note, coalesce, Instant::now()) {
+                        return waited;
+                    }
+                },
+                recv(wake) -> _ => {},
+                recv(timeout) -> _ => return Waited::Trigger(Trigger::Interval),
+            }
+        }
+    }
+}
+
+/// A watched pair's watch and what the worker says of it.
+pub(super) struct Watching {
+    /// `None` for a pair not watched, or not watching any more.
+    pub watch: Option<Watch>,
+    /// Why a watched pair is not watching, for the list.
+    pub fell_back: Option<String>,
+    /// Whether lost events were said already (a warning once).
+    pub said_lost: bool,
+    /// The watch's changes waiting for their pass.
+    pub coalesce: Coalesce,
+    /// The pair's log target.
+    pub target: String,
+}
+
+impl Watching {
+    /// The watch as the list shows it.
+    pub fn status(&self) -> Option<WatchStatus> {
+        watch_status(self.watch.as_ref(), self.fell_back.as_deref())
     }
 }
 
@@ -148,31 +235,36 @@ impl Worker {
 /// watched.
 pub(super) fn watch_status(watch: Option<&Watch>, fell_back: Option<&str>) -> Option<WatchStatus> {
     match (watch, fell_back) {
-        (Some(w), _) => Some(WatchStatus::On(w.folders())),
+        (Some(w), _) => Some(match w.off() {
+            Some(why) => WatchStatus::Off(why),
+            None => WatchStatus::On(w.folders()),
+        }),
         (None, Some(why)) => Some(WatchStatus::FellBack(why.to_string())),
         (None, None) => None,
     }
 }
 
-/// Adds where a change note says a pass must start to `starts` and says
-/// whether its file is settled; a note that ends the wait (lost events, a
-/// broken watch) is the `Err`.
+/// Adds a change note to `coalesce`; a note that ends the wait (lost
+/// events, a broken watch, a root's folder replaced) is the `Err`.
 fn gather(
     note: Result<Note, crossbeam_channel::RecvError>,
-    starts: &mut Vec<Start>,
-) -> Result<bool, Waited> {
-    match note {
-        Ok(Note::Changed(folder)) => starts.push(Start::folder(folder)),
-        Ok(Note::Settled(folder)) => {
-            starts.push(Start::folder(folder));
-            return Ok(true);
-        }
-        Ok(Note::Arrived(folder)) => starts.push(Start::tree(folder)),
+    coalesce: &mut Coalesce,
+    now: Instant,
+) -> Result<(), Waited> {
+    let (kind, path) = match note {
+        Ok(Note::Changed(path)) => (Kind::Changed, path),
+        Ok(Note::Settled(path)) => (Kind::Settled, path),
+        Ok(Note::Arrived(folder)) => (Kind::Arrived, folder),
+        // The root's entry: a pass over the top folder reads the patterns
+        // again, and looks at every folder if they changed.
+        Ok(Note::Patterns) => (Kind::Settled, Vec::new()),
         Ok(Note::Lost) => return Err(Waited::Lost),
+        Ok(Note::Root) => return Err(Waited::Root),
         Ok(Note::Broken(why)) => return Err(Waited::Broken(why)),
         Err(_) => return Err(Waited::Broken("the watch ended".into())),
-    }
-    Ok(false)
+    };
+    coalesce.note(kind, path, now);
+    Ok(())
 }
 
 /// What a watched pair's wait ended with.
@@ -182,4 +274,6 @@ pub(super) enum Waited {
     Lost,
     /// Watching is over: full passes only, from now on.
     Broken(String),
+    /// The folder at a root's path may be another one now.
+    Root,
 }

@@ -1,35 +1,33 @@
-//! A watched pair's eyes on its source: inotify through the `notify`
-//! crate, recursive, turned into the folders that changed. The worker owns
-//! the [`Watch`]; dropping it removes the watches and ends notify's thread.
-//!
-//! `notify` rather than the thinner `inotify` crate: it already adds a
-//! watch to each new folder as it appears, reports a queue overflow as a
-//! rescan and a full watch table as an error, and ends its reader thread
-//! on drop; with `inotify` all of that would be ours to write.
+//! A watched pair's eyes on its source: a recursive inotify watch of our
+//! own on each root ([`crate::daemon::tree`]), a guard on each root's path
+//! ([`crate::daemon::root_guard`]), and the notes they send the worker.
+//! The worker owns the [`Watch`]; dropping it stops and joins its threads
+//! and closes their inotify instances, which removes every watch.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
-use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
-use notify::{EventKind, RecursiveMode, Watcher};
+
+use crate::daemon::inotify::{Reader, instance};
+use crate::daemon::root_guard::{Found, Guard, Named, watch_entries};
+use crate::daemon::tree::{Command, Tree};
+use crate::excludes::Matcher;
 
 /// Why a folder cannot be watched when the kernel says ENOSPC: both
 /// limits count, the machine's and, in a container, its user namespace's.
-const LIMIT_REACHED: &str = "the kernel's limit of watches is reached \
+pub(super) const LIMIT_REACHED: &str = "the kernel's limit of watches is reached \
      (fs.inotify.max_user_watches, or user.max_inotify_watches in a user namespace)";
 
 /// What the watcher tells the worker.
 #[derive(Debug)]
 pub enum Note {
-    /// Something in this folder (relative to the source root; empty for
-    /// the root) changed.
+    /// This entry (relative to the source root; empty for the root)
+    /// changed, and more may come.
     Changed(Vec<u8>),
-    /// A file in this folder was closed after writing, or moved in: its
-    /// content is complete, so it can be synced at once, with no quiet
-    /// window.
+    /// This file was closed after writing, or moved in: its content is
+    /// complete, so it can be synced at once, with no quiet window.
     Settled(Vec<u8>),
     /// This folder was made or moved in: nothing below it has been seen,
     /// and what was made in it before its watch was added sends no event.
@@ -37,6 +35,12 @@ pub enum Note {
     /// Events were lost (the kernel queue overflowed): only a full pass
     /// knows what changed. Watching goes on.
     Lost,
+    /// A pattern file outside the source changed: the next pass reads the
+    /// patterns again.
+    Patterns,
+    /// The folder at a root's path may be another one now, or none: the
+    /// worker looks at every root ([`Watch::renew`]).
+    Root,
     /// Watching failed (a folder could not be watched, the event queue
     /// could not be read): from now on only full passes see changes.
     Broken(String),
@@ -45,393 +49,189 @@ pub enum Note {
 /// A recursive watch on a pair's source (and, for a two-way pair, its
 /// replica too: both are edited).
 pub struct Watch {
-    _watchers: Vec<notify::INotifyWatcher>,
     pub notes: Receiver<Note>,
-    /// The folders watched under each root, for the list (notify keeps its
-    /// own to itself).
-    folders: Vec<Arc<Mutex<Folders>>>,
-    /// The roots watched, in the order of `folders`.
-    roots: Vec<PathBuf>,
+    sender: Sender<Note>,
+    roots: Vec<Root>,
+    /// The patterns the trees leave out.
+    excludes: Arc<Matcher>,
+    /// The watch on the roots' parents and the pattern files' folders.
+    _entries: Option<Reader<()>>,
+}
+
+/// One root watched.
+struct Root {
+    path: PathBuf,
+    /// `source` or `replica`, for the log.
+    name: String,
+    /// `None` while no folder is at `path`.
+    tree: Option<Reader<Command>>,
+    /// How many folders its tree watches.
+    count: Arc<AtomicUsize>,
+    guard: Guard,
+}
+
+/// What [`Watch::renew`] found at the roots' paths.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// The folders watched are still there.
+    Same,
+    /// A new folder at a root's path (named) is watched now: a full pass
+    /// must look at it.
+    Renewed(String),
+    /// No folder at a root's path any more ([`Watch::off`] says which):
+    /// watched again once one is back.
+    Missing,
+    /// A new folder could not be watched: the root's name, and why.
+    Failed(String, String),
 }
 
 impl Watch {
-    /// Watches each of `roots` and everything below them, all telling the
-    /// one channel. Fails, with the root's name (`source` or `replica`) and
-    /// why, on a file system that reports no events (a network share, FUSE)
-    /// and when a folder cannot be watched (the `max_user_watches` limit).
-    pub fn start<'n>(roots: &[(&Path, &'n str)]) -> Result<Watch, (&'n str, String)> {
+    /// Watches each of `roots` and every folder below them that
+    /// `excludes` leaves in, all telling the one channel, and the
+    /// `patterns` files (outside the roots). Fails, with the root's name
+    /// (`source` or `replica`) and why, on a file system that reports no
+    /// events (a network share, FUSE) and when a folder cannot be watched
+    /// (the `max_user_watches` limit).
+    pub fn start<'n>(
+        roots: &[(&Path, &'n str)],
+        patterns: &[PathBuf],
+        excludes: Arc<Matcher>,
+    ) -> Result<Watch, (&'n str, String)> {
         if let (Err(why), Some((_, name))) = (test_hook(), roots.first()) {
             return Err((name, why));
         }
         let (sender, notes) = crossbeam_channel::unbounded();
+        // The guards first: a folder replaced while the trees are watched
+        // is then told of.
+        let mut named: Vec<(PathBuf, Named)> = roots
+            .iter()
+            .map(|(root, _)| (root.to_path_buf(), Named::Root))
+            .collect();
+        named.extend(patterns.iter().map(|f| (f.clone(), Named::Patterns)));
         let mut watch = Watch {
-            _watchers: Vec::new(),
+            _entries: watch_entries(&named, sender.clone()),
             notes,
-            folders: Vec::new(),
+            sender,
             roots: Vec::new(),
+            excludes,
         };
         for (root, name) in roots {
-            let (watcher, folders) =
-                watch_root(root, sender.clone()).map_err(|why| (*name, why))?;
-            watch._watchers.push(watcher);
-            watch.folders.push(folders);
-            watch.roots.push(root.to_path_buf());
+            let guard = Guard::new(root);
+            let (tree, count) = watch_root(root, &watch, &guard).map_err(|why| (*name, why))?;
+            watch.roots.push(Root {
+                path: root.to_path_buf(),
+                name: name.to_string(),
+                tree: Some(tree),
+                count,
+                guard,
+            });
         }
         Ok(watch)
     }
 
-    /// Counts the folders below each of `rels` (in the first root) again,
-    /// after a pass over them. notify adds the watches of a folder made or
-    /// moved in after it has told of it, walking the folder then, and
-    /// folders made in it meanwhile send no event: a walk at the event
-    /// can miss them, a walk after the pass sees what notify saw.
-    pub fn recount(&self, rels: &[Vec<u8>]) {
-        let (Some(root), Some(folders)) = (self.roots.first(), self.folders.first()) else {
-            return;
-        };
-        for rel in rels.iter().filter(|r| !r.is_empty()) {
-            // Walked before the lock, so the list never waits on a walk.
-            let found = folders_below(root, rel);
-            let mut folders = lock(folders);
-            folders.remove_tree(rel);
-            folders.add(found);
+    /// Looks at the folder at each root's path (after a [`Note::Root`], and
+    /// after each full pass: a disk mounted there tells no event): a new
+    /// one is watched instead of the old one, a missing one is unwatched
+    /// until it is back.
+    pub fn renew(&mut self) -> Renewal {
+        let mut renewal = Renewal::Same;
+        for index in 0..self.roots.len() {
+            let root = &mut self.roots[index];
+            match root.guard.check(&root.path) {
+                Found::Same => {}
+                // Said once, when it goes.
+                Found::Missing if root.tree.is_none() => {}
+                Found::Missing => {
+                    // The old folder's events no longer name this path.
+                    root.tree = None;
+                    root.guard.watching(None);
+                    renewal = Renewal::Missing;
+                }
+                Found::New(now) => {
+                    root.tree = None;
+                    root.guard.watching(Some(now));
+                    let root = &self.roots[index];
+                    match watch_root(&root.path, self, &root.guard) {
+                        Ok((tree, count)) => {
+                            let root = &mut self.roots[index];
+                            root.tree = Some(tree);
+                            root.count = count;
+                            if renewal == Renewal::Same {
+                                renewal = Renewal::Renewed(root.name.clone());
+                            }
+                        }
+                        Err(why) => return Renewal::Failed(root.name.clone(), why),
+                    }
+                }
+            }
         }
+        renewal
+    }
+
+    /// Watches with `excludes` from now on if they are new: the folders
+    /// they now leave in are watched, those they leave out are not.
+    /// Returns once the trees are done, whether they were new.
+    pub fn patterns(&mut self, excludes: Arc<Matcher>) -> bool {
+        if Arc::ptr_eq(&self.excludes, &excludes) {
+            return false;
+        }
+        let (done, replies) = crossbeam_channel::unbounded();
+        let trees: Vec<&Reader<Command>> =
+            self.roots.iter().filter_map(|r| r.tree.as_ref()).collect();
+        for tree in &trees {
+            tree.send(Command::Patterns(Arc::clone(&excludes), done.clone()));
+        }
+        drop(done);
+        // A tree whose thread has ended drops its sender: no wait for it.
+        for _ in &trees {
+            let _ = replies.recv();
+        }
+        self.excludes = excludes;
+        true
+    }
+
+    /// Why a root is not watched for now (its folder is gone), if one is
+    /// not.
+    pub fn off(&self) -> Option<String> {
+        let root = self.roots.iter().find(|r| r.tree.is_none())?;
+        Some(format!(
+            "the {} folder {} is gone (moved or deleted); it is watched again once a folder is back there",
+            root.name,
+            root.path.display()
+        ))
     }
 
     /// How many folders are watched.
     pub fn folders(&self) -> usize {
-        self.folders.iter().map(|f| lock(f).len()).sum()
+        self.roots
+            .iter()
+            .filter(|r| r.tree.is_some())
+            .map(|r| r.count.load(Ordering::SeqCst))
+            .sum()
     }
 }
 
-/// One root's recursive watch and the folders it holds.
+/// One root's recursive watch, on a thread of its own, and its count.
 fn watch_root(
     root: &Path,
-    sender: Sender<Note>,
-) -> Result<(notify::INotifyWatcher, Arc<Mutex<Folders>>), String> {
+    watch: &Watch,
+    guard: &Guard,
+) -> Result<(Reader<Command>, Arc<AtomicUsize>), String> {
     if let Some(fs) = silent_file_system(root) {
         return Err(format!(
             "it is on {fs}, which does not report changes made elsewhere"
         ));
     }
-    let path = root.to_path_buf();
-    let folders = Arc::new(Mutex::new(Folders::default()));
-    let kept = Arc::clone(&folders);
-    // Symlinks not followed: a pass copies a link as a link, so what it
-    // points to is not the pair's to watch (a link to `/` would spend the
-    // whole watch limit on it).
-    let mut watcher = notify::INotifyWatcher::new(
-        move |event: notify::Result<notify::Event>| forward(&path, &sender, &kept, event),
-        notify::Config::default().with_follow_symlinks(false),
-    )
-    .map_err(|e| e.to_string())?;
-    watcher
-        .watch(root, RecursiveMode::Recursive)
-        .map_err(|e| match e.kind {
-            notify::ErrorKind::MaxFilesWatch => LIMIT_REACHED.to_string(),
-            _ => e.to_string(),
-        })?;
-    // After the watch is in place, so a folder made meanwhile is not
-    // missed (found twice, it is one entry).
-    let all = folders_below(root, b"");
-    lock(&folders).add(all);
-    Ok((watcher, folders))
-}
-
-/// The folders watched, relative to the source root, kept as notify keeps
-/// its watches: a folder made or moved in brings every folder below it
-/// (notify walks it too: folders made in it before its watch was added
-/// send no event), one removed or moved out takes its subtree along.
-/// Paths, not a count, since a folder moved out is gone by the time its
-/// event comes: only the set knows how many folders it held.
-///
-/// Kept in path order in blocks of up to [`BLOCK_PATHS`] paths, each path
-/// written after the one before it as the length of the start they share
-/// and the rest: about 3 bytes a folder of the huge workload (`d12/e345`
-/// after `d12/e344` is 7, 1 and `5`), where a set of boxed paths took
-/// about 55 (a 32-byte allocation and a B-tree slot each). A change
-/// unpacks and packs again only the blocks it touches.
-#[derive(Default)]
-struct Folders {
-    /// In path order, none empty; the first path of each is written whole.
-    blocks: Vec<Box<[u8]>>,
-    len: usize,
-}
-
-/// Paths a block holds at most: a change unpacks one block of this many
-/// paths, and each block costs about 40 bytes of its own.
-const BLOCK_PATHS: usize = 128;
-
-impl Folders {
-    /// How many folders are watched.
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn add(&mut self, mut folders: Vec<Box<[u8]>>) {
-        folders.sort_unstable();
-        folders.dedup();
-        let mut rest = &folders[..];
-        while let Some(first) = rest.first() {
-            // The block `first` goes in (the last one starting at or before
-            // it), with every other new path that sorts before the next
-            // block.
-            let at = self
-                .blocks
-                .partition_point(|b| first_path(b) <= &first[..])
-                .saturating_sub(1);
-            let end = match self.blocks.get(at + 1) {
-                Some(next) => rest.partition_point(|p| &p[..] < first_path(next)),
-                None => rest.len(),
-            };
-            let (group, tail) = rest.split_at(end);
-            rest = tail;
-            let mut paths = self.blocks.get(at).map(|b| unpack(b)).unwrap_or_default();
-            let before = paths.len();
-            paths.extend(group.iter().map(|p| p.to_vec()));
-            paths.sort_unstable();
-            paths.dedup();
-            self.len += paths.len() - before;
-            let end = (at + 1).min(self.blocks.len());
-            self.blocks.splice(at..end, pack(&paths));
-        }
-    }
-
-    /// Drops `rel` (not empty) and every folder below it.
-    fn remove_tree(&mut self, rel: &[u8]) {
-        let below = [rel, b"/"].concat();
-        // '0' sorts right after '/': the paths below are the range between.
-        let past = [rel, b"0"].concat();
-        let gone = |p: &[u8]| p == rel || (p >= &below[..] && p < &past[..]);
-        // The blocks that may hold any of them.
-        let start = self
-            .blocks
-            .partition_point(|b| first_path(b) <= rel)
-            .saturating_sub(1);
-        let end = self.blocks.partition_point(|b| first_path(b) < &past[..]);
-        if start >= end {
-            return;
-        }
-        let mut paths: Vec<Vec<u8>> = self.blocks[start..end]
-            .iter()
-            .flat_map(|b| unpack(b))
-            .collect();
-        let before = paths.len();
-        paths.retain(|p| !gone(p));
-        if paths.len() == before {
-            return;
-        }
-        self.len -= before - paths.len();
-        self.blocks.splice(start..end, pack(&paths));
-    }
-
-    /// Every path, in order.
-    #[cfg(test)]
-    fn paths(&self) -> Vec<Vec<u8>> {
-        self.blocks.iter().flat_map(|b| unpack(b)).collect()
-    }
-}
-
-/// Sorted paths in blocks of equal size (a full block that gains a path
-/// becomes two halves, not a full one and one of a single path): each
-/// path as a varint of the bytes it shares with the one before in its
-/// block, a varint of the length of the rest, and the rest.
-fn pack(paths: &[Vec<u8>]) -> Vec<Box<[u8]>> {
-    let blocks = paths.len().div_ceil(BLOCK_PATHS);
-    if blocks == 0 {
-        return Vec::new();
-    }
-    paths
-        .chunks(paths.len().div_ceil(blocks))
-        .map(|chunk| {
-            let mut block = Vec::new();
-            let mut prev: &[u8] = &[];
-            for path in chunk {
-                let shared = prev.iter().zip(path).take_while(|(a, b)| a == b).count();
-                put_varint(&mut block, shared);
-                put_varint(&mut block, path.len() - shared);
-                block.extend_from_slice(&path[shared..]);
-                prev = path;
-            }
-            block.into_boxed_slice()
-        })
-        .collect()
-}
-
-/// The paths of one block, in order.
-fn unpack(block: &[u8]) -> Vec<Vec<u8>> {
-    let mut paths: Vec<Vec<u8>> = Vec::new();
-    let mut at = 0;
-    while at < block.len() {
-        let shared = get_varint(block, &mut at);
-        let len = get_varint(block, &mut at);
-        let mut path = paths.last().map_or_else(Vec::new, |p| p[..shared].to_vec());
-        path.extend_from_slice(&block[at..at + len]);
-        at += len;
-        paths.push(path);
-    }
-    paths
-}
-
-/// The first path of a block, written whole.
-fn first_path(block: &[u8]) -> &[u8] {
-    let mut at = 0;
-    let _shared = get_varint(block, &mut at);
-    let len = get_varint(block, &mut at);
-    &block[at..at + len]
-}
-
-/// LEB128: 7 bits a byte, low first; the high bit says more follow.
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn get_varint(bytes: &[u8], at: &mut usize) -> usize {
-    let mut n = 0;
-    let mut shift = 0;
-    loop {
-        let b = bytes[*at];
-        *at += 1;
-        n |= usize::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
-}
-
-fn lock(folders: &Mutex<Folders>) -> std::sync::MutexGuard<'_, Folders> {
-    folders.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `rel` and the folders below it in `root` (relative to `root`), symlinks
-/// not followed; none when `rel` is not a folder (any more).
-fn folders_below(root: &Path, rel: &[u8]) -> Vec<Box<[u8]>> {
-    let mut found = Vec::new();
-    let mut stack = vec![rel.to_vec()];
-    while let Some(dir) = stack.pop() {
-        let Ok(list) = std::fs::read_dir(root.join(OsStr::from_bytes(&dir))) else {
-            continue;
-        };
-        for entry in list.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                let name = entry.file_name();
-                let sub = if dir.is_empty() {
-                    name.as_bytes().to_vec()
-                } else {
-                    [&dir[..], b"/", name.as_bytes()].concat()
-                };
-                stack.push(sub);
-            }
-        }
-        found.push(dir.into_boxed_slice());
-    }
-    found
-}
-
-/// Turns one notify event into notes. Opens and reads (a pass reading the
-/// source makes them) change nothing and are dropped, or each pass would
-/// start the next.
-fn forward(
-    root: &Path,
-    sender: &Sender<Note>,
-    folders: &Mutex<Folders>,
-    event: notify::Result<notify::Event>,
-) {
-    let event = match event {
-        Ok(event) => event,
-        Err(e) => {
-            let why = match e.kind {
-                notify::ErrorKind::MaxFilesWatch => LIMIT_REACHED.to_string(),
-                _ => e.to_string(),
-            };
-            let _ = sender.send(Note::Broken(why));
-            return;
-        }
-    };
-    if event.need_rescan() {
-        let _ = sender.send(Note::Lost);
-        return;
-    }
-    let mut settled = false;
-    let mut arrived = false;
-    match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => settled = true,
-        EventKind::Create(CreateKind::Folder) => arrived = true,
-        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-            // A folder moved in is new below too, and its watches are
-            // still being added: it waits for the quiet window.
-            arrived = event.paths.first().is_some_and(|p| is_folder(p));
-            settled = !arrived;
-        }
-        // Said already by the `From` and the `To` before it.
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return,
-        EventKind::Access(_) => return,
-        _ => {}
-    }
-    keep_folders(root, folders, &event);
-    for path in &event.paths {
-        if let Some(folder) = folder_of(root, path) {
-            let _ = sender.send(if settled {
-                Note::Settled(folder)
-            } else {
-                Note::Changed(folder)
-            });
-        }
-        if let Some(rel) = arrived.then(|| relative(root, path)).flatten() {
-            let _ = sender.send(Note::Arrived(rel));
-        }
-    }
-}
-
-/// Whether `path` is a folder, symlinks not followed.
-fn is_folder(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
-}
-
-/// `path` relative to `root`; `None` for the root itself or outside it.
-fn relative(root: &Path, path: &Path) -> Option<Vec<u8>> {
-    let rel = path.strip_prefix(root).ok()?.as_os_str().as_bytes();
-    (!rel.is_empty()).then(|| rel.to_vec())
-}
-
-/// Keeps [`Folders`] as notify keeps its watches. The root's own events
-/// (moved or deleted itself) change nothing: its watches stay on it.
-fn keep_folders(root: &Path, folders: &Mutex<Folders>, event: &notify::Event) {
-    let Some(rel) = event.paths.first().and_then(|p| relative(root, p)) else {
-        return;
-    };
-    match event.kind {
-        EventKind::Create(CreateKind::Folder)
-        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-            // Walked before the lock, so the list never waits on a walk.
-            // (A folder made in one just moved is named by the old path
-            // and found nowhere: the pass over the moved one counts it.)
-            let found = folders_below(root, &rel);
-            lock(folders).add(found);
-        }
-        // A folder moved within the tree also tells `From` through its own
-        // watch, which notify may name by the new path once it has added
-        // that watch again: a path still a folder was not moved away.
-        EventKind::Modify(ModifyKind::Name(RenameMode::From))
-            if event.paths.first().is_some_and(|p| is_folder(p)) => {}
-        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
-            lock(folders).remove_tree(&rel);
-        }
-        _ => {}
-    }
-}
-
-/// The folder, relative to `root`, whose listing an event on `path`
-/// changed: its parent, or the root itself for an event on the root.
-fn folder_of(root: &Path, path: &Path) -> Option<Vec<u8>> {
-    let rel = path.strip_prefix(root).ok()?;
-    let parent = rel.parent().map_or_else(PathBuf::new, Path::to_path_buf);
-    Some(parent.as_os_str().as_bytes().to_vec())
+    let fd = instance()?;
+    let tree = Tree::start(
+        std::os::fd::AsFd::as_fd(&fd),
+        root,
+        watch.sender.clone(),
+        Arc::clone(&watch.excludes),
+        Arc::clone(&guard.gone),
+    )?;
+    let count = tree.count();
+    Ok((Reader::spawn("watch", fd, tree)?, count))
 }
 
 /// The name of the file system `path` is on when it reports no events
@@ -461,59 +261,4 @@ fn test_hook() -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use super::*;
-
-    #[test]
-    fn a_folder_removed_takes_its_subtree_and_nothing_else() {
-        let mut f = Folders::default();
-        let all = ["a", "a/b", "a/b/c", "a-b", "a0", "ab", "x"];
-        f.add(all.iter().map(|s| s.as_bytes().into()).collect());
-        f.remove_tree(b"a");
-        let left: Vec<Vec<u8>> = ["a-b", "a0", "ab", "x"].map(|s| s.into()).to_vec();
-        assert_eq!(f.paths(), left);
-        f.remove_tree(b"nothing");
-        assert_eq!(f.len(), 4);
-    }
-
-    proptest::proptest! {
-        /// Any adds and removals leave the same folders as a plain set
-        /// would, across block boundaries too.
-        #[test]
-        fn folders_are_kept_as_a_set_would(
-            ops in proptest::collection::vec(
-                (proptest::bool::ANY, proptest::collection::vec("[ab/]{1,6}", 0..200)),
-                1..12,
-            )
-        ) {
-            let mut f = Folders::default();
-            let mut model = BTreeSet::new();
-            for (add, paths) in ops {
-                if add {
-                    f.add(paths.iter().map(|p| p.as_bytes().into()).collect());
-                    model.extend(paths.iter().map(|p| p.as_bytes().to_vec()));
-                } else if let Some(rel) = paths.first() {
-                    f.remove_tree(rel.as_bytes());
-                    let below = format!("{rel}/");
-                    model.retain(|p: &Vec<u8>| p != rel.as_bytes() && !p.starts_with(below.as_bytes()));
-                }
-                proptest::prop_assert_eq!(f.paths(), model.iter().cloned().collect::<Vec<_>>());
-                proptest::prop_assert_eq!(f.len(), model.len());
-            }
-        }
-    }
-
-    #[test]
-    fn an_event_names_its_parent_folder() {
-        let root = Path::new("/s");
-        assert_eq!(folder_of(root, Path::new("/s/a/b")), Some(b"a".to_vec()));
-        assert_eq!(folder_of(root, Path::new("/s/f")), Some(Vec::new()));
-        assert_eq!(folder_of(root, Path::new("/s")), Some(Vec::new()));
-        assert_eq!(folder_of(root, Path::new("/t/f")), None);
-    }
 }

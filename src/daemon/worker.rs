@@ -11,7 +11,7 @@ use crate::cache::Cache;
 use crate::cache_store::{self, CacheStore};
 use crate::config::{PairSpec, SyncOptions};
 use crate::daemon::gate::Gate;
-use crate::daemon::waiting::{Waited, watch_status};
+use crate::daemon::waiting::Watching;
 use crate::digests;
 use crate::excludes::PairExcludes;
 use crate::logging::pair_target;
@@ -147,12 +147,15 @@ impl Worker {
         let mut approved = false;
         let mut first_pass = true;
         // Started before the first pass, so no change during it is missed.
-        // Why a watched pair is not watching, for the list.
-        let mut fell_back = None;
-        let mut watch = self.start_watch(&target, &mut fell_back);
-        crate::status::lock(&self.status).watch =
-            watch_status(watch.as_ref(), fell_back.as_deref());
-        let mut said_lost = false;
+        let mut watching = Watching {
+            watch: None,
+            fell_back: None,
+            said_lost: false,
+            coalesce: Default::default(),
+            target: target.clone(),
+        };
+        watching.watch = self.start_watch(&target, &mut watching.fell_back);
+        crate::status::lock(&self.status).watch = watching.status();
         // `None`: a full pass; otherwise where a watch saw changes.
         let mut changed: Option<Vec<pass::Start>> = None;
         // When the next full pass is due.
@@ -197,16 +200,7 @@ impl Worker {
                 (Some(two_way), _) => (two_way.pass(&ctx, approved, &mut progress), Vec::new()),
                 (None, None) => pass::run(&ctx, &mut cache, approved, &mut progress),
                 (None, Some(starts)) => {
-                    let done = pass::run_at(&ctx, &mut cache, &starts, approved, &mut progress);
-                    if let Some(watch) = &watch {
-                        let arrived: Vec<Vec<u8>> = starts
-                            .into_iter()
-                            .filter(|s| s.deep)
-                            .map(|s| s.rel)
-                            .collect();
-                        watch.recount(&arrived);
-                    }
-                    done
+                    pass::run_at(&ctx, &mut cache, &starts, approved, &mut progress)
                 }
             };
             drop(in_pass);
@@ -246,7 +240,7 @@ impl Worker {
                     let _ = passed.send(self.id);
                 }
                 status.device_refused = refused;
-                status.watch = watch_status(watch.as_ref(), fell_back.as_deref());
+                status.watch = watching.status();
             }
             panic_test_hook();
             if let Some(store) = &store {
@@ -296,29 +290,12 @@ impl Worker {
             if full {
                 said_late = late;
             }
-            if self.spec.watch && watch.is_none() && fell_back.is_none() {
+            if self.spec.watch && watching.watch.is_none() && watching.fell_back.is_none() {
                 // A two-way replica made by this pass: both sides now.
-                watch = self.start_watch(&target, &mut fell_back);
-                crate::status::lock(&self.status).watch =
-                    watch_status(watch.as_ref(), fell_back.as_deref());
+                watching.watch = self.start_watch(&target, &mut watching.fell_back);
+                crate::status::lock(&self.status).watch = watching.status();
             }
-            let trigger = match &mut watch {
-                Some(w) => match self.wait_watched(next, w) {
-                    Waited::Trigger(t) => t,
-                    Waited::Lost => {
-                        self.say_lost(&target, &mut said_lost);
-                        Trigger::SyncNow
-                    }
-                    Waited::Broken(why) => {
-                        let which = if self.spec.two_way { "pair" } else { "source" };
-                        self.say_unwatched(&target, which, &why);
-                        watch = None;
-                        fell_back = Some(why);
-                        Trigger::SyncNow
-                    }
-                },
-                None => self.wait(next),
-            };
+            let trigger = self.next_trigger(next, full, &mut watching);
             match trigger {
                 Trigger::Interval | Trigger::SyncNow => {}
                 Trigger::Changed(folders) => changed = Some(folders),
@@ -357,7 +334,7 @@ impl Worker {
                 self.id
             );
         }
-        drop(watch);
+        drop(watching);
         info!(target: &target, "pair {}: stopped", self.id);
         self.set_state(State::Stopped);
         clean

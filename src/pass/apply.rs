@@ -387,6 +387,9 @@ impl Walker<'_, '_> {
                 if let (true, Some(store)) = (finished, self.ctx.store) {
                     cache_store::lock(store).remove_tree(rel);
                 }
+                if finished {
+                    self.shared.gone_dirs(rel);
+                }
                 finished
             }
             Ok(replica::TreeRemoval::Pretended) => {

@@ -91,6 +91,19 @@ struct Shared<'a> {
     /// The in-memory cache keeps entries after the pass, so big files are
     /// hashed after it ([`crate::digests`]); not for `--once`.
     fills_later: bool,
+    /// Replica folders removed whole: their cache entries go after the
+    /// walk ([`Cache::drop_trees`]).
+    gone: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Shared<'_> {
+    /// Notes that the folder at `rel` was removed from the replica.
+    fn gone_dirs(&self, rel: &[u8]) {
+        self.gone
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rel.to_vec());
+    }
 }
 
 /// A file the pass left right (or, in a dry run, would have).
@@ -150,7 +163,19 @@ pub fn run_at(
     } else {
         Mode::Free
     };
-    let (excludes, refresh_error) = report::refresh_excludes(ctx);
+    let refreshed = report::refresh_excludes(ctx);
+    let (excludes, refresh_error) = (refreshed.matcher, refreshed.errors);
+    let everything = [Start::everything()];
+    let starts = if refreshed.changed && starts != everything {
+        // What the patterns select may have changed in any folder, one no
+        // event names among them.
+        ctx.log_info(format_args!(
+            "the exclude patterns changed: this pass looks at every folder"
+        ));
+        &everything[..]
+    } else {
+        starts
+    };
     let starts: Vec<Start> = starts
         .iter()
         .filter(|start| match excluded_prefix(&excludes, &start.rel) {
@@ -261,12 +286,14 @@ fn walk_with(
         replica_dev: OnceLock::new(),
         excludes: Arc::clone(excludes),
         starts: OnceLock::new(),
+        gone: Mutex::new(Vec::new()),
     };
     let outcome = walk::walk(&shared, starts);
     if outcome == Outcome::Finished {
         crate::mounts::lock(ctx.mounts).passed(shared.replica_dev.get().copied());
     }
     let cache = shared.cache.into_inner().unwrap_or_else(|e| e.into_inner());
+    cache.drop_trees(&shared.gone.into_inner().unwrap_or_else(|e| e.into_inner()));
     shared
         .links
         .restamp(shared.replica_root.get(), cache, ctx.store);

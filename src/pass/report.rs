@@ -201,20 +201,29 @@ impl Walker<'_, '_> {
     }
 }
 
-/// The patterns for this pass, the pair's `.foldersyncignore` read again
-/// if it changed, with the errors to count: one when it cannot be used
-/// (then the previous patterns stay in force: syncing what the user meant
-/// to exclude could not be undone).
-pub(super) fn refresh_excludes(ctx: &PairContext<'_>) -> (Arc<Matcher>, u64) {
+/// The patterns for a pass, with the pattern files read again if one
+/// changed.
+pub(super) struct Refreshed {
+    pub matcher: Arc<Matcher>,
+    /// Errors to count: one when a pattern file cannot be used (then the
+    /// previous patterns stay in force: syncing what the user meant to
+    /// exclude could not be undone).
+    pub errors: u64,
+    /// The patterns changed: what they select may have changed anywhere.
+    pub changed: bool,
+}
+
+/// The patterns for this pass ([`Refreshed`]).
+pub(super) fn refresh_excludes(ctx: &PairContext<'_>) -> Refreshed {
     let mut excludes = ctx.excludes.lock().expect("excludes poisoned");
-    let errors = match excludes.refresh() {
-        Ok(false) => 0,
+    let (errors, changed) = match excludes.refresh() {
+        Ok(false) => (0, false),
         Ok(true) => {
             let n = excludes.matcher().len();
             ctx.log_info(format_args!(
-                "{IGNORE_FILE} read again: {n} exclude patterns in force"
+                "{IGNORE_FILE} or --exclude-from file read again: {n} exclude patterns in force"
             ));
-            0
+            (0, true)
         }
         Err(e) => {
             error!(
@@ -222,10 +231,14 @@ pub(super) fn refresh_excludes(ctx: &PairContext<'_>) -> (Arc<Matcher>, u64) {
                 "pair {}: error {e}; the previous exclude patterns stay in force",
                 ctx.id
             );
-            1
+            (1, false)
         }
     };
-    (excludes.matcher(), errors)
+    Refreshed {
+        matcher: excludes.matcher(),
+        errors,
+        changed,
+    }
 }
 
 /// The pass's summary line.

@@ -100,6 +100,7 @@ pub fn list(views: &[PairView]) -> String {
             Some(WatchStatus::FellBack(why)) => {
                 text += &format!("  watch: off (fell back to full passes: {why})\n");
             }
+            Some(WatchStatus::Off(why)) => text += &format!("  watch: off ({why})\n"),
             None => {}
         }
     }

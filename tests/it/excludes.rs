@@ -298,7 +298,7 @@ fn a_changed_foldersyncignore_applies_from_the_next_pass_and_a_broken_one_keeps_
     assert_replica(&env, &["b.tmp", "a.tmp", "a.txt"], &["b.txt"]);
     wait_log(
         &env.log(),
-        ".foldersyncignore read again: 1 exclude patterns",
+        ".foldersyncignore or --exclude-from file read again: 1 exclude patterns",
         1,
     );
 

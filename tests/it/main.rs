@@ -43,4 +43,5 @@ mod two_way_model;
 mod two_way_pause;
 mod two_way_rules;
 mod watch;
+mod watch_hardened;
 mod watch_model;

@@ -20,7 +20,7 @@ pub(crate) fn start_watched(env: &TestEnv, interval: &str, vars: &[(&str, &str)]
 }
 
 /// Waits until the replica is an exact copy of the source.
-fn wait_mirror(env: &TestEnv, what: &str) {
+pub(crate) fn wait_mirror(env: &TestEnv, what: &str) {
     wait_for(
         PATIENCE,
         // The daemon may be writing the replica meanwhile: an entry gone
@@ -293,7 +293,7 @@ fn add_from_menu(session: &mut MenuSession, watch: &str, n: usize) -> String {
 }
 
 /// Lists the pairs until `want` shows, and returns the listing.
-fn list_until(session: &mut MenuSession, want: &str) -> String {
+pub(crate) fn list_until(session: &mut MenuSession, want: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
         session.send("1");
