@@ -280,6 +280,32 @@ impl std::fmt::Write for Head {
     }
 }
 
+/// A pass summary (`pair N: pass finished in 0.1 s: 5 checked, 0 copied,
+/// 1 updated, 0 files and 0 folders removed, ...`) without the counts that
+/// are zero, as the menu's list shows them; `None` for any other message.
+/// What it checked stays, as the pass's measure.
+fn without_zero_counts(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once(": ")?;
+    let rest = rest.strip_prefix("[dry run] ").unwrap_or(rest);
+    if !rest.starts_with("pass ") || !rest.contains(" finished in ") {
+        return None;
+    }
+    let at = message.find(" finished in ")?;
+    let (head, counts) = message[at..].split_once(": ")?;
+    let (first, others) = counts.split_once(", ")?;
+    let zero = |part: &str| {
+        let mut numbers = part
+            .split(' ')
+            .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()))
+            .peekable();
+        numbers.peek().is_some() && numbers.all(|n| n == "0")
+    };
+    let kept: Vec<&str> = std::iter::once(first)
+        .chain(others.split(", ").filter(|p| !zero(p)))
+        .collect();
+    Some(format!("{}{head}: {}", &message[..at], kept.join(", ")))
+}
+
 /// Whether a pair's info message is one a person at the menu wants to see:
 /// `pair N: [dry run] ` then a word no per-file action starts with (each
 /// action begins with its verb: copied, updated, removed, linked...).
@@ -311,6 +337,13 @@ impl Log for ConsoleLogger {
         {
             return;
         }
+        // A person at the menu reads what a pass did; the log file keeps
+        // every count, zeros too, for scripts.
+        let message = record.args().to_string();
+        let message = match self.spec.filter {
+            ConsoleFilter::Lifecycle => without_zero_counts(&message).unwrap_or(message),
+            _ => message,
+        };
         let now = OffsetDateTime::now_utc().to_offset(self.offset);
         let time = now.format(TIME_FORMAT).unwrap_or_default();
         let color = match record.level() {
@@ -328,14 +361,14 @@ impl Log for ConsoleLogger {
                     Level::Info => 6,
                     _ => 7,
                 },
-                record.args()
+                message
             ),
             Some(c) => format!(
                 "{time} {c}[{:<5}] {}\x1b[0m\n",
                 record.level(),
-                record.args()
+                message
             ),
-            None => format!("{time} [{:<5}] {}\n", record.level(), record.args()),
+            None => format!("{time} [{:<5}] {}\n", record.level(), message),
         };
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         match sink.as_mut() {
@@ -445,6 +478,27 @@ pub fn display_root(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_at_the_menu_leaves_out_its_zero_counts() {
+        let full = "pair 1: pass finished in 0.416 s (two-way): 5 checked, 4 copied, 0 updated, 0 touched, \
+                    0 linked, 1 folders created, 0 files and 2 folders removed, 0 conflicts, 0 skipped, \
+                    0 errors, 22 bytes written";
+        assert_eq!(
+            without_zero_counts(full).as_deref(),
+            Some(
+                "pair 1: pass finished in 0.416 s (two-way): 5 checked, 4 copied, 1 folders created, \
+                 0 files and 2 folders removed, 22 bytes written"
+            )
+        );
+        let quiet = "pair 2: [dry run] pass over . and d1 finished in 0.001 s: 0 checked, 0 copied, 0 errors, 0 bytes written";
+        assert_eq!(
+            without_zero_counts(quiet).as_deref(),
+            Some("pair 2: [dry run] pass over . and d1 finished in 0.001 s: 0 checked")
+        );
+        assert_eq!(without_zero_counts("pair 1: copied a.txt (0 bytes)"), None);
+        assert_eq!(without_zero_counts("pair 1: stopped"), None);
+    }
 
     #[test]
     fn paths_are_escaped_for_log_lines() {

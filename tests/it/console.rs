@@ -265,6 +265,19 @@ fn after_a_pass_of_thousands_of_files_the_prompt_is_the_last_line_and_no_file_li
     );
     // The log file has every action all the same.
     assert_eq!(count(&env.log_text(), "] pair 1: copied "), 3000);
+    // The summary on the screen leaves out its zero counts; the log's
+    // keeps them for scripts.
+    let screen = s.screen();
+    let summary = screen
+        .lines()
+        .find(|l| l.contains("pair 1: pass finished"))
+        .expect("a summary on the screen");
+    assert!(
+        summary.contains("3020 checked, 3000 copied, 21 folders created")
+            && !summary.contains(" 0 "),
+        "{summary}"
+    );
+    assert!(env.log_text().contains("0 updated, 0 touched, 0 linked"));
 
     // The list shows the pair; the prompt comes back last.
     s.type_keys("1\r");
