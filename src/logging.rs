@@ -363,11 +363,7 @@ impl Log for ConsoleLogger {
                 },
                 message
             ),
-            Some(c) => format!(
-                "{time} {c}[{:<5}] {}\x1b[0m\n",
-                record.level(),
-                message
-            ),
+            Some(c) => format!("{time} {c}[{:<5}] {}\x1b[0m\n", record.level(), message),
             None => format!("{time} [{:<5}] {}\n", record.level(), message),
         };
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
