@@ -91,106 +91,13 @@ impl Walker<'_, '_> {
     /// Opens (or, when missing, creates) the pair's two root folders and
     /// returns the root's task; `None` when the pass cannot run.
     pub(super) fn open_roots(&mut self) -> Option<Task> {
-        let spec = self.ctx.spec;
-        let src_root = match fsops::open_root(&spec.source).and_then(|fd| {
-            let meta = fsops::stat_fd(fd.as_fd())?;
-            Ok((fd, meta))
-        }) {
-            Ok(root) => root,
-            Err(e) => {
-                self.error_line(format_args!(
-                    "source folder {} unavailable: {e}; nothing changed in the replica",
-                    display_root(&spec.source)
-                ));
-                return None;
-            }
-        };
-        // Before anything is created: a source on another device than at
-        // its first good pass is most likely a bare mountpoint.
-        if let Err(e) = crate::mounts::lock(self.ctx.mounts).check_source(src_root.1.dev) {
-            self.error_line(format_args!(
-                "source folder {} {e}",
-                display_root(&spec.source)
-            ));
-            return None;
-        }
-        let mut fresh = false;
-        let dst_root = match fsops::open_root(&spec.replica) {
-            Ok(fd) => Some(fd),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // Deleted, or gone with its disk: its parent folder tells.
-                let parent_dev = spec
-                    .replica
-                    .parent()
-                    .and_then(|p| std::fs::metadata(p).ok())
-                    .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
-                if let Err(e) =
-                    crate::mounts::lock(self.ctx.mounts).check_replica_missing(parent_dev)
-                {
-                    self.error_line(format_args!(
-                        "replica folder {} {e}",
-                        display_root(&spec.replica)
-                    ));
-                    return None;
-                }
-                if !self.locked(self.ctx.replica_lock.hold_ancestors(&spec.replica)) {
-                    return None;
-                }
-                if let Err(e) = self.create_replica_root() {
-                    self.error_line(format_args!(
-                        "cannot create replica folder {}: {e}",
-                        display_root(&spec.replica)
-                    ));
-                    return None;
-                }
-                self.done(b"", Done::CreatedFolder);
-                fresh = true;
-                match fsops::open_root(&spec.replica) {
-                    Ok(fd) => Some(fd),
-                    // A dry run did not create it.
-                    Err(_) if !self.shared.replica.writes() => None,
-                    Err(e) => {
-                        self.error_line(format_args!(
-                            "replica folder {} unavailable: {e}",
-                            display_root(&spec.replica)
-                        ));
-                        return None;
-                    }
-                }
-            }
-            Err(e) => {
-                self.error_line(format_args!(
-                    "replica folder {} unavailable: {e}; nothing changed",
-                    display_root(&spec.replica)
-                ));
-                return None;
-            }
-        };
+        let (src, src_meta) = self.open_source()?;
+        let (dst_root, fresh) = self.open_replica()?;
         if let Some(dst) = &dst_root {
-            let lock = self.ctx.replica_lock;
-            // A dry run only reads: shared with others that read.
-            let shared = !self.shared.replica.writes();
-            if !self.locked(lock.hold(dst, &spec.replica, shared)) {
-                return None;
-            }
-            if !self.learn_replica(dst) {
-                return None;
-            }
+            self.hold_replica(dst)?;
         }
         for accepted in crate::mounts::lock(self.ctx.mounts).take_accepted() {
             self.ctx.warn_line(format_args!("{accepted}"));
-        }
-        let (src, src_meta) = src_root;
-        if let Some(dst) = &dst_root {
-            match dst.try_clone() {
-                Ok(fd) => {
-                    let _ = self.shared.replica_root.set(fd);
-                }
-                // Hard links are then copied as separate files.
-                Err(e) => self
-                    .ctx
-                    .log_debug(format_args!("replica root not kept for hard links: {e}")),
-            }
         }
         Some(Task {
             open: Open::Root { src, dst: dst_root },
@@ -200,6 +107,110 @@ impl Walker<'_, '_> {
             deep: true,
             parent: None,
         })
+    }
+
+    /// The source root and its metadata, on the device it was on.
+    fn open_source(&mut self) -> Option<(OwnedFd, fsops::Meta)> {
+        let source = &self.ctx.spec.source;
+        let opened = fsops::open_root(source).and_then(|fd| {
+            let meta = fsops::stat_fd(fd.as_fd())?;
+            Ok((fd, meta))
+        });
+        let root = match opened {
+            Ok(root) => root,
+            Err(e) => {
+                self.error_line(format_args!(
+                    "source folder {} unavailable: {e}; nothing changed in the replica",
+                    display_root(source)
+                ));
+                return None;
+            }
+        };
+        // Before anything is created: a source on another device than at
+        // its first good pass is most likely a bare mountpoint.
+        if let Err(e) = crate::mounts::lock(self.ctx.mounts).check_source(root.1.dev) {
+            self.error_line(format_args!("source folder {} {e}", display_root(source)));
+            return None;
+        }
+        Some(root)
+    }
+
+    /// The replica root, created when missing (`None` inside: a dry run
+    /// did not create it), and whether this pass created it.
+    fn open_replica(&mut self) -> Option<(Option<OwnedFd>, bool)> {
+        let replica = &self.ctx.spec.replica;
+        match fsops::open_root(replica) {
+            Ok(fd) => Some((Some(fd), false)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.make_replica().map(|fd| (fd, true))
+            }
+            Err(e) => {
+                self.error_line(format_args!(
+                    "replica folder {} unavailable: {e}; nothing changed",
+                    display_root(replica)
+                ));
+                None
+            }
+        }
+    }
+
+    /// Creates the missing replica root, unless it went with its disk.
+    fn make_replica(&mut self) -> Option<Option<OwnedFd>> {
+        let replica = &self.ctx.spec.replica;
+        // Deleted, or gone with its disk: its parent folder tells.
+        let parent_dev = replica
+            .parent()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
+        if let Err(e) = crate::mounts::lock(self.ctx.mounts).check_replica_missing(parent_dev) {
+            self.error_line(format_args!("replica folder {} {e}", display_root(replica)));
+            return None;
+        }
+        if !self.locked(self.ctx.replica_lock.hold_ancestors(replica)) {
+            return None;
+        }
+        if let Err(e) = self.create_replica_root() {
+            self.error_line(format_args!(
+                "cannot create replica folder {}: {e}",
+                display_root(replica)
+            ));
+            return None;
+        }
+        self.done(b"", Done::CreatedFolder);
+        match fsops::open_root(replica) {
+            Ok(fd) => Some(Some(fd)),
+            // A dry run did not create it.
+            Err(_) if !self.shared.replica.writes() => Some(None),
+            Err(e) => {
+                self.error_line(format_args!(
+                    "replica folder {} unavailable: {e}",
+                    display_root(replica)
+                ));
+                None
+            }
+        }
+    }
+
+    /// Locks the open replica root, learns its file system, and keeps a
+    /// handle of it for hard links.
+    fn hold_replica(&mut self, dst: &OwnedFd) -> Option<()> {
+        let lock = self.ctx.replica_lock;
+        // A dry run only reads: shared with others that read.
+        let shared = !self.shared.replica.writes();
+        if !self.locked(lock.hold(dst, &self.ctx.spec.replica, shared)) || !self.learn_replica(dst)
+        {
+            return None;
+        }
+        match dst.try_clone() {
+            Ok(fd) => {
+                let _ = self.shared.replica_root.set(fd);
+            }
+            // Hard links are then copied as separate files.
+            Err(e) => self
+                .ctx
+                .log_debug(format_args!("replica root not kept for hard links: {e}")),
+        }
+        Some(())
     }
 
     /// Checks the open replica root against what earlier passes saw and
