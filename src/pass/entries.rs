@@ -24,57 +24,58 @@ use super::{BIG_FILE, Synced};
 use super::report::Done;
 use super::walk::Walker;
 
+/// One folder being synced: where it is on both sides, how far down the
+/// pass goes, and the node its jobs report to.
+pub(super) struct Folder<'a> {
+    pub rel: &'a [u8],
+    /// Every sub-folder is entered (else only those new to the replica).
+    pub deep: bool,
+    /// This pass made the replica folder.
+    pub made: bool,
+    pub src: &'a Arc<OwnedFd>,
+    pub dst: Option<&'a Arc<OwnedFd>>,
+    pub node: &'a Arc<DirNode>,
+}
+
+/// What a folder's entries leave behind as they are synced.
+struct Outcome {
+    /// The cache entries this pass knows of the folder's files.
+    new: DirEntries,
+    subdirs: Vec<Job>,
+    big: Vec<Job>,
+}
+
+/// An entry's source and replica metadata, once both are known.
+type Metas = (Meta, Option<Meta>);
+
+/// A source entry and the replica's of the same name, either absent.
+type MergedEntry = (Option<fsops::Entry>, Option<fsops::Entry>);
+
 impl Walker<'_, '_> {
     /// Removals first, then each source entry; returns the sub-folders to
     /// queue (in name order): all of them when `deep`, else only those new
-    /// to the replica. `made`: this pass made the replica folder.
-    #[allow(clippy::too_many_arguments)]
+    /// to the replica, and the big files as jobs of their own.
     pub(super) fn sync_entries(
         &mut self,
-        rel: &[u8],
-        deep: bool,
-        made: bool,
-        src: &Arc<OwnedFd>,
-        dst: Option<&Arc<OwnedFd>>,
+        f: &Folder<'_>,
         mut src_entries: Vec<fsops::Entry>,
         mut dst_entries: Vec<fsops::Entry>,
-        node: &Arc<DirNode>,
     ) -> Vec<Job> {
-        self.leave_out(rel, &mut src_entries, &mut dst_entries);
+        self.leave_out(f.rel, &mut src_entries, &mut dst_entries);
         let merged = merge(src_entries, dst_entries);
         // Removals first: they free space for what is copied next.
-        if let Some(dst) = &dst {
-            for (s, d) in &merged {
-                if let (None, Some(d)) = (s, d) {
-                    if self.ctx.cancel.is_set() {
-                        return Vec::new();
-                    }
-                    self.remove_extra(dst.as_fd(), rel, d);
-                }
-            }
+        if !self.remove_extras(f, &merged) {
+            return Vec::new();
         }
-
-        let old = self
-            .shared
-            .cache
-            .lock()
-            .expect("cache poisoned")
-            .take_dir(rel);
-        // Not in memory: what an earlier run stored, if anything.
-        let in_memory = old.iter().next().is_some();
-        let old = match in_memory || made {
-            true => old,
-            false => cache_store::lookup(self.ctx.store, rel).unwrap_or(old),
+        let old = self.old_entries(f);
+        let mut out = Outcome {
+            new: DirEntries::with_room_of(&old),
+            subdirs: Vec::new(),
+            big: Vec::new(),
         };
-        if made && rel.is_empty() {
-            self.forget_stored(rel);
-        }
-        let mut new = DirEntries::with_room_of(&old);
-        let mut subdirs = Vec::new();
-        let mut big = Vec::new();
         // Each entry's path, built in one buffer: a fresh one an entry was
         // a fifth of this loop's allocations.
-        let mut child = join_rel(rel, b"");
+        let mut child = join_rel(f.rel, b"");
         let prefix = child.len();
         let mut old_next = 0;
         for (s, d) in merged {
@@ -85,174 +86,254 @@ impl Walker<'_, '_> {
             self.counts.checked += 1;
             child.truncate(prefix);
             child.extend_from_slice(s.name.to_bytes());
-            let src_meta = match s.meta {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.ctx
-                        .log_debug(format_args!("{} vanished", display_path(&child)));
-                    continue;
-                }
-                Err(e) => {
-                    self.error(&child, "stat", &e, "replica copy kept");
-                    continue;
-                }
-            };
-            let dst_meta = match d.map(|d| d.meta) {
-                None => None,
-                Some(Ok(meta)) => Some(meta),
-                Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => None,
-                Some(Err(e)) => {
-                    self.error(&child, "stat replica", &e, "skipped");
-                    continue;
-                }
-            };
-            let dst_fd = dst.map(|d| d.as_fd());
-            if let Err(what) = filter::takes_part(src_meta.kind) {
-                // Not copied; nor may the replica keep what the source had
-                // there before (a file that became a FIFO).
-                if let (Some(dst), Some(d)) = (dst_fd, dst_meta.as_ref()) {
-                    self.remove_entry(dst, &child, &s.name, d);
-                }
-                self.done(&child, Done::Skipped(what));
+            let Some(metas) = self.metas(f, &child, &s, d.as_ref()) else {
                 continue;
-            }
-            match src_meta.kind {
-                Kind::Dir => {
-                    // In a dry run a folder that would be created has no
-                    // replica to compare its contents with.
-                    let replica_exists = self.shared.replica.writes()
-                        || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
-                    let fresh = self.ensure_dir(dst_fd, &child, &s.name, dst_meta.as_ref());
-                    if fresh == Some(false) && !deep {
-                        self.sync_folder_attrs(
-                            dst_fd,
-                            &child,
-                            &s.name,
-                            &src_meta,
-                            dst_meta.as_ref(),
-                        );
-                    } else if let Some(fresh) = fresh {
-                        if fresh && !made {
-                            self.forget_stored(&child);
-                        }
-                        subdirs.push(Job::Dir(Task {
-                            open: Open::Child {
-                                src_parent: Arc::clone(src),
-                                dst_parent: dst.cloned().filter(|_| replica_exists),
-                                name: s.name,
-                            },
-                            rel: child.clone(),
-                            src_meta,
-                            fresh,
-                            deep: true,
-                            parent: Some(Arc::clone(node)),
-                        }));
-                    }
-                }
+            };
+            match metas.0.kind {
+                Kind::Dir => self.dir_entry(f, &child, s.name, metas, &mut out),
                 Kind::File => {
                     let old_entry = old.get_in_order(s.name.to_bytes(), &mut old_next);
-                    let role = if src_meta.nlink > 1 {
-                        self.shared
-                            .links
-                            .join(links::key(&src_meta), || links::Follower {
-                                src: Arc::clone(src),
-                                dst: dst.cloned(),
-                                dir_rel: rel.to_vec(),
-                                name: s.name.clone(),
-                                src_meta,
-                                dst_meta,
-                                old: old_entry,
-                                node: Arc::clone(node),
-                            })
-                    } else {
-                        Role::Alone
-                    };
-                    let leads = match role {
-                        Role::Leader => true,
-                        Role::Alone => false,
-                        Role::Waiting => continue,
-                        Role::Follow(leader) => {
-                            let entry = self.follow(
-                                &leader,
-                                src.as_fd(),
-                                dst_fd,
-                                &child,
-                                &s.name,
-                                &src_meta,
-                                dst_meta.as_ref(),
-                                old_entry.as_ref(),
-                            );
-                            if let Some(entry) = entry {
-                                new.insert(s.name.to_bytes(), entry);
-                            }
-                            continue;
-                        }
-                    };
-                    if let Some(dst) = dst.filter(|_| {
-                        self.is_big_job(&src_meta, dst_meta.as_ref(), old_entry.as_ref())
-                    }) {
-                        big.push(Job::File(FileTask {
-                            src: Arc::clone(src),
-                            dst: Arc::clone(dst),
-                            dir_rel: rel.to_vec(),
-                            name: s.name,
-                            src_meta,
-                            dst_meta,
-                            old: old_entry,
-                            node: Arc::clone(node),
-                            leads,
-                        }));
-                        continue;
-                    }
-                    let synced = self.sync_file(
-                        src.as_fd(),
-                        dst_fd,
-                        &child,
-                        &s.name,
-                        &src_meta,
-                        dst_meta.as_ref(),
-                        old_entry.as_ref(),
-                    );
-                    if leads {
-                        self.leader_done(&src_meta, &child, synced.as_ref());
-                    }
-                    if let Some(Synced {
-                        entry: Some(entry), ..
-                    }) = synced
-                    {
-                        new.insert(s.name.to_bytes(), entry);
-                    }
+                    self.file_entry(f, &child, s.name, metas, old_entry, &mut out);
                 }
                 Kind::Symlink => self.sync_symlink(
-                    src.as_fd(),
-                    dst_fd,
+                    f.src.as_fd(),
+                    f.dst.map(|d| d.as_fd()),
                     &child,
                     &s.name,
-                    &src_meta,
-                    dst_meta.as_ref(),
+                    &metas.0,
+                    metas.1.as_ref(),
                 ),
-                Kind::Special(_) => unreachable!("filtered out above"),
+                Kind::Special(_) => unreachable!("filtered out in metas"),
             }
         }
+        self.keep_entries(f.rel, old, out.new);
+        // Big copies on top: other workers start them while this one
+        // goes on into the sub-folders.
+        out.subdirs.extend(out.big);
+        out.subdirs
+    }
+
+    /// Removes the replica entries the source does not have; `false` when
+    /// a stop came first.
+    fn remove_extras(&mut self, f: &Folder<'_>, merged: &[MergedEntry]) -> bool {
+        let Some(dst) = f.dst else { return true };
+        for (s, d) in merged {
+            if let (None, Some(d)) = (s, d) {
+                if self.ctx.cancel.is_set() {
+                    return false;
+                }
+                self.remove_extra(dst.as_fd(), f.rel, d);
+            }
+        }
+        true
+    }
+
+    /// What was last known of the folder's files: in memory, or, when not
+    /// there, what an earlier run stored (nothing in a folder this pass
+    /// made).
+    fn old_entries(&self, f: &Folder<'_>) -> DirEntries {
+        let old = self
+            .shared
+            .cache
+            .lock()
+            .expect("cache poisoned")
+            .take_dir(f.rel);
+        let in_memory = old.iter().next().is_some();
+        let old = match in_memory || f.made {
+            true => old,
+            false => cache_store::lookup(self.ctx.store, f.rel).unwrap_or(old),
+        };
+        if f.made && f.rel.is_empty() {
+            self.forget_stored(f.rel);
+        }
+        old
+    }
+
+    /// Both sides' metadata of one entry; `None` when it is left alone
+    /// (vanished, unreadable, or not of a kind that is synced: then the
+    /// replica's entry goes, so it keeps nothing the source had before).
+    fn metas(
+        &mut self,
+        f: &Folder<'_>,
+        child: &[u8],
+        s: &fsops::Entry,
+        d: Option<&fsops::Entry>,
+    ) -> Option<Metas> {
+        let src_meta = match &s.meta {
+            Ok(meta) => *meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.ctx
+                    .log_debug(format_args!("{} vanished", display_path(child)));
+                return None;
+            }
+            Err(e) => {
+                self.error(child, "stat", e, "replica copy kept");
+                return None;
+            }
+        };
+        let dst_meta = match d.map(|d| &d.meta) {
+            None => None,
+            Some(Ok(meta)) => Some(*meta),
+            Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => None,
+            Some(Err(e)) => {
+                self.error(child, "stat replica", e, "skipped");
+                return None;
+            }
+        };
+        if let Err(what) = filter::takes_part(src_meta.kind) {
+            // Not copied; nor may the replica keep what the source had
+            // there before (a file that became a FIFO).
+            if let (Some(dst), Some(d)) = (f.dst, dst_meta.as_ref()) {
+                self.remove_entry(dst.as_fd(), child, &s.name, d);
+            }
+            self.done(child, Done::Skipped(what));
+            return None;
+        }
+        Some((src_meta, dst_meta))
+    }
+
+    /// A source folder: made in the replica if need be; entered (as a job)
+    /// when new to the replica or the pass goes deep, else only its mode
+    /// and mtime are set.
+    fn dir_entry(
+        &mut self,
+        f: &Folder<'_>,
+        child: &[u8],
+        name: std::ffi::CString,
+        (src_meta, dst_meta): Metas,
+        out: &mut Outcome,
+    ) {
+        let dst_fd = f.dst.map(|d| d.as_fd());
+        // In a dry run a folder that would be created has no replica to
+        // compare its contents with.
+        let replica_exists =
+            self.shared.replica.writes() || dst_meta.is_some_and(|m| m.kind == Kind::Dir);
+        let fresh = self.ensure_dir(dst_fd, child, &name, dst_meta.as_ref());
+        if fresh == Some(false) && !f.deep {
+            self.sync_folder_attrs(dst_fd, child, &name, &src_meta, dst_meta.as_ref());
+            return;
+        }
+        let Some(fresh) = fresh else { return };
+        if fresh && !f.made {
+            self.forget_stored(child);
+        }
+        out.subdirs.push(Job::Dir(Task {
+            open: Open::Child {
+                src_parent: Arc::clone(f.src),
+                dst_parent: f.dst.cloned().filter(|_| replica_exists),
+                name,
+            },
+            rel: child.to_vec(),
+            src_meta,
+            fresh,
+            deep: true,
+            parent: Some(Arc::clone(f.node)),
+        }));
+    }
+
+    /// A source file: one name of a hard-linked inode waits for, or
+    /// follows, its leader; a big one becomes a job of its own; the rest
+    /// are synced here and their cache entries kept.
+    fn file_entry(
+        &mut self,
+        f: &Folder<'_>,
+        child: &[u8],
+        name: std::ffi::CString,
+        (src_meta, dst_meta): Metas,
+        old: Option<Entry>,
+        out: &mut Outcome,
+    ) {
+        let dst_fd = f.dst.map(|d| d.as_fd());
+        let role = if src_meta.nlink > 1 {
+            self.shared
+                .links
+                .join(links::key(&src_meta), || links::Follower {
+                    src: Arc::clone(f.src),
+                    dst: f.dst.cloned(),
+                    dir_rel: f.rel.to_vec(),
+                    name: name.clone(),
+                    src_meta,
+                    dst_meta,
+                    old,
+                    node: Arc::clone(f.node),
+                })
+        } else {
+            Role::Alone
+        };
+        let leads = match role {
+            Role::Leader => true,
+            Role::Alone => false,
+            Role::Waiting => return,
+            Role::Follow(leader) => {
+                let entry = self.follow(
+                    &leader,
+                    f.src.as_fd(),
+                    dst_fd,
+                    child,
+                    &name,
+                    &src_meta,
+                    dst_meta.as_ref(),
+                    old.as_ref(),
+                );
+                if let Some(entry) = entry {
+                    out.new.insert(name.to_bytes(), entry);
+                }
+                return;
+            }
+        };
+        if let Some(dst) = f
+            .dst
+            .filter(|_| self.is_big_job(&src_meta, dst_meta.as_ref(), old.as_ref()))
+        {
+            out.big.push(Job::File(FileTask {
+                src: Arc::clone(f.src),
+                dst: Arc::clone(dst),
+                dir_rel: f.rel.to_vec(),
+                name,
+                src_meta,
+                dst_meta,
+                old,
+                node: Arc::clone(f.node),
+                leads,
+            }));
+            return;
+        }
+        let synced = self.sync_file(
+            f.src.as_fd(),
+            dst_fd,
+            child,
+            &name,
+            &src_meta,
+            dst_meta.as_ref(),
+            old.as_ref(),
+        );
+        if leads {
+            self.leader_done(&src_meta, child, synced.as_ref());
+        }
+        if let Some(Synced {
+            entry: Some(entry), ..
+        }) = synced
+        {
+            out.new.insert(name.to_bytes(), entry);
+        }
+    }
+
+    /// Puts the folder's entries in the cache (and what changed in the
+    /// store, after the work it records); a folder a stop cut short keeps
+    /// what was known of the files the pass did not reach.
+    fn keep_entries(&self, rel: &[u8], old: DirEntries, mut new: DirEntries) {
         let complete = !self.ctx.cancel.is_set();
         let mut cache = self.shared.cache.lock().expect("cache poisoned");
         // Entries already recorded for this folder from outside (a hard
         // link made for one of its names).
         new.absorb(cache.take_dir(rel));
         if let Some(store) = self.ctx.store {
-            // After the work it records; what changed only.
             cache_store::lock(store).save_dir(rel, &old, &new, complete);
         }
         if !complete {
-            // Keep what is known about files this pass did not reach.
             new.absorb(old);
         }
         cache.put_dir(rel, new);
-        drop(cache);
-        // Big copies on top: other workers start them while this one
-        // goes on into the sub-folders.
-        subdirs.extend(big);
-        subdirs
     }
 
     /// Whether a file is big and its data must be read (copied, hashed or

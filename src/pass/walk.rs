@@ -17,6 +17,7 @@ use crate::fsops::{self, Meta};
 use crate::mounts::Caps;
 use crate::status::{Counts, Outcome};
 
+use super::entries::Folder;
 use super::report::Done;
 use super::roots;
 use super::schedule::{DirNode, Finish, Job, Open, Queue, Task};
@@ -301,16 +302,15 @@ impl<'s, 'a> Walker<'s, 'a> {
             }
         });
         let node = DirNode::new(finish, parent);
-        let subdirs = self.sync_entries(
-            &rel,
+        let folder = Folder {
+            rel: &rel,
             deep,
-            fresh,
-            &src,
-            dst.as_ref(),
-            src_entries,
-            dst_entries,
-            &node,
-        );
+            made: fresh,
+            src: &src,
+            dst: dst.as_ref(),
+            node: &node,
+        };
+        let subdirs = self.sync_entries(&folder, src_entries, dst_entries);
         node.add_pending(subdirs.len());
         self.shared.queue.push(subdirs);
         self.release(Some(node));
