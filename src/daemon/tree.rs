@@ -195,6 +195,17 @@ impl Tree {
     /// excluded; a folder made meanwhile is told of by its own event,
     /// since each watch is added before its folder is listed.
     fn walk(&mut self, fd: BorrowedFd<'_>, wd: i32, rel: Vec<u8>) -> Result<(), String> {
+        self.walk_noting(fd, wd, rel, &mut std::collections::HashSet::new())
+    }
+
+    /// [`Self::walk`], noting in `seen` each folder found.
+    fn walk_noting(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        wd: i32,
+        rel: Vec<u8>,
+        seen: &mut std::collections::HashSet<i32>,
+    ) -> Result<(), String> {
         let mut stack = vec![(wd, rel)];
         while let Some((wd, rel)) = stack.pop() {
             let Ok(list) = std::fs::read_dir(self.root.join(OsStr::from_bytes(&rel))) else {
@@ -210,6 +221,7 @@ impl Tree {
                     continue;
                 }
                 if let Some(child) = self.add(fd, wd, name.as_bytes(), &sub)? {
+                    seen.insert(child);
                     stack.push((child, sub));
                 }
             }
@@ -268,26 +280,7 @@ impl Tree {
         let mut seen = std::collections::HashSet::new();
         seen.insert(self.root_wd);
         // Walked again, noting each folder found.
-        let mut stack = vec![(self.root_wd, Vec::new())];
-        while let Some((wd, rel)) = stack.pop() {
-            let Ok(list) = std::fs::read_dir(self.root.join(OsStr::from_bytes(&rel))) else {
-                continue;
-            };
-            for entry in list.flatten() {
-                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    continue;
-                }
-                let name = entry.file_name();
-                let sub = join(&rel, name.as_bytes());
-                if self.excludes.excludes(&sub, true) {
-                    continue;
-                }
-                if let Some(child) = self.add(fd, wd, name.as_bytes(), &sub)? {
-                    seen.insert(child);
-                    stack.push((child, sub));
-                }
-            }
-        }
+        self.walk_noting(fd, self.root_wd, Vec::new(), &mut seen)?;
         for wd in before.into_iter().filter(|wd| !seen.contains(wd)) {
             self.drop_tree(fd, wd, true);
         }
