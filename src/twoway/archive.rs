@@ -177,17 +177,6 @@ impl<'s> Archive<'s> {
             .map_err(|e| e.to_string())
     }
 
-    /// Forgets one pass's tag: a pass that ended, even early, dropped its
-    /// temporaries as it went; only a kill leaves some.
-    pub fn forget_temp_tag(&mut self, tag: u64) -> Result<(), String> {
-        let Some(conn) = self.conn.as_deref_mut().filter(|_| !self.dry_run) else {
-            return Ok(());
-        };
-        conn.execute("DELETE FROM temp_tags WHERE tag = ?1", [tag as i64])
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
-
     /// Records `path` as `rec` (after the pass made both sides so).
     pub fn put(&mut self, path: &[u8], rec: Record) -> Result<(), String> {
         self.queue(Write::Put(path.into(), rec))
@@ -277,6 +266,17 @@ fn has_table(conn: &Connection) -> rusqlite::Result<bool> {
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
     Ok(exists && conn.prepare("SELECT tree_key FROM archive LIMIT 0").is_ok())
+}
+
+/// Forgets one pass's tag in the pair's state file (whose tables that
+/// pass made): a pass that ended, even early, dropped its temporaries as it
+/// went; only a kill leaves some.
+pub fn forget_temp_tag(state: &mut PairState, tag: u64) -> Result<(), String> {
+    state
+        .connection()?
+        .execute("DELETE FROM temp_tags WHERE tag = ?1", [tag as i64])
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Whether the table of temporaries' tags exists.

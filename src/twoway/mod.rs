@@ -249,8 +249,8 @@ impl TwoWay {
         let (Some(tag), Some(state)) = (self.tag.take(), self.state.as_mut()) else {
             return;
         };
-        let forgot = Archive::open(state, false).and_then(|mut a| a.forget_temp_tag(tag));
-        if let Err(e) = forgot {
+        // The tag is set only once recorded, never in a dry run.
+        if let Err(e) = archive::forget_temp_tag(state, tag) {
             log.state_error(&e);
         }
     }
